@@ -1,0 +1,142 @@
+/* frame: every message framing of HOWTO section 3, as incremental decoders
+ * and encoders.
+ *
+ *   raw         no framing: each read is one message
+ *   line        ends at '\n'; a '\r' before it is dropped too
+ *   delim:STR   ends at STR (C escapes: \r \n \t \\ \0 \xHH), STR 1..16 bytes
+ *   fixed:N     exactly N bytes
+ *   ascii:N     N decimal digits of payload length, then the payload
+ *   len16 len32 len64   big-endian binary length, then the payload
+ *   varint      LEB128 length, then the payload
+ *   typed:T=N,...  one type byte T, then the payload whose length the table
+ *               gives for T. T is one character or 0xHH; N is decimal.
+ *   eof         the message is everything up to the peer's shutdown
+ *
+ * The decoder is a pure function over bytes, in the style of picohttpparser:
+ * sb_frame_decode() looks at the bytes received so far and either cuts one
+ * whole message off the front, says "incomplete" (0), or reports an error.
+ * It never allocates and never reads past n. The caller keeps the bytes it
+ * has not consumed (the start of the next message) and offers them again
+ * with more appended: that is the HOWTO's "put that aside and hold onto it".
+ *
+ * sb_decoder adds the buffer for callers that receive arbitrary chunks:
+ * feed it any split of the stream and take out whole messages.
+ */
+#ifndef SWITCHBOARD_FRAME_H
+#define SWITCHBOARD_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+typedef enum sb_frame_kind {
+    SB_FRAME_RAW,
+    SB_FRAME_LINE,
+    SB_FRAME_DELIM,
+    SB_FRAME_FIXED,
+    SB_FRAME_ASCII,
+    SB_FRAME_LEN16,
+    SB_FRAME_LEN32,
+    SB_FRAME_LEN64,
+    SB_FRAME_VARINT,
+    SB_FRAME_TYPED,
+    SB_FRAME_EOF,
+    SB_FRAME_CUSTOM /* caller-supplied cutter, see sb_frame_cut_fn */
+} sb_frame_kind;
+
+#define SB_DELIM_MAX 16
+#define SB_TYPED_NONE UINT32_MAX /* typed table entry for an unknown type */
+
+typedef struct sb_msg sb_msg;
+
+/* A cutter for SB_FRAME_CUSTOM (used by protocols such as HTTP whose
+ * framing is their own). Same contract as sb_frame_decode. */
+typedef ssize_t (*sb_frame_cut_fn)(void *ud, const uint8_t *p, size_t n, int eof, sb_msg *msg);
+
+/* A parsed SPEC. Plain value; copy it freely. */
+typedef struct sb_frame_spec {
+    sb_frame_kind kind;
+    size_t n;                     /* fixed:N length; ascii:N digit count */
+    uint8_t delim[SB_DELIM_MAX];  /* delim:STR bytes (line: "\n") */
+    size_t delim_len;
+    uint32_t typed[256];          /* typed: payload length per type byte */
+    sb_frame_cut_fn cut;          /* custom: the cutter */
+    void *cut_ud;                 /* custom: its argument */
+} sb_frame_spec;
+
+/* One decoded message. data points into the bytes given to the decoder and
+ * is valid only as long as they are. */
+struct sb_msg {
+    const uint8_t *data; /* payload (no length prefix, type byte or delimiter) */
+    size_t len;          /* payload length */
+    int type;            /* typed: the type byte; otherwise -1 */
+};
+
+/* Parse a SPEC string. Returns 0 or SB_EBADSPEC. */
+int sb_frame_parse(const char *spec, sb_frame_spec *out);
+
+/* Cut one message from the front of p[0..n).
+ *   > 0  bytes consumed (header + payload + delimiter); *msg is set
+ *   0    incomplete: keep the bytes, call again with more
+ *   < 0  SB_ETOOBIG (declared or accumulated length > max_msg, reported as
+ *        soon as it is known, before anything is allocated), SB_EMALFORMED
+ *        (non-digit in ascii:N), SB_EBADTYPE (typed: unknown type),
+ *        SB_EOVERFLOW (varint over 64 bits), SB_ETRUNCATED (eof set and
+ *        bytes of an unfinished message remain)
+ * eof != 0 says the peer has shut down its sending side: p[0..n) is all that
+ * will ever come. With eof and n == 0 the result is 0 (clean end). For `eof`
+ * framing the whole input is the message once eof is set; for `raw` any
+ * non-empty input is one message.
+ * max_msg bounds the payload length (0 = no bound). */
+ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
+                        const uint8_t *p, size_t n, int eof, sb_msg *msg);
+
+/* Smallest number of bytes from p[0..n) that must be kept for a later call
+ * when sb_frame_decode returned 0; always n today, kept for symmetry. */
+
+/* Encoding. A framed message is header + payload + trailer; the header and
+ * trailer are at most SB_FRAME_HDR_MAX bytes each, so an encoder can queue
+ * the payload without copying it (writev).
+ * sb_frame_header writes the header for a payload of len bytes (and type,
+ * used by typed framing) and returns its length, or SB_ETOOBIG if len does
+ * not fit the length field (or differs from fixed:N / the typed table),
+ * SB_EBADTYPE for a type not in the table.
+ * sb_frame_trailer writes the trailer (the delimiter for line/delim, nothing
+ * otherwise) and returns its length.
+ * For line/delim the payload must not contain the delimiter:
+ * sb_frame_check_payload returns SB_EMALFORMED if it does, else 0. */
+#define SB_FRAME_HDR_MAX 24
+int sb_frame_header(const sb_frame_spec *spec, int type, size_t len, uint8_t *hdr);
+int sb_frame_trailer(const sb_frame_spec *spec, uint8_t *trl);
+int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t len);
+/* Header + payload + trailer appended to out. Returns 0 or an error above
+ * (out unchanged on error). */
+int sb_frame_encode(const sb_frame_spec *spec, int type, const void *p, size_t len, sb_buf *out);
+
+/* A buffering decoder for arbitrary chunks. The decoder copies fed bytes
+ * into its own buffer (bounded by max_msg plus one header); messages
+ * returned by sb_decoder_next point into that buffer and are valid until
+ * the next call to sb_decoder_feed, sb_decoder_next or sb_decoder_free. */
+typedef struct sb_decoder {
+    sb_frame_spec spec;
+    size_t max_msg;
+    sb_buf in;
+    size_t pending; /* bytes of the last returned message still to consume */
+    int eof;
+    int error;      /* sticky: once a decode fails, it keeps failing */
+} sb_decoder;
+
+void sb_decoder_init(sb_decoder *d, const sb_frame_spec *spec, size_t max_msg);
+void sb_decoder_free(sb_decoder *d);
+/* Append bytes. Returns 0, -ENOMEM, or SB_ETOOBIG if buffering them would
+ * exceed the bound (the message they belong to is too big). */
+int sb_decoder_feed(sb_decoder *d, const void *p, size_t n);
+/* Mark end of stream (peer shut down). */
+void sb_decoder_eof(sb_decoder *d);
+/* Take the next whole message: 1 with *msg set, 0 when more bytes are
+ * needed (or clean end after eof), or a negative error (sticky). */
+int sb_decoder_next(sb_decoder *d, sb_msg *msg);
+
+#endif

@@ -1,0 +1,57 @@
+/* server: a listener plus a dispatch model - the three ways of HOWTO
+ * section 2 to run the accept loop:
+ *
+ *   SB_MODEL_EVENT    one loop thread multiplexes every connection (default)
+ *   SB_MODEL_THREADS  one thread per connection, capped at max_conns
+ *   SB_MODEL_FORK     one process per connection, capped, children reaped
+ *
+ * All run the same sb_handler. SIGINT and SIGTERM stop the server cleanly:
+ * the listener closes, open connections get up to `grace_ms` to finish and
+ * are then closed, and sb_server_run returns 0.
+ */
+#ifndef SWITCHBOARD_SERVER_H
+#define SWITCHBOARD_SERVER_H
+
+#include <stdint.h>
+
+#include "conn.h"
+
+typedef enum sb_model { SB_MODEL_EVENT, SB_MODEL_THREADS, SB_MODEL_FORK } sb_model;
+
+typedef struct sb_server_opts {
+    const char *listen;   /* ADDR (default "127.0.0.1:7000") */
+    sb_model model;
+    const char *backend;  /* event model: loop backend, NULL = default */
+    int backlog;          /* <= 0: SOMAXCONN */
+    int max_conns;        /* 0: 1024 (threads, fork), 100000 (event) */
+    int grace_ms;         /* shutdown grace period (0: 2000) */
+    int handle_signals;   /* install SIGINT/SIGTERM handlers (CLI: 1) */
+    sb_conn_opts conn;    /* per-connection options */
+} sb_server_opts;
+
+typedef struct sb_server_stats {
+    uint64_t accepted;    /* connections accepted */
+    uint64_t refused;     /* connections shed (cap reached, EMFILE) */
+    uint64_t messages;    /* messages delivered to the handler */
+    uint64_t active;      /* connections open now */
+} sb_server_stats;
+
+typedef struct sb_server sb_server;
+
+void sb_server_opts_default(sb_server_opts *o);
+/* Bind and listen now (so the port is known), dispatch on run. The handler
+ * must outlive the server. Returns 0 with *out, or an error. */
+int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h);
+/* Serve until stopped. Returns 0 after a clean stop or a fatal error. */
+int sb_server_run(sb_server *s);
+/* Ask the server to stop: thread-safe and async-signal-safe. */
+void sb_server_stop(sb_server *s);
+/* The bound TCP port (useful with port 0), or a negative error. */
+int sb_server_port(const sb_server *s);
+void sb_server_stats_get(const sb_server *s, sb_server_stats *st);
+void sb_server_free(sb_server *s);
+
+int sb_model_parse(const char *name, sb_model *out);
+const char *sb_model_name(sb_model m);
+
+#endif
