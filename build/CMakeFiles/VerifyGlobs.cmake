@@ -14,6 +14,7 @@ endif()
 # SB_CLI_SOURCES at CMakeLists.txt:65 (file)
 file(GLOB NEW_GLOB LIST_DIRECTORIES true "/work/main/cli/*.c")
 set(OLD_GLOB
+  "/work/main/cli/main.c"
   )
 if(NOT "${NEW_GLOB}" STREQUAL "${OLD_GLOB}")
   message("-- GLOB mismatch!")
