@@ -29,6 +29,7 @@ struct sb__sys_table {
     ssize_t (*read)(int fd, void *p, size_t n);
     ssize_t (*write)(int fd, const void *p, size_t n);
     ssize_t (*writev)(int fd, const struct iovec *iov, int iovcnt);
+    ssize_t (*sendmsg)(int fd, const struct msghdr *msg, int flags);
     ssize_t (*sendfile)(int out_fd, int in_fd, off_t *off, size_t n);
     int (*poll)(struct pollfd *fds, nfds_t nfds, int timeout);
     int (*close)(int fd);
