@@ -63,13 +63,16 @@ typedef struct sb_conn_opts {
 void sb_conn_opts_default(sb_conn_opts *o);
 
 /* Event model: adopt a connected fd (made non-blocking, owned from now on)
- * on loop l. on_open runs before this returns. Returns 0 with *out set (may
- * be NULL if on_open refused), or an error (fd closed). The handler struct
- * must outlive the connection. */
+ * on loop l. on_open runs before this returns. Returns 0 with *out set, or
+ * an error (fd closed, on_close not called; on_open refusing gives its
+ * code). The handler and the options are not copied: both must outlive
+ * the connection (many connections share one of each). */
 int sb_conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h, sb_conn **out);
 
 /* Blocking models: drive fd on the calling thread until the connection
- * ends, then close it. Returns the close reason (0 = clean). */
+ * ends, then close it. Returns the close reason (0 = clean). The socket
+ * stays blocking; SO_RCVTIMEO / SO_SNDTIMEO carry the idle and write
+ * timeouts so a dead peer ends the thread instead of hanging it. */
 int sb_conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h);
 
 /* Frame and queue one message (type for typed framing, else ignored).

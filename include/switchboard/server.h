@@ -27,6 +27,12 @@ typedef struct sb_server_opts {
     int grace_ms;         /* shutdown grace period (0: 2000) */
     int handle_signals;   /* install SIGINT/SIGTERM handlers (CLI: 1) */
     sb_conn_opts conn;    /* per-connection options */
+    /* Where the server reports what it did not do (a shed connection, an
+     * fd the select backend cannot hold, accept pausing on EMFILE). The
+     * library never prints; NULL drops the reports. Called on the thread
+     * that saw the event; messages are rate limited to a few per second. */
+    void (*log)(void *ud, const char *msg);
+    void *log_ud;
 } sb_server_opts;
 
 typedef struct sb_server_stats {
