@@ -18,6 +18,7 @@
 #include "switchboard/loop.h"
 #include "switchboard/conn.h"
 #include "switchboard/server.h"
+#include "switchboard/http.h"
 
 /* Library version string, e.g. "0.1.0". */
 const char *sb_version(void);
