@@ -1,0 +1,96 @@
+/* loop_int: the contract between the loop core (loop.c) and its backends
+ * (loop_select.c, loop_poll.c, loop_epoll.c, loop_uring.c).
+ *
+ * A backend is a readiness multiplexer and nothing more. The core owns the
+ * fd-indexed watcher table, callbacks, timers, defers, wakeups and signals;
+ * a backend only remembers which fds are watched for what, and on wait()
+ * says which of them are ready. Each backend file defines one const
+ * struct sb__backend and keeps its state private.
+ *
+ * Rules every backend follows:
+ *   - set() is called only when the mask really changes (the core filters),
+ *     or with old_mask == new_mask != 0 when a new owner takes an fd that is
+ *     still marked as watched (it may have been closed and reused behind the
+ *     loop's back: re-register it). Removing (new_mask == 0) never fails:
+ *     the fd may already be closed.
+ *   - wait() reports level-triggered readiness: an fd stays reported every
+ *     turn while it is ready. It writes at most max entries; the core sizes
+ *     max to its watcher table, so every ready fd fits. Errors and hangups
+ *     are reported as SB_READABLE | SB_WRITABLE | SB_ERROR; the core then
+ *     keeps only the bits the watcher asked for, plus SB_ERROR. EINTR is
+ *     not an error: return 0 events.
+ *   - No allocation or system call on the wait path beyond the multiplexer
+ *     call itself, except to grow a private array when max grew.
+ */
+#ifndef SB_LOOP_INT_H
+#define SB_LOOP_INT_H
+
+#include "switchboard/loop.h"
+
+/* One ready fd, as reported by a backend's wait(). */
+struct sb__fired {
+    int fd;     /* the watched fd */
+    int events; /* SB_READABLE | SB_WRITABLE | SB_ERROR */
+};
+
+struct sb__backend {
+    const char *name; /* what sb_loop_new() and --backend accept */
+    /* Create the private state. Returns 0 or a negative errno. */
+    int (*init)(void **state);
+    /* Release the state (fds still registered are simply dropped). */
+    void (*free)(void *state);
+    /* fd's interest changes from old_mask to new_mask (SB_READABLE |
+     * SB_WRITABLE, 0 = not watched). Returns 0, a negative errno or
+     * SB_EFDSETSIZE. */
+    int (*set)(void *state, int fd, int old_mask, int new_mask);
+    /* Wait up to timeout_ms (< 0: no limit) and fill out[0..n), n <= max.
+     * Returns n or a fatal negative errno. */
+    int (*wait)(void *state, int timeout_ms, struct sb__fired *out, int max);
+};
+
+extern const struct sb__backend sb__backend_epoll;
+extern const struct sb__backend sb__backend_poll;
+extern const struct sb__backend sb__backend_select;
+#ifdef SB_WITH_URING
+extern const struct sb__backend sb__backend_uring;
+#endif
+
+/* A completion-based io_uring backend, later.
+ *
+ * loop_uring.c today is a readiness backend (multishot POLL_ADD), so it fits
+ * the four functions above unchanged. A completion backend - multishot
+ * accept, recv straight into a provided-buffer ring, sends batched into the
+ * submission queue and flushed once per turn by the io_uring_enter that also
+ * waits - does the I/O itself, so readiness is the wrong thing to report.
+ * It would add optional operations, NULL in every readiness backend, that
+ * conn.c and server.c use when present and fall back from when absent:
+ *
+ *   int  (*submit_accept)(void *state, int lfd, sb__accept_cb cb, void *ud);
+ *        multishot accept; cb(ud, new_fd_or_err) once per connection.
+ *   int  (*submit_recv)(void *state, int fd, sb__recv_cb cb, void *ud);
+ *        multishot recv into the provided-buffer ring; cb(ud, bytes, len,
+ *        buf_id) and the consumer hands buf_id back with
+ *   void (*recycle)(void *state, int buf_id);
+ *   int  (*submit_send)(void *state, int fd, const struct iovec *iov, int n,
+ *                       sb__send_cb cb, void *ud);
+ *        queued, not entered: one io_uring_enter per turn submits them all;
+ *        cb(ud, bytes_or_err) on completion; the iovecs stay owned by the
+ *        caller (conn's write queue) until then.
+ *   int  (*cancel)(void *state, int fd);
+ *        cancels everything in flight on fd; its completions still arrive
+ *        (with -ECANCELED) so owners free only after the last one - the
+ *        "free only when nothing can call back" rule, kept by a per-fd
+ *        count of operations in flight.
+ *
+ * The completion path: wait() keeps its signature; completions for these
+ * operations are dispatched by the backend itself during wait() through
+ * the callbacks above (they carry their own ud, not the watcher table),
+ * while POLL completions for ordinary watchers (eventfd, signal pipe,
+ * listeners of other models) still come back as sb__fired entries. The
+ * core's stale-callback guard does not apply to completions: cancel()
+ * plus the in-flight count is their guard. The public conn API does not
+ * change: sb_conn_send already hands bytes to a queue that the connection
+ * owns, which is exactly what submit_send needs.
+ */
+
+#endif
