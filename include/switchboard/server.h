@@ -12,6 +12,7 @@
 #ifndef SWITCHBOARD_SERVER_H
 #define SWITCHBOARD_SERVER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conn.h"
@@ -54,6 +55,9 @@ int sb_server_run(sb_server *s);
 void sb_server_stop(sb_server *s);
 /* The bound TCP port (useful with port 0), or a negative error. */
 int sb_server_port(const sb_server *s);
+/* The bound address as "127.0.0.1:7000", "[::1]:7000" or "unix:/path"
+ * into out[0..n). Returns its length or a negative error. */
+int sb_server_address(const sb_server *s, char *out, size_t n);
 void sb_server_stats_get(const sb_server *s, sb_server_stats *st);
 void sb_server_free(sb_server *s);
 

@@ -1,0 +1,247 @@
+/* send: `switchboard send` - a framing-aware client. Each MESSAGE (or each
+ * stdin line) is framed and sent; each reply's payload is printed on its
+ * own line. With --half-close the client sends everything, shuts down its
+ * sending side and reads replies until the server closes: the HTTP-like
+ * exchange of HOWTO section 4. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static const char send_usage[] =
+    "usage: switchboard send ADDR [options] [MESSAGE...]\n"
+    "\n"
+    "Sends each MESSAGE (no MESSAGE: each line of stdin) framed with SPEC and\n"
+    "prints each reply on its own line.\n"
+    "\n"
+    "  --frame SPEC     framing (line); see `switchboard serve --help`\n"
+    "  --type T         typed framing: the type byte (one character or 0xHH)\n"
+    "  --half-close     send all, shut down the sending side, read until the\n"
+    "                   server closes (implied by --frame eof)\n"
+    "  --timeout S      give up on connect or a reply after S seconds (10)\n"
+    "  --max-msg BYTES  largest reply accepted (16M)\n"
+    "  --help           this text\n";
+
+typedef struct {
+    const char *addr;
+    sb_frame_spec spec;
+    int type;
+    int half_close;
+    int timeout_ms;
+    size_t max_msg;
+    sb_stream *st;
+    size_t sent_bytes;  /* raw framing: replies are counted in bytes */
+    size_t recv_bytes;
+} send_args;
+
+static int print_reply(const sb_msg *m)
+{
+    fwrite(m->data, 1, m->len, stdout);
+    fputc('\n', stdout);
+    return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+static int send_one(send_args *a, const char *p, size_t n)
+{
+    int rc = sb_stream_write_msg(a->st, a->type, p, n);
+    if (rc < 0) {
+        cli_error("send", "cannot frame message: %s", sb_strerror(rc));
+        return -1;
+    }
+    a->sent_bytes += n;
+    return 0;
+}
+
+/* Read one reply (raw: until as many bytes came back as went out). */
+static int read_one(send_args *a, int eof_ok)
+{
+    sb_msg m;
+    int rc = sb_stream_read_msg(a->st, &m);
+
+    if (rc == 1) {
+        a->recv_bytes += m.len;
+        return print_reply(&m) < 0 ? -1 : 1;
+    }
+    if (rc == 0 && eof_ok)
+        return 0;
+    cli_error("send", "%s", rc == 0 ? "connection closed before the reply" : sb_strerror(rc));
+    return -1;
+}
+
+/* HOWTO 4: send everything, shutdown(1), read replies until EOF. */
+static int run_half_close(send_args *a, int fd, int argc, char **argv)
+{
+    int rc;
+
+    for (int i = 0; i < argc; i++)
+        if (send_one(a, argv[i], strlen(argv[i])) < 0)
+            return 1;
+    if ((rc = sb_stream_flush(a->st)) < 0 || (rc = sb_shutdown_write(fd)) < 0) {
+        cli_error("send", "%s", sb_strerror(rc));
+        return 1;
+    }
+    while ((rc = read_one(a, 1)) == 1)
+        ;
+    return rc < 0 ? 1 : 0;
+}
+
+static int await_replies(send_args *a, int count)
+{
+    if (a->spec.kind == SB_FRAME_RAW) {
+        while (a->recv_bytes < a->sent_bytes)
+            if (read_one(a, 0) < 0)
+                return -1;
+        return 0;
+    }
+    for (int i = 0; i < count; i++)
+        if (read_one(a, 0) < 0)
+            return -1;
+    return 0;
+}
+
+static int run_exchange(send_args *a, int argc, char **argv)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+
+    if (argc > 0) {
+        /* All messages back to back in one write, then every reply. */
+        for (int i = 0; i < argc; i++)
+            if (send_one(a, argv[i], strlen(argv[i])) < 0)
+                return 1;
+        if ((rc = sb_stream_flush(a->st)) < 0) {
+            cli_error("send", "%s", sb_strerror(rc));
+            return 1;
+        }
+        return await_replies(a, argc) < 0 ? 1 : 0;
+    }
+    while (rc == 0 && (len = getline(&line, &cap, stdin)) >= 0) {
+        if (len > 0 && line[len - 1] == '\n')
+            line[--len] = '\0';
+        if (send_one(a, line, (size_t)len) < 0 || sb_stream_flush(a->st) < 0 || await_replies(a, 1) < 0)
+            rc = 1;
+    }
+    free(line);
+    return rc;
+}
+
+static int parse_type(const char *v, int *out)
+{
+    if (v[0] != '\0' && v[1] == '\0') {
+        *out = (unsigned char)v[0];
+        return 0;
+    }
+    if (strncmp(v, "0x", 2) == 0 && strlen(v) == 4) {
+        char *end;
+        long t = strtol(v + 2, &end, 16);
+        if (*end == '\0') {
+            *out = (int)t;
+            return 0;
+        }
+    }
+    cli_error("--type", "'%s' is not one character or 0xHH", v);
+    return -1;
+}
+
+enum { O_FRAME = 256, O_TYPE, O_HALF, O_TIMEOUT, O_MAXMSG, O_HELP };
+
+static const struct option send_opts[] = {
+    {"frame", required_argument, NULL, O_FRAME},     {"type", required_argument, NULL, O_TYPE},
+    {"half-close", no_argument, NULL, O_HALF},       {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"max-msg", required_argument, NULL, O_MAXMSG},  {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0}};
+
+static int send_parse(send_args *a, int argc, char **argv)
+{
+    int opt;
+    long v;
+
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "+", send_opts, NULL)) != -1) {
+        switch (opt) {
+        case O_HELP: fputs(send_usage, stdout); return 1;
+        case O_FRAME:
+            if (sb_frame_parse(optarg, &a->spec) < 0) {
+                cli_error("--frame", "'%s': %s", optarg, sb_strerror(SB_EBADSPEC));
+                return -1;
+            }
+            break;
+        case O_TYPE:
+            if (parse_type(optarg, &a->type) < 0)
+                return -1;
+            break;
+        case O_HALF: a->half_close = 1; break;
+        case O_TIMEOUT:
+            if (cli_parse_long("--timeout", optarg, 1, 86400, &v) < 0)
+                return -1;
+            a->timeout_ms = (int)v * 1000;
+            break;
+        case O_MAXMSG:
+            if (cli_parse_size("--max-msg", optarg, &a->max_msg) < 0)
+                return -1;
+            break;
+        default:
+            cli_error("send", "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
+            return -1;
+        }
+        if (optind < argc && argv[optind][0] != '-' && a->addr == NULL)
+            a->addr = argv[optind++];
+    }
+    return 0;
+}
+
+int cmd_send(int argc, char **argv)
+{
+    send_args a;
+    int fd, rc;
+
+    memset(&a, 0, sizeof(a));
+    sb_frame_parse("line", &a.spec);
+    a.type = -1;
+    a.timeout_ms = 10000;
+    a.max_msg = 16u << 20;
+    /* ADDR first, options anywhere after it or before it. */
+    if (argc > 1 && argv[1][0] != '-') {
+        a.addr = argv[1];
+        argv[1] = argv[0];
+        argc--;
+        argv++;
+    }
+    rc = send_parse(&a, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    if (a.addr == NULL) {
+        if (optind >= argc) {
+            cli_error("send", "missing ADDR (try --help)");
+            return 2;
+        }
+        a.addr = argv[optind++];
+    }
+    if (a.spec.kind == SB_FRAME_EOF)
+        a.half_close = 1;
+    fd = sb_dial(a.addr, a.timeout_ms);
+    if (fd < 0) {
+        cli_error(a.addr, "%s", sb_strerror(fd));
+        return fd == SB_EBADADDR || fd == SB_EBADPORT || fd == SB_EPATHLEN ? 2 : 1;
+    }
+    rc = sb_stream_open(&a.st, fd, &a.spec, a.max_msg, a.timeout_ms);
+    if (rc < 0) {
+        cli_error("send", "%s", sb_strerror(rc));
+        close(fd);
+        return 1;
+    }
+    if (a.half_close)
+        rc = run_half_close(&a, fd, argc - optind, argv + optind);
+    else
+        rc = run_exchange(&a, argc - optind, argv + optind);
+    sb_stream_close(a.st);
+    close(fd);
+    return rc;
+}

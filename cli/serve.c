@@ -1,0 +1,208 @@
+/* serve: `switchboard serve` - run an app under a dispatch model. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apps.h"
+#include "cli.h"
+
+static const char serve_usage[] =
+    "usage: switchboard serve [options]\n"
+    "\n"
+    "  --listen ADDR          HOST:PORT, [V6]:PORT, :PORT or unix:PATH (127.0.0.1:7000)\n"
+    "  --app NAME             echo | chat | http (echo)\n"
+    "  --model NAME           event | threads | fork (event)\n"
+    "  --backend NAME         event loop: epoll | poll | select | uring (epoll)\n"
+    "  --frame SPEC           raw line delim:STR fixed:N ascii:N len16 len32 len64\n"
+    "                         varint typed:T=N,... eof (line)\n"
+    "  --max-msg BYTES        largest message accepted (1M)\n"
+    "  --max-conns N          connections served at once (event 100000, else 1024)\n"
+    "  --idle-timeout S       close a connection silent for S seconds (off)\n"
+    "  --read-timeout S       close when a started message stalls S seconds (off)\n"
+    "  --write-timeout S      close when replies make no progress for S seconds (off)\n"
+    "  --out-cap BYTES        disconnect a peer whose unread replies pass this (4M + max-msg)\n"
+    "  --backlog N            listen backlog (SOMAXCONN)\n"
+    "  --work-us N            CPU microseconds the echo app spends per message (0)\n"
+    "  --root DIR             http: directory to serve (.)\n"
+    "  --access-log FILE|-    http: Common Log Format access log (off)\n"
+    "  --help                 this text\n"
+    "\n"
+    "SIGINT or SIGTERM stops the server cleanly.\n";
+
+static void serve_log(void *ud, const char *msg)
+{
+    fprintf(stderr, "switchboard: %s\n", msg);
+}
+
+static int seconds_ms(const char *opt, const char *val, int *out)
+{
+    long v;
+    if (cli_parse_long(opt, val, 0, 86400, &v) < 0)
+        return -1;
+    *out = (int)(v * 1000);
+    return 0;
+}
+
+enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
+       O_READ, O_WRITE, O_OUTCAP, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_HELP };
+
+static const struct option serve_opts[] = {
+    {"listen", required_argument, NULL, O_LISTEN},   {"app", required_argument, NULL, O_APP},
+    {"model", required_argument, NULL, O_MODEL},     {"backend", required_argument, NULL, O_BACKEND},
+    {"frame", required_argument, NULL, O_FRAME},     {"max-msg", required_argument, NULL, O_MAXMSG},
+    {"max-conns", required_argument, NULL, O_MAXCONNS}, {"idle-timeout", required_argument, NULL, O_IDLE},
+    {"read-timeout", required_argument, NULL, O_READ}, {"write-timeout", required_argument, NULL, O_WRITE},
+    {"out-cap", required_argument, NULL, O_OUTCAP},  {"backlog", required_argument, NULL, O_BACKLOG},
+    {"work-us", required_argument, NULL, O_WORK},    {"root", required_argument, NULL, O_ROOT},
+    {"access-log", required_argument, NULL, O_LOG},  {"help", no_argument, NULL, O_HELP},
+    {NULL, 0, NULL, 0}};
+
+typedef struct {
+    sb_server_opts so;
+    sb_app_config cfg;
+    const char *app;
+    int frame_given;
+} serve_args;
+
+static int parse_one(serve_args *a, int opt, const char *val)
+{
+    long v;
+
+    switch (opt) {
+    case O_LISTEN: a->so.listen = val; return 0;
+    case O_APP: a->app = val; return 0;
+    case O_MODEL:
+        if (sb_model_parse(val, &a->so.model) == 0)
+            return 0;
+        cli_error("--model", "'%s' is not one of event, threads, fork", val);
+        return -1;
+    case O_BACKEND:
+        for (const char *const *b = sb_loop_backends(); *b; b++)
+            if (strcmp(*b, val) == 0) {
+                a->so.backend = val;
+                return 0;
+            }
+        cli_error("--backend", "'%s' is not a backend built in (epoll, poll, select%s)", val,
+                  sb_loop_backends()[3] ? ", uring" : "");
+        return -1;
+    case O_FRAME:
+        a->frame_given = 1;
+        if (sb_frame_parse(val, &a->so.conn.frame) == 0)
+            return 0;
+        cli_error("--frame", "'%s': %s", val, sb_strerror(SB_EBADSPEC));
+        return -1;
+    case O_MAXMSG: return cli_parse_size("--max-msg", val, &a->so.conn.max_msg);
+    case O_OUTCAP: return cli_parse_size("--out-cap", val, &a->so.conn.out_cap);
+    case O_MAXCONNS:
+        if (cli_parse_long("--max-conns", val, 1, 10000000, &v) < 0)
+            return -1;
+        a->so.max_conns = (int)v;
+        return 0;
+    case O_BACKLOG:
+        if (cli_parse_long("--backlog", val, 1, 1000000, &v) < 0)
+            return -1;
+        a->so.backlog = (int)v;
+        return 0;
+    case O_WORK:
+        if (cli_parse_long("--work-us", val, 0, 10000000, &v) < 0)
+            return -1;
+        a->cfg.work_us = (int)v;
+        return 0;
+    case O_IDLE: return seconds_ms("--idle-timeout", val, &a->so.conn.idle_timeout_ms);
+    case O_READ: return seconds_ms("--read-timeout", val, &a->so.conn.read_timeout_ms);
+    case O_WRITE: return seconds_ms("--write-timeout", val, &a->so.conn.write_timeout_ms);
+    case O_ROOT: a->cfg.root = val; return 0;
+    case O_LOG: a->cfg.access_log = val; return 0;
+    default: return -1;
+    }
+}
+
+static int serve_parse(serve_args *a, int argc, char **argv)
+{
+    int opt;
+
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "", serve_opts, NULL)) != -1) {
+        if (opt == O_HELP) {
+            fputs(serve_usage, stdout);
+            return 1;
+        }
+        if (opt == '?' || opt == ':') {
+            cli_error("serve", "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
+            return -1;
+        }
+        if (parse_one(a, opt, optarg) < 0)
+            return -1;
+    }
+    if (optind < argc) {
+        cli_error("serve", "unexpected argument '%s' (try --help)", argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
+{
+    sb_server *s;
+    sb_server_stats st;
+    char where[160];
+    int rc = sb_server_new(&s, &a->so, h);
+
+    if (rc < 0) {
+        cli_error(a->so.listen, "%s", sb_strerror(rc));
+        return 1;
+    }
+    sb_server_address(s, where, sizeof(where));
+    fprintf(stderr, "switchboard: listening on %s\n", where);
+    if (isatty(STDERR_FILENO))
+        fprintf(stderr, "switchboard: %s app, %s model; try: switchboard send %s hello  (Ctrl-C stops)\n",
+                app->name, sb_model_name(a->so.model), where);
+    rc = sb_server_run(s);
+    sb_server_stats_get(s, &st);
+    sb_server_free(s);
+    if (app->fini)
+        app->fini();
+    if (rc < 0) {
+        cli_error("serve", "%s", sb_strerror(rc));
+        return 1;
+    }
+    fprintf(stderr, "switchboard: served %llu messages on %llu connections\n",
+            (unsigned long long)st.messages, (unsigned long long)st.accepted);
+    return 0;
+}
+
+int cmd_serve(int argc, char **argv)
+{
+    serve_args a;
+    sb_handler h;
+    const sb_app *app;
+    const char *why = NULL;
+    int rc;
+
+    memset(&a, 0, sizeof(a));
+    memset(&h, 0, sizeof(h));
+    sb_server_opts_default(&a.so);
+    a.so.handle_signals = 1;
+    a.so.log = serve_log;
+    a.app = "echo";
+    a.cfg.root = ".";
+    rc = serve_parse(&a, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    app = sb_app_find(a.app);
+    if (app == NULL) {
+        cli_error("--app", "'%s' is not one of echo, chat, http", a.app);
+        return 2;
+    }
+    a.cfg.model = a.so.model;
+    if (app->init(&a.cfg, &a.so, &h, &why) < 0) {
+        cli_error(app->name, "%s", why ? why : "cannot start");
+        return 2;
+    }
+    if (a.so.backend && a.so.model != SB_MODEL_EVENT)
+        fprintf(stderr, "switchboard: note: --backend applies to --model event only\n");
+    return serve_start(&a, app, &h);
+}

@@ -1,0 +1,677 @@
+/* server: a listener and the three dispatch models of HOWTO section 2 -
+ * "dispatching a thread to handle clientsocket, create a new process to
+ * handle clientsocket, or restructure this app to use non-blocking sockets"
+ * - all running the same sb_handler. See server.h.
+ *
+ * Divisions: 1. common (options, logging, stop, shedding on EMFILE)
+ *            2. the event model   3. the threads model   4. the fork model
+ *
+ * Only this file knows which model runs; conn.c drives each connection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "switchboard.h"
+#include "conn_int.h"
+#include "sys.h"
+
+#define SB_ACCEPT_BATCH 64     /* accepts per readiness: others get a turn */
+#define SB_ACCEPT_PAUSE_MS 100 /* pause after EMFILE when shedding failed too */
+#define SB_THREAD_STACK (256 * 1024)
+#define SB_LOG_PER_SEC 5
+
+struct sb_server {
+    sb_server_opts o;
+    char *listen;              /* owned copy of o.listen */
+    const sb_handler *h;
+    int lfd;                   /* listening socket */
+    int spare_fd;              /* reserve fd, given up to shed on EMFILE */
+    int pipe[2];               /* blocking models: wakes the accept loop */
+    uint64_t *shared;          /* [0] messages; MAP_SHARED so fork children add too */
+    uint64_t accepted, refused, active;
+    volatile sig_atomic_t stopping;
+    pthread_mutex_t mu;        /* threads model: fds[], log state */
+    pthread_cond_t cv;         /* threads model: active dropped */
+    int *fds;                  /* threads: open connection fds; fork: child pids */
+    int nfds, capfds;
+    int64_t log_second;        /* rate limit of o.log */
+    int log_count;
+    /* event model */
+    sb_loop *loop;
+    sb__conn_owner owner;
+    sb_conn *conns;            /* every open connection */
+    sb_timer accept_timer;     /* resumes accepting after a pause */
+    sb_timer grace_timer;      /* ends the shutdown grace period */
+};
+
+/* ------------------------------------------------------------------ */
+/* 1. Common                                                           */
+
+static sb_server *sb__signal_server; /* the server the signal handlers stop */
+
+static void srv_log(sb_server *s, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    int64_t now = sb_now_ms() / 1000;
+    int emit;
+
+    if (s->o.log == NULL)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (now != s->log_second) {
+        s->log_second = now;
+        s->log_count = 0;
+    }
+    emit = s->log_count++ < SB_LOG_PER_SEC;
+    pthread_mutex_unlock(&s->mu);
+    if (!emit)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    s->o.log(s->o.log_ud, msg);
+}
+
+void sb_server_opts_default(sb_server_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->listen = "127.0.0.1:7000";
+    o->model = SB_MODEL_EVENT;
+    sb_conn_opts_default(&o->conn);
+}
+
+static const char *const model_names[] = {"event", "threads", "fork"};
+
+int sb_model_parse(const char *name, sb_model *out)
+{
+    for (int i = 0; i < 3; i++)
+        if (strcmp(name, model_names[i]) == 0) {
+            *out = (sb_model)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
+const char *sb_model_name(sb_model m)
+{
+    return (unsigned)m < 3 ? model_names[m] : "?";
+}
+
+static void on_signal(int signo)
+{
+    if (sb__signal_server)
+        sb_server_stop(sb__signal_server);
+}
+
+static void on_sigchld(int signo)
+{
+    int saved = errno;
+    if (sb__signal_server)
+        (void)!write(sb__signal_server->pipe[1], "c", 1);
+    errno = saved;
+}
+
+static void install(int signo, void (*fn)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = fn;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(signo, &sa, NULL);
+}
+
+int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
+{
+    sb_server *s = sb__calloc(1, sizeof(*s));
+    int rc = -ENOMEM;
+
+    if (s == NULL)
+        return -ENOMEM;
+    s->o = *o;
+    s->h = h;
+    s->lfd = s->spare_fd = s->pipe[0] = s->pipe[1] = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->listen = strdup(o->listen ? o->listen : "127.0.0.1:7000");
+    s->shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (s->listen == NULL || s->shared == MAP_FAILED) {
+        s->shared = NULL;
+        goto fail;
+    }
+    s->o.listen = s->listen;
+    if (s->o.max_conns <= 0)
+        s->o.max_conns = o->model == SB_MODEL_EVENT ? 100000 : 1024;
+    if (s->o.grace_ms <= 0)
+        s->o.grace_ms = 2000;
+    if (pipe2(s->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = sb_listen(s->listen, o->backlog);
+    if (rc < 0)
+        goto fail;
+    s->lfd = rc;
+    sb_set_nonblock(s->lfd, 1);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    /* sendfile(2) has no MSG_NOSIGNAL: a server must not die of SIGPIPE. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    sb_server_free(s);
+    return rc;
+}
+
+void sb_server_free(sb_server *s)
+{
+    if (s == NULL)
+        return;
+    if (sb__signal_server == s)
+        sb__signal_server = NULL;
+    if (s->lfd >= 0)
+        sb__sys.close(s->lfd);
+    if (s->spare_fd >= 0)
+        sb__sys.close(s->spare_fd);
+    for (int i = 0; i < 2; i++)
+        if (s->pipe[i] >= 0)
+            sb__sys.close(s->pipe[i]);
+    if (s->shared)
+        munmap(s->shared, 4096);
+    if (s->loop)
+        sb_loop_free(s->loop);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cv);
+    free(s->listen);
+    sb__free(s->fds);
+    sb__free(s);
+}
+
+void sb_server_stop(sb_server *s)
+{
+    int saved = errno;
+    s->stopping = 1;
+    if (s->loop)
+        sb_loop_wakeup(s->loop);
+    if (s->pipe[1] >= 0)
+        (void)!write(s->pipe[1], "s", 1);
+    errno = saved;
+}
+
+int sb_server_port(const sb_server *s)
+{
+    return sb_local_port(s->lfd);
+}
+
+int sb_server_address(const sb_server *s, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getsockname(s->lfd, (struct sockaddr *)&ss, &len) < 0)
+        return -errno;
+    return sb_addr_format((struct sockaddr *)&ss, len, out, n);
+}
+
+void sb_server_stats_get(const sb_server *s, sb_server_stats *st)
+{
+    st->accepted = __atomic_load_n(&s->accepted, __ATOMIC_RELAXED);
+    st->refused = __atomic_load_n(&s->refused, __ATOMIC_RELAXED);
+    st->active = __atomic_load_n(&s->active, __ATOMIC_RELAXED);
+    st->messages = s->shared ? __atomic_load_n(&s->shared[0], __ATOMIC_RELAXED) : 0;
+}
+
+static void count(uint64_t *v, int delta)
+{
+    __atomic_fetch_add(v, (uint64_t)(int64_t)delta, __ATOMIC_RELAXED);
+}
+
+/* EMFILE/ENFILE: the pending connection cannot be accepted, and leaving
+ * it in the backlog would make the listener readable forever (a spinning
+ * loop). Give up the spare fd, accept and close the connection (shed it),
+ * take the spare back. Returns 0 if shed, -1 if even that failed. */
+static int shed_one(sb_server *s)
+{
+    int fd;
+
+    count(&s->refused, 1);
+    srv_log(s, "connection shed: %s", sb_strerror(-EMFILE));
+    if (s->spare_fd < 0)
+        return -1;
+    sb__sys.close(s->spare_fd);
+    fd = sb_accept(s->lfd, NULL, 0);
+    if (fd >= 0)
+        sb__sys.close(fd);
+    s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 && s->spare_fd >= 0 ? 0 : -1;
+}
+
+/* Accept one connection: returns an fd, 0-less codes: -EAGAIN (none),
+ * -EMFILE handled (shed, returns -EAGAIN or -EBUSY to pause). */
+static int accept_one(sb_server *s, int flags)
+{
+    int fd = sb_accept(s->lfd, NULL, flags);
+
+    if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
+        return shed_one(s) == 0 ? -EINTR : -EBUSY;
+    if (fd < 0)
+        return fd;
+    if (__atomic_load_n(&s->active, __ATOMIC_RELAXED) >= (uint64_t)s->o.max_conns) {
+        count(&s->refused, 1);
+        srv_log(s, "connection shed: --max-conns %d reached", s->o.max_conns);
+        sb__sys.close(fd);
+        return -EINTR;
+    }
+    count(&s->accepted, 1);
+    return fd;
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. The event model                                                  */
+
+static void ev_gone(sb__conn_owner *ow, sb_conn *c)
+{
+    sb_server *s = ow->ud;
+    sb_conn *next = *sb__conn_link_next(c), *prev = *sb__conn_link_prev(c);
+
+    if (prev)
+        *sb__conn_link_next(prev) = next;
+    else
+        s->conns = next;
+    if (next)
+        *sb__conn_link_prev(next) = prev;
+    s->active--;
+    if (s->stopping && s->active == 0)
+        sb_loop_stop(s->loop);
+}
+
+static void ev_accept(sb_loop *l, int fd, int events, void *ud);
+
+static void ev_accept_resume(sb_loop *l, sb_timer *t)
+{
+    sb_server *s = t->data;
+    if (!s->stopping)
+        sb_loop_watch(l, s->lfd, SB_READABLE, ev_accept, s);
+}
+
+static void ev_adopt(sb_server *s, int fd)
+{
+    sb_conn *c = NULL;
+    int rc = sb__conn_open(s->loop, fd, &s->o.conn, s->h, &s->owner, &c);
+
+    if (rc == SB_EFDSETSIZE) {
+        count(&s->refused, 1);
+        srv_log(s, "connection refused: fd %d >= FD_SETSIZE (%d), the select backend's limit; "
+                   "use --backend poll or epoll", fd, FD_SETSIZE);
+        return;
+    }
+    if (rc < 0 || c == NULL) {
+        if (rc < 0)
+            srv_log(s, "connection dropped: %s", sb_strerror(rc));
+        return;
+    }
+    *sb__conn_link_next(c) = s->conns;
+    *sb__conn_link_prev(c) = NULL;
+    if (s->conns)
+        *sb__conn_link_prev(s->conns) = c;
+    s->conns = c;
+    s->active++;
+}
+
+static void ev_accept(sb_loop *l, int lfd, int events, void *ud)
+{
+    sb_server *s = ud;
+
+    for (int i = 0; i < SB_ACCEPT_BATCH && !s->stopping; i++) {
+        int fd = accept_one(s, SOCK_NONBLOCK);
+        if (fd == -EINTR)
+            continue;
+        if (fd == -EBUSY) {
+            srv_log(s, "accept paused for %d ms: out of file descriptors", SB_ACCEPT_PAUSE_MS);
+            sb_loop_watch(l, lfd, 0, NULL, NULL);
+            sb_timer_start(l, &s->accept_timer, SB_ACCEPT_PAUSE_MS);
+            return;
+        }
+        if (fd < 0)
+            return;
+        sb_set_nodelay(fd, 1);
+        ev_adopt(s, fd);
+    }
+}
+
+static void ev_grace_over(sb_loop *l, sb_timer *t)
+{
+    sb_server *s = t->data;
+    for (sb_conn *c = s->conns; c; c = *sb__conn_link_next(c))
+        sb__conn_close_err(c, -ECANCELED, 0);
+    if (s->active == 0)
+        sb_loop_stop(l);
+}
+
+/* Stop: no new connections, every open one closes after its replies are
+ * flushed; after grace_ms the rest are cut. */
+static void ev_begin_stop(sb_server *s)
+{
+    sb_loop_watch(s->loop, s->lfd, 0, NULL, NULL);
+    sb_timer_stop(s->loop, &s->accept_timer);
+    for (sb_conn *c = s->conns; c; c = *sb__conn_link_next(c))
+        sb__conn_close_err(c, 0, 1);
+    if (s->active == 0)
+        sb_loop_stop(s->loop);
+    else
+        sb_timer_start(s->loop, &s->grace_timer, s->o.grace_ms);
+}
+
+static void ev_wakeup(sb_loop *l, void *ud)
+{
+    sb_server *s = ud;
+    if (s->stopping && !sb_timer_active(&s->grace_timer))
+        ev_begin_stop(s);
+}
+
+static void ev_signal(sb_loop *l, int signo, void *ud)
+{
+    sb_server_stop(ud);
+}
+
+static int run_event(sb_server *s)
+{
+    int rc = sb_loop_new(&s->loop, s->o.backend);
+
+    if (rc < 0)
+        return rc;
+    s->owner.messages = &s->shared[0];
+    s->owner.gone = ev_gone;
+    s->owner.ud = s;
+    sb_timer_init(&s->accept_timer, ev_accept_resume, s);
+    sb_timer_init(&s->grace_timer, ev_grace_over, s);
+    sb_loop_on_wakeup(s->loop, ev_wakeup, s);
+    if (s->o.handle_signals) {
+        sb_loop_signal(s->loop, SIGINT, ev_signal, s);
+        sb_loop_signal(s->loop, SIGTERM, ev_signal, s);
+    }
+    rc = sb_loop_watch(s->loop, s->lfd, SB_READABLE, ev_accept, s);
+    if (rc == 0 && s->stopping)
+        ev_begin_stop(s);
+    if (rc == 0)
+        rc = sb_loop_run(s->loop);
+    if (s->o.handle_signals) {
+        sb_loop_signal(s->loop, SIGINT, NULL, NULL);
+        sb_loop_signal(s->loop, SIGTERM, NULL, NULL);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. The threads model                                                */
+
+/* Wait for the listener or a byte on the pipe. Returns the pipe byte,
+ * 'a' when the listener is readable, 0 on timeout. */
+static int blk_wait(sb_server *s, int timeout_ms)
+{
+    struct pollfd p[2] = {{s->pipe[0], POLLIN, 0}, {s->lfd, POLLIN, 0}};
+    char b;
+    int n = sb__sys.poll(p, s->lfd >= 0 ? 2 : 1, timeout_ms);
+
+    if (n <= 0)
+        return 0;
+    if ((p[0].revents & POLLIN) && read(s->pipe[0], &b, 1) == 1)
+        return b;
+    return p[1].revents ? 'a' : 0;
+}
+
+static int fds_add(sb_server *s, int v)
+{
+    if (s->nfds == s->capfds) {
+        int cap = s->capfds ? s->capfds * 2 : 64;
+        int *n = sb__realloc(s->fds, (size_t)cap * sizeof(int));
+        if (n == NULL)
+            return -ENOMEM;
+        s->fds = n;
+        s->capfds = cap;
+    }
+    s->fds[s->nfds++] = v;
+    return 0;
+}
+
+static void fds_del(sb_server *s, int v)
+{
+    for (int i = 0; i < s->nfds; i++)
+        if (s->fds[i] == v) {
+            s->fds[i] = s->fds[--s->nfds];
+            return;
+        }
+}
+
+typedef struct {
+    sb_server *s;
+    int fd;
+} thread_arg;
+
+static void *conn_thread(void *p)
+{
+    thread_arg a = *(thread_arg *)p;
+    sb__conn_owner ow = {&a.s->shared[0], NULL, NULL};
+
+    sb__free(p);
+    sb__conn_run_blocking(a.fd, &a.s->o.conn, a.s->h, &ow);
+    pthread_mutex_lock(&a.s->mu);
+    fds_del(a.s, a.fd);
+    a.s->active--;
+    pthread_cond_broadcast(&a.s->cv);
+    pthread_mutex_unlock(&a.s->mu);
+    return NULL;
+}
+
+static void thr_spawn(sb_server *s, int fd, pthread_attr_t *attr)
+{
+    thread_arg *a = sb__malloc(sizeof(*a));
+    pthread_t t;
+
+    pthread_mutex_lock(&s->mu);
+    if (a == NULL || fds_add(s, fd) < 0) {
+        pthread_mutex_unlock(&s->mu);
+        sb__free(a);
+        sb__sys.close(fd);
+        return;
+    }
+    s->active++;
+    pthread_mutex_unlock(&s->mu);
+    a->s = s;
+    a->fd = fd;
+    if (pthread_create(&t, attr, conn_thread, a) != 0) {
+        srv_log(s, "connection dropped: cannot start a thread");
+        pthread_mutex_lock(&s->mu);
+        fds_del(s, fd);
+        s->active--;
+        pthread_mutex_unlock(&s->mu);
+        sb__free(a);
+        sb__sys.close(fd);
+    }
+}
+
+/* Wait up to ms for every connection thread to end. */
+static void thr_drain(sb_server *s, int64_t ms)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (ms % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->active > 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Stop: idle connections are woken by shutdown(SHUT_RD) - their recv sees
+ * EOF and they close after flushing; after grace_ms everything is cut. */
+static void thr_stop(sb_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nfds; i++)
+        shutdown(s->fds[i], SHUT_RD);
+    pthread_mutex_unlock(&s->mu);
+    thr_drain(s, s->o.grace_ms);
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->nfds; i++)
+        shutdown(s->fds[i], SHUT_RDWR);
+    pthread_mutex_unlock(&s->mu);
+    thr_drain(s, INT32_MAX);
+}
+
+static int run_threads(sb_server *s)
+{
+    pthread_attr_t attr;
+
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, SB_THREAD_STACK);
+    while (!s->stopping) {
+        int ev = blk_wait(s, -1), fd;
+        if (ev != 'a')
+            continue;
+        fd = accept_one(s, 0);
+        if (fd == -EBUSY)
+            blk_wait(s, SB_ACCEPT_PAUSE_MS);
+        if (fd >= 0) {
+            sb_set_nodelay(fd, 1);
+            thr_spawn(s, fd, &attr);
+        }
+    }
+    pthread_attr_destroy(&attr);
+    sb__sys.close(s->lfd);
+    s->lfd = -1;
+    thr_stop(s);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. The fork model                                                   */
+
+static void fork_reap(sb_server *s)
+{
+    pid_t pid;
+    int st;
+
+    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+        fds_del(s, (int)pid);
+        s->active--;
+    }
+}
+
+static void fork_child(sb_server *s, int fd)
+{
+    sb__conn_owner ow = {&s->shared[0], NULL, NULL};
+
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
+    sb__signal_server = NULL;
+    sb__sys.close(s->lfd);
+    if (s->spare_fd >= 0)
+        sb__sys.close(s->spare_fd);
+    sb__sys.close(s->pipe[0]);
+    sb__sys.close(s->pipe[1]);
+    sb__conn_run_blocking(fd, &s->o.conn, s->h, &ow);
+    _exit(0);
+}
+
+static void fork_spawn(sb_server *s, int fd)
+{
+    pid_t pid = fork();
+
+    if (pid == 0)
+        fork_child(s, fd);
+    sb__sys.close(fd);
+    if (pid < 0) {
+        srv_log(s, "connection dropped: fork: %s", sb_strerror(-errno));
+        return;
+    }
+    s->active++;
+    if (fds_add(s, (int)pid) < 0)
+        srv_log(s, "out of memory tracking child %d", (int)pid);
+}
+
+/* Stop: children finish their connection for up to grace_ms (a SIGTERM
+ * then ends the rest); every child is reaped before returning. */
+static void fork_stop(sb_server *s)
+{
+    int64_t end = sb_now_ms() + s->o.grace_ms;
+
+    while (s->active > 0 && sb_now_ms() < end) {
+        fork_reap(s);
+        if (s->active > 0)
+            blk_wait(s, 50);
+    }
+    for (int i = 0; i < s->nfds; i++)
+        kill((pid_t)s->fds[i], SIGTERM);
+    while (s->active > 0) {
+        pid_t pid = waitpid(-1, NULL, 0);
+        if (pid < 0)
+            break;
+        fds_del(s, (int)pid);
+        s->active--;
+    }
+}
+
+static int run_fork(sb_server *s)
+{
+    install(SIGCHLD, on_sigchld);
+    while (!s->stopping) {
+        int ev = blk_wait(s, 1000), fd;
+        fork_reap(s);
+        if (ev != 'a')
+            continue;
+        fd = accept_one(s, 0);
+        if (fd == -EBUSY)
+            blk_wait(s, SB_ACCEPT_PAUSE_MS);
+        if (fd >= 0)
+            fork_spawn(s, fd);
+    }
+    sb__sys.close(s->lfd);
+    s->lfd = -1;
+    fork_stop(s);
+    signal(SIGCHLD, SIG_DFL);
+    return 0;
+}
+
+int sb_server_run(sb_server *s)
+{
+    int rc;
+
+    if (s->o.handle_signals) {
+        sb__signal_server = s;
+        if (s->o.model != SB_MODEL_EVENT) {
+            install(SIGINT, on_signal);
+            install(SIGTERM, on_signal);
+        }
+    }
+    switch (s->o.model) {
+    case SB_MODEL_THREADS: rc = run_threads(s); break;
+    case SB_MODEL_FORK: rc = run_fork(s); break;
+    default: rc = run_event(s); break;
+    }
+    if (s->o.handle_signals && s->o.model != SB_MODEL_EVENT) {
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+    }
+    return rc;
+}
