@@ -339,8 +339,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 rc = None
         # children of the fork model must end with the server (bounded settle)
-        self.leftovers = wait_until(
-            lambda: [p for p in proc_group(self.pid) if p[1] != "Z"] or None, 3.0) or []
+        def alive_in_group():
+            return [p for p in proc_group(self.pid) if p[1] != "Z"]
+        wait_until(lambda: not alive_in_group(), 3.0)
+        self.leftovers = alive_in_group()
         self.kill()
         return rc, self.stderr_text()
 

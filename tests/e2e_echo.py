@@ -1,0 +1,615 @@
+#!/usr/bin/env python3
+"""e2e_echo: the blocking half, end to end against the real `switchboard`.
+
+One matrix: dispatch models (threads, fork, event/epoll, event/poll,
+event/select) x every framing SPEC of HOWTO section 3. In each cell a server
+`switchboard serve --frame SPEC --max-msg 4096` on 127.0.0.1:0 is driven by
+the Python client of sbtest (and by `switchboard send` where meaningful):
+one message, back-to-back messages in one sendall, messages split across many
+sends, binary payloads, a max-size message, an oversize one, malformed
+input; bad input closes only the offending connection.
+
+Per model: half-close exchange via `switchboard send --half-close`, fd leaks
+over 2,000 connections (and zombies under fork), clean shutdown on SIGTERM
+with an idle connection open, idle timeout (HOWTO 4.1).
+
+Once: CLI usage and errors (exit codes 0/1/2, --help, --version),
+IPv6 [::1]:0 and unix: listeners.
+"""
+
+import os
+import re
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sbtest  # noqa: E402
+from sbtest import Framing, expect_closed, recv_exact, recv_msgs, recv_until_eof  # noqa: E402
+
+MODELS = [("threads", None), ("fork", None), ("event", "epoll"), ("event", "poll"),
+          ("event", "select")]
+SPECS = ["line", "delim:\\r\\n\\r\\n", "fixed:8", "ascii:5", "len16", "len32", "len64",
+         "varint", "typed:A=4,B=0", "raw", "eof"]
+MAX = 4096
+SERVED_RE = re.compile(r"switchboard: served (\d+) messages? on (\d+) connections?")
+
+args = sbtest.parse_args()
+BIN = args.bin
+r = sbtest.Runner("e2e_echo", args)
+
+
+def mname(model, backend):
+    return f"{model}/{backend}" if backend else model
+
+
+def margs(model, backend):
+    return ["--model", model] + (["--backend", backend] if backend else [])
+
+
+def eq(got, want, what="reply"):
+    if got != want:
+        g, w = repr(got), repr(want)
+        raise AssertionError(f"{what}: got {g[:200]}{'...' if len(g) > 200 else ''} "
+                             f"(len {len(got) if hasattr(got, '__len__') else '-'}), "
+                             f"want {w[:200]}{'...' if len(w) > 200 else ''} "
+                             f"(len {len(want) if hasattr(want, '__len__') else '-'})")
+
+
+# --------------------------------------------------------------------------
+# exchanges with the Python client, one framing at a time
+
+def sample(fr, i=0):
+    """A valid (payload, type) for framing fr, different for each i."""
+    if fr.kind == "fixed":
+        return (b"msg%05d" % i)[:fr.n].ljust(fr.n, b"."), None
+    if fr.kind == "typed":
+        return (b"p%03d" % (i % 1000), "A") if i % 2 == 0 else (b"", "B")
+    return b"hello %d" % i, None
+
+
+def want_msg(fr, payload, mtype):
+    if fr.kind == "typed":
+        return (ord(mtype), payload)
+    return payload
+
+
+def exchange(srv, fr, items, how="one", sock=None, timeout=5.0):
+    """Send [(payload, type)] framed on a connection and check the echo.
+    how: "one" (one sendall), "split" (many small sends with sleeps)."""
+    own = sock is None
+    s = srv.connect() if own else sock
+    try:
+        if fr.kind == "eof":
+            data = b"".join(p for p, _ in items)
+            if how == "split":
+                sbtest.send_split(s, data, pieces=min(len(data), 20))
+            else:
+                s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            eq(recv_until_eof(s, timeout), data, "eof echo")
+            return
+        data = b"".join(fr.encode(p, t) for p, t in items)
+        if how == "split":
+            # the first bytes one by one (headers split), then small chunks
+            head = data[:12]
+            for i in range(len(head)):
+                s.sendall(head[i:i + 1])
+                time.sleep(0.005)
+            if len(data) > 12:
+                sbtest.send_split(s, data[12:], pieces=min(len(data) - 12, 16))
+        else:
+            s.sendall(data)
+        if fr.kind == "raw":
+            eq(recv_exact(s, len(data), timeout), data, "raw echo (total bytes)")
+            return
+        got = recv_msgs(s, fr.decoder(), len(items), timeout)
+        eq(got, [want_msg(fr, p, t) for p, t in items], "echoed messages")
+    finally:
+        if own:
+            s.close()
+
+
+def binary_payload(fr):
+    if fr.kind == "fixed":
+        return b"\0\x01\xff\0\n\r\x80\0"[:fr.n], None
+    if fr.kind == "typed":
+        return b"\0\n\xff\0", "A"
+    if fr.kind == "line":
+        return b"a\0b\x01\xff\x7f\tc\rd\0", None   # no '\n'; '\r' not last
+    if fr.kind == "delim":
+        return b"x\r\ny\0\r\n\rz\0", None           # holds parts of the delimiter
+    return bytes(range(256)) + b"\0\0\n\r\n", None
+
+
+def big_payload(n):
+    return bytes(b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36] for i in range(n))
+
+
+def oversize_frame(fr):
+    """Bytes of a message over --max-msg (None if the framing has no size)."""
+    k = fr.kind
+    if k in ("line", "delim"):
+        return big_payload(MAX + 1) + fr.delim
+    if k in ("ascii", "len16", "len32", "len64", "varint", "eof"):
+        return fr.encode(big_payload(MAX + 1))
+    return None
+
+
+def check_bad_input(srv, fr, bad, what, partial_ok=True):
+    """A client connected before and one after a connection that sends bad
+    bytes keep being served; the bad connection is closed."""
+    p0, t0 = sample(fr, 1)
+    a = srv.connect()
+    try:
+        if fr.kind != "eof":
+            exchange(srv, fr, [(p0, t0)], sock=a)
+        b = srv.connect()
+        try:
+            try:
+                b.sendall(bad)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # already closed on the first bytes: fine
+            if fr.kind == "eof":
+                try:
+                    b.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+            if not expect_closed(b, 5.0):
+                raise AssertionError(f"{what}: the server did not close the connection in 5 s")
+        finally:
+            b.close()
+        print(f"     {what}: offending connection closed", flush=True)
+        exchange(srv, fr, [sample(fr, 2)], sock=a)
+        print("     client connected before still served", flush=True)
+    finally:
+        a.close()
+    exchange(srv, fr, [sample(fr, 3)])
+    print("     client connected after served", flush=True)
+
+
+# --------------------------------------------------------------------------
+# one cell of the matrix
+
+def send_cli_case(fr):
+    """(args after ADDR, stdin, expected stdout) for `switchboard send`, or None."""
+    spec = fr.spec
+    k = fr.kind
+    if k == "typed":
+        return None
+    if k == "eof":
+        return (["--frame", spec, "--half-close", "one message"], b"", b"one message\n")
+    if k == "raw":
+        return (["--frame", spec, "--half-close", "rawbytes"], b"", None)  # checked loosely
+    if k == "fixed":
+        return (["--frame", spec, "abcdefgh", "12345678"], b"", b"abcdefgh\n12345678\n")
+    return (["--frame", spec, "one", "two words", "three"], b"", b"one\ntwo words\nthree\n")
+
+
+def run_cell(model, backend, spec):
+    cell = f"{mname(model, backend)} {spec}"
+    fr = Framing(spec)
+    holder = {}
+
+    def start():
+        holder["srv"] = sbtest.start_server(BIN, *margs(model, backend), "--frame", spec,
+                                            "--max-msg", str(MAX))
+        print(f"     {holder['srv']}", flush=True)
+
+    if not r.check(f"[{cell}] start", start, limit=20):
+        if "srv" in holder:
+            holder["srv"].kill()
+        return
+    srv = holder["srv"]
+    try:
+        r.check(f"[{cell}] single message", exchange, srv, fr, [sample(fr, 0)])
+        r.check(f"[{cell}] back-to-back messages in one sendall", exchange, srv, fr,
+                [sample(fr, i) for i in range(5)])
+        if fr.kind == "line":
+            def crlf():
+                s = srv.connect()
+                try:
+                    s.sendall(b"crlf one\r\nlf two\ncrlf three\r\n")
+                    eq(recv_msgs(s, fr.decoder(), 3), [b"crlf one", b"lf two", b"crlf three"])
+                finally:
+                    s.close()
+            r.check(f"[{cell}] CRLF tolerated", crlf)
+        r.check(f"[{cell}] messages split across many sends", exchange, srv, fr,
+                [sample(fr, i) for i in range(3)], how="split")
+
+        def leftovers():
+            # message 1 and the first half of message 2 in one send, the rest later
+            if fr.kind in ("raw", "eof"):
+                raise sbtest.SkipCheck("no message boundaries")
+            items = [sample(fr, 10), sample(fr, 11), sample(fr, 12)]
+            data = b"".join(fr.encode(p, t) for p, t in items)
+            cut = len(fr.encode(*items[0])) + max(1, len(fr.encode(*items[1])) // 2)
+            s = srv.connect()
+            try:
+                s.sendall(data[:cut])
+                time.sleep(0.05)
+                s.sendall(data[cut:])
+                eq(recv_msgs(s, fr.decoder(), 3), [want_msg(fr, p, t) for p, t in items])
+            finally:
+                s.close()
+        r.check(f"[{cell}] leftovers kept across reads", leftovers)
+        r.check(f"[{cell}] binary payload with NUL bytes", exchange, srv, fr,
+                [binary_payload(fr)])
+
+        if fr.kind not in ("fixed", "typed"):
+            r.check(f"[{cell}] max-size message ({MAX} bytes)", exchange, srv, fr,
+                    [(big_payload(MAX), None)], timeout=10)
+        if fr.kind in ("delim", "line"):
+            def max_split_delim():
+                # a max-size payload whose delimiter arrives in two reads
+                frame = big_payload(MAX) + (b"\r\n" if fr.kind == "line" else fr.delim)
+                s = srv.connect()
+                try:
+                    s.sendall(frame[:-1])
+                    time.sleep(0.1)
+                    s.sendall(frame[-1:])
+                    eq(recv_msgs(s, fr.decoder(), 1, 10), [big_payload(MAX)])
+                finally:
+                    s.close()
+            r.check(f"[{cell}] max-size message, delimiter split across reads",
+                    max_split_delim)
+
+        bad = oversize_frame(fr)
+        if bad is not None:
+            r.check(f"[{cell}] oversize message ({MAX + 1} bytes) closes only its connection",
+                    check_bad_input, srv, fr, bad, "oversize")
+        if fr.kind in ("len16", "len32", "len64", "varint", "ascii"):
+            # a declared length over the limit with only a few payload bytes:
+            # refused as soon as the header is known
+            hdr = {"len16": lambda: struct.pack("!H", 0xFFFF),
+                   "len32": lambda: struct.pack("!I", 0xFFFFFFFF),
+                   "len64": lambda: struct.pack("!Q", 1 << 62),
+                   "varint": lambda: sbtest.varint_encode(1 << 40),
+                   "ascii": lambda: b"9" * fr.n}[fr.kind]()
+            r.check(f"[{cell}] huge declared length closes before the payload arrives",
+                    check_bad_input, srv, fr, hdr + b"xyz", "huge length header")
+        if fr.kind == "varint":
+            r.check(f"[{cell}] varint over 64 bits closes only its connection",
+                    check_bad_input, srv, fr, b"\xff" * 11 + b"\x01", "varint overflow")
+        if fr.kind == "ascii":
+            r.check(f"[{cell}] malformed ascii length closes only its connection",
+                    check_bad_input, srv, fr, b"12a45hello", "non-digit length")
+        if fr.kind == "typed":
+            r.check(f"[{cell}] unknown type closes only its connection",
+                    check_bad_input, srv, fr, b"Cxxxx", "unknown type")
+
+        case = send_cli_case(fr)
+        if case is not None:
+            def via_cli():
+                extra, stdin, want = case
+                res = sbtest.run_cli(BIN, "send", srv.addr_str, *extra, input=stdin)
+                print(f"     {res}", flush=True)
+                eq(res.rc, 0, "exit code")
+                if want is None:  # raw: replies may come in any chunks
+                    eq(res.out.replace(b"\n", b""), b"rawbytes", "raw echo via send")
+                else:
+                    eq(res.out, want, "send output")
+            r.check(f"[{cell}] switchboard send", via_cli, limit=30)
+        if fr.kind == "line":
+            def via_stdin():
+                res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", "line",
+                                     input=b"first line\nsecond\n\nfourth after an empty one\n")
+                print(f"     {res}", flush=True)
+                eq(res.rc, 0, "exit code")
+                eq(res.out, b"first line\nsecond\n\nfourth after an empty one\n", "send output")
+            r.check(f"[{cell}] switchboard send, messages from stdin", via_stdin, limit=30)
+
+        def stop():
+            rc, err = srv.stop(timeout=10)
+            eq(rc, 0, "exit code after SIGTERM")
+            if not SERVED_RE.search(err):
+                raise AssertionError(f"no 'served N messages on M connections' line: {err!r}")
+            if srv.leftovers:
+                raise AssertionError(f"processes left in the server's group: {srv.leftovers}")
+        r.check(f"[{cell}] SIGTERM: exit 0 and the served line", stop, limit=20)
+    finally:
+        srv.kill()
+
+
+# --------------------------------------------------------------------------
+# per model
+
+def settle_fds(srv, timeout=5.0):
+    """The server's fd count once it stops changing (bounded)."""
+    last = srv.fd_count()
+    deadline = time.monotonic() + timeout
+    stable = 0
+    while time.monotonic() < deadline and stable < 3:
+        time.sleep(0.1)
+        n = srv.fd_count()
+        stable = stable + 1 if n == last else 0
+        last = n
+    return last
+
+
+def fd_leak(model, backend, total=2000, parallel=4):
+    fr = Framing("line")
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line")
+    try:
+        exchange(srv, fr, [(b"warm-up", None)])
+        base = settle_fds(srv)
+        base_threads = srv.threads()
+        print(f"     baseline: {base} fds, {base_threads} threads", flush=True)
+        errors = []
+        done = [0]
+        lock = threading.Lock()
+
+        def worker(k):
+            try:
+                for i in range(k, total, parallel):
+                    s = srv.connect()
+                    try:
+                        s.sendall(b"conn %d\n" % i)
+                        got = recv_msgs(s, fr.decoder(), 1, 10)
+                        if got != [b"conn %d" % i]:
+                            raise AssertionError(f"connection {i}: echo {got!r}")
+                    finally:
+                        s.close()
+                    with lock:
+                        done[0] += 1
+            except Exception as e:  # noqa: BLE001
+                errors.append(f"{type(e).__name__}: {e}")
+
+        t = time.monotonic()
+        ths = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(parallel)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join(timeout=150)
+        if any(th.is_alive() for th in ths):
+            raise AssertionError(f"workers still running after 150 s ({done[0]} done)")
+        if errors:
+            raise AssertionError(f"{len(errors)} worker errors, first: {errors[0]}")
+        eq(done[0], total, "connections completed")
+        print(f"     {total} connections, one exchange each, in {time.monotonic() - t:.1f}s",
+              flush=True)
+        n = sbtest.wait_until(lambda: srv.fd_count() <= base, 10.0)
+        now = srv.fd_count()
+        print(f"     server fds after: {now} (baseline {base})", flush=True)
+        if not n:
+            fds = sorted(os.listdir(f"/proc/{srv.pid}/fd"), key=int)
+            links = []
+            for fd in fds[:40]:
+                try:
+                    links.append(f"{fd}->{os.readlink(f'/proc/{srv.pid}/fd/{fd}')}")
+                except OSError:
+                    pass
+            raise AssertionError(f"fd count {now} did not return to {base} within 10 s: "
+                                 f"{' '.join(links)}")
+        if model == "fork":
+            z = sbtest.wait_until(lambda: not srv.zombies(), 10.0)
+            if not z:
+                raise AssertionError(f"zombie children remain: {srv.zombies()[:10]} "
+                                     f"({len(srv.zombies())} in all)")
+            ch = sbtest.wait_until(lambda: not srv.children(), 10.0)
+            if not ch:
+                raise AssertionError(f"children still alive: {srv.children()[:10]}")
+            print("     no zombie or lingering children", flush=True)
+        if model == "threads":
+            ok = sbtest.wait_until(lambda: srv.threads() <= base_threads, 10.0)
+            print(f"     threads after: {srv.threads()} (baseline {base_threads})", flush=True)
+            if not ok:
+                raise AssertionError(f"thread count {srv.threads()} did not return to "
+                                     f"{base_threads}")
+        if not srv.alive():
+            raise AssertionError("server died")
+    finally:
+        srv.kill()
+
+
+def clean_shutdown(model, backend, sig=signal.SIGTERM):
+    fr = Framing("line")
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line")
+    try:
+        idle = srv.connect()
+        try:
+            idle.sendall(b"only message\n")
+            eq(recv_msgs(idle, fr.decoder(), 1), [b"only message"])
+            time.sleep(0.2)
+            t = time.monotonic()
+            rc, err = srv.stop(timeout=10, sig=sig)
+            dt = time.monotonic() - t
+            print(f"     exit {rc} after {dt:.2f}s; stderr: {err.strip()!r}", flush=True)
+            eq(rc, 0, f"exit code after {signal.Signals(sig).name} with an idle connection open")
+            if dt > 8:
+                raise AssertionError(f"took {dt:.1f}s to stop")
+            m = SERVED_RE.search(err)
+            if not m:
+                raise AssertionError(f"no 'served N messages on M connections' line in {err!r}")
+            eq((int(m.group(1)), int(m.group(2))), (1, 1), "served (messages, connections)")
+            if not expect_closed(idle, 3):
+                raise AssertionError("the idle connection was not closed by the stop")
+            if srv.leftovers:
+                raise AssertionError(f"processes left after the stop: {srv.leftovers}")
+        finally:
+            idle.close()
+    finally:
+        srv.kill()
+
+
+def idle_timeout(model, backend):
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line",
+                              "--idle-timeout", "1")
+    fr = Framing("line")
+    try:
+        silent = srv.connect()
+        half = srv.connect()
+        try:
+            half.sendall(b"half a mess")  # a peer that dies mid-message
+            t = time.monotonic()
+            if not expect_closed(silent, 6):
+                raise AssertionError("a silent connection was not closed within 6 s "
+                                     "(--idle-timeout 1)")
+            dt = time.monotonic() - t
+            print(f"     silent connection closed after {dt:.2f}s", flush=True)
+            if dt < 0.5:
+                raise AssertionError(f"closed after {dt:.2f}s, before the 1 s idle timeout")
+            if not expect_closed(half, 4):
+                raise AssertionError("a connection stuck mid-message was not closed")
+            print("     connection stuck mid-message closed too", flush=True)
+        finally:
+            silent.close()
+            half.close()
+        # activity keeps a connection open: exchange every 0.25 s for 2.5 s
+        s = srv.connect()
+        try:
+            for i in range(10):
+                s.sendall(b"tick %d\n" % i)
+                eq(recv_msgs(s, fr.decoder(), 1), [b"tick %d" % i])
+                time.sleep(0.25)
+            print("     an active connection stayed open for 2.5 s", flush=True)
+        finally:
+            s.close()
+        exchange(srv, fr, [(b"still serving", None)])
+        if not srv.alive():
+            raise AssertionError("server died")
+    finally:
+        srv.kill()
+
+
+def half_close_cli(model, backend):
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "eof")
+    try:
+        res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", "eof", "--half-close",
+                             "the whole request")
+        print(f"     {res}", flush=True)
+        eq(res.rc, 0, "exit code")
+        eq(res.out, b"the whole request\n", "send output")
+        # and from stdin: the whole input is one message
+        res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", "eof", "--half-close",
+                             input=b"line one\nline two\n")
+        print(f"     {res}", flush=True)
+        eq(res.rc, 0, "exit code")
+        if res.out.rstrip(b"\n") != b"line one\nline two":
+            raise AssertionError(f"stdin as one eof message: got {res.out!r}")
+    finally:
+        srv.kill()
+
+
+# --------------------------------------------------------------------------
+# once
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cli_refused():
+    port = free_port()
+    res = sbtest.run_cli(BIN, "send", f"127.0.0.1:{port}", "--frame", "line", "hi")
+    print(f"     {res}", flush=True)
+    eq(res.rc, 1, "exit code")
+    if "connection refused" not in res.err:
+        raise AssertionError(f"stderr lacks 'connection refused': {res.err!r}")
+    if not res.err.startswith("switchboard: "):
+        raise AssertionError(f"stderr not in 'switchboard: <what>: <why>' form: {res.err!r}")
+
+
+def cli_usage(cmd, want_rc=2):
+    def f():
+        res = sbtest.run_cli(BIN, *cmd, timeout=10)
+        print(f"     {res}", flush=True)
+        eq(res.rc, want_rc, "exit code")
+        if want_rc == 2 and not res.err.startswith("switchboard: ") and "usage" not in res.err:
+            raise AssertionError(f"no error message on stderr: {res.err!r}")
+    return f
+
+
+def cli_help(sub):
+    def f():
+        res = sbtest.run_cli(BIN, *sub, "--help", timeout=10)
+        print(f"     rc={res.rc} out[:80]={res.out[:80]!r}", flush=True)
+        eq(res.rc, 0, "exit code")
+        if not res.out.strip():
+            raise AssertionError("--help printed nothing on stdout")
+    return f
+
+
+def cli_version():
+    res = sbtest.run_cli(BIN, "--version", timeout=10)
+    print(f"     {res}", flush=True)
+    eq(res.rc, 0, "exit code")
+    if not re.search(rb"switchboard \d+\.\d+\.\d+", res.out):
+        raise AssertionError(f"version output {res.out!r}")
+
+
+def listen_family(listen, want_prefix, family):
+    srv = sbtest.start_server(BIN, "--listen", listen, "--frame", "line")
+    try:
+        print(f"     listening line address: {srv.addr_str}", flush=True)
+        if not srv.addr_str.startswith(want_prefix):
+            raise AssertionError(f"listening on {srv.addr_str!r}, want {want_prefix}...")
+        eq(srv.family, family, "address family")
+        exchange(srv, Framing("line"), [(b"over " + listen.encode(), None)])
+        res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", "line", "via send")
+        print(f"     {res}", flush=True)
+        eq(res.rc, 0, "send exit code")
+        eq(res.out, b"via send\n", "send output")
+        rc, err = srv.stop()
+        eq(rc, 0, "exit code after SIGTERM")
+        if family == socket.AF_UNIX and os.path.exists(srv.addr):
+            print(f"     note: the socket file {srv.addr} is left after the stop", flush=True)
+    finally:
+        srv.kill()
+        if family == socket.AF_UNIX:
+            try:
+                os.unlink(listen[5:])
+            except OSError:
+                pass
+
+
+def main():
+    # CLI contract first: cheap and tells early whether the binary is sane
+    r.check("cli: --version", cli_version)
+    for sub in ([], ["serve"], ["send"], ["get"], ["bench"]):
+        r.check(f"cli: {' '.join(sub + ['--help'])} exits 0", cli_help(sub))
+    r.check("cli: send to a closed port exits 1 with 'connection refused'", cli_refused)
+    r.check("cli: send --frame bogus exits 2",
+            cli_usage(["send", "127.0.0.1:9", "--frame", "bogus", "x"]))
+    r.check("cli: send --frame fixed:0 exits 2",
+            cli_usage(["send", "127.0.0.1:9", "--frame", "fixed:0", "x"]))
+    r.check("cli: serve --frame bogus exits 2",
+            cli_usage(["serve", "--listen", "127.0.0.1:0", "--frame", "bogus"]))
+    r.check("cli: serve --model bogus exits 2",
+            cli_usage(["serve", "--listen", "127.0.0.1:0", "--model", "bogus"]))
+    r.check("cli: serve --bogus-option exits 2",
+            cli_usage(["serve", "--listen", "127.0.0.1:0", "--bogus-option"]))
+
+    for model, backend in MODELS:
+        for spec in SPECS:
+            run_cell(model, backend, spec)
+
+    for model, backend in MODELS:
+        m = mname(model, backend)
+        r.check(f"[{m}] half-close: send --frame eof --half-close", half_close_cli,
+                model, backend, limit=40)
+        r.check(f"[{m}] SIGTERM with an idle connection open: exit 0, served line",
+                clean_shutdown, model, backend, limit=30)
+        r.check(f"[{m}] idle timeout closes silent and stuck connections", idle_timeout,
+                model, backend, limit=40)
+        r.check(f"[{m}] 2000 connections: no fd leak" + (", no zombies" if model == "fork"
+                                                          else ""),
+                fd_leak, model, backend, limit=180)
+    r.check("[event/epoll] SIGINT with an idle connection open: exit 0, served line",
+            clean_shutdown, "event", "epoll", signal.SIGINT, limit=30)
+
+    r.check("listen on [::1]:0", listen_family, "[::1]:0", "[::1]:", socket.AF_INET6)
+    path = f"/tmp/sbtest-echo-{os.getpid()}.sock"
+    r.check("listen on unix:/tmp/...", listen_family, f"unix:{path}", f"unix:{path}",
+            socket.AF_UNIX)
+    return r.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
