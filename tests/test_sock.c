@@ -253,6 +253,28 @@ static void test_dial_timeout(void)
     close(l);
 }
 
+/* A unix listener's queue is a hard limit: once it is full a connect waits
+ * for room, and only the timeout ends sb_dial. */
+static void test_dial_timeout_unix(void)
+{
+    enum { MAX_FILL = 64 };
+    int fill[MAX_FILL], nfill = 0, l, fd = 0, i;
+    char a[128];
+
+    unix_path(a, sizeof(a), "t");
+    unlink(a + 5);
+    l = sb_listen(a, 1);
+    CHECK(l >= 0);
+    while (nfill < MAX_FILL && (fd = sb_dial(a, 200)) >= 0)
+        fill[nfill++] = fd;
+    CHECK_EQ(fd, -ETIMEDOUT);
+    CHECK(nfill >= 1);
+    for (i = 0; i < nfill; i++)
+        close(fill[i]);
+    close(l);
+    unlink(a + 5);
+}
+
 static void test_accept_nonblocking(void)
 {
     char a[64];
@@ -673,6 +695,7 @@ int main(void)
     RUN(test_listen_unix);
     RUN(test_dial_refused);
     RUN(test_dial_timeout);
+    RUN(test_dial_timeout_unix);
     RUN(test_accept_nonblocking);
     RUN(test_send_all_socketpair);
     RUN(test_send_all_tcp);
