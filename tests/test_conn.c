@@ -1,0 +1,489 @@
+/* test_conn: the buffered connection under the event loop, on every
+ * backend: echo across splits, backpressure, the output cap, half-close,
+ * pause/resume, timeouts, sendfile ordering, a reset mid-message, and a
+ * callback that closes another connection whose event is pending in the
+ * same turn. The peer side of each socketpair is driven by the test. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "test.h"
+
+static const char *backend;
+
+typedef struct {
+    int messages;
+    int closes;
+    int close_err;
+    int eofs;
+    size_t reply_size;   /* 0: echo; else reply with this many bytes */
+    int pause_after;     /* pause the conn after this many messages */
+    sb_conn *victim;     /* abort this one on the first message */
+    sb_conn *last;
+    int shutdown_on_eof;
+} state;
+
+static uint8_t big[1 << 20];
+
+static int on_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    state *s = app;
+    int rc;
+
+    s->messages++;
+    s->last = c;
+    if (s->victim && s->victim != c) {
+        sb_conn_abort(s->victim);
+        s->victim = NULL;
+    }
+    if (s->reply_size)
+        rc = sb_conn_send(c, m->type, big, s->reply_size);
+    else
+        rc = sb_conn_send(c, m->type, m->data, m->len);
+    if (s->pause_after && s->messages == s->pause_after)
+        sb_conn_pause(c);
+    return rc == SB_EOUTPUT ? 0 : rc;
+}
+
+static void on_eof(sb_conn *c, void *app)
+{
+    state *s = app;
+    s->eofs++;
+    if (s->shutdown_on_eof) {
+        sb_conn_send(c, -1, "bye", 3);
+        sb_conn_shutdown(c);
+        sb_conn_close(c);
+    } else {
+        sb_conn_close(c);
+    }
+}
+
+static void on_close(sb_conn *c, int err, void *app)
+{
+    state *s = app;
+    s->closes++;
+    s->close_err = err;
+}
+
+static sb_handler handler(state *s)
+{
+    sb_handler h = {NULL, on_message, on_eof, on_close, s};
+    return h;
+}
+
+static sb_loop *new_loop(void)
+{
+    sb_loop *l;
+    CHECK_EQ(sb_loop_new(&l, backend), 0);
+    return l;
+}
+
+static void pair(int sv[2])
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    sb_set_nonblock(sv[1], 1);
+}
+
+/* Run loop turns until cond holds (bounded). */
+#define SPIN_UNTIL(l, cond)                                      \
+    do {                                                         \
+        for (int i_ = 0; i_ < 20000 && !(cond); i_++)            \
+            sb_loop_run_once((l), 1);                            \
+        CHECK(cond);                                             \
+    } while (0)
+
+/* Read what the peer side has, appending to out (non-blocking). */
+static size_t drain(int fd, sb_buf *out)
+{
+    uint8_t *p;
+    size_t got = 0;
+    for (;;) {
+        CHECK_EQ(sb_buf_reserve(out, 65536, &p), 0);
+        ssize_t n = read(fd, p, 65536);
+        if (n <= 0)
+            return got;
+        sb_buf_commit(out, (size_t)n);
+        got += (size_t)n;
+    }
+}
+
+static void opts_for(sb_conn_opts *o, const char *spec)
+{
+    sb_conn_opts_default(o);
+    CHECK_EQ(sb_frame_parse(spec, &o->frame), 0);
+}
+
+static void test_echo_splits(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_buf wire = {0}, back = {0};
+    int sv[2];
+
+    opts_for(&o, "len32");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    for (int i = 0; i < 200; i++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof(msg), "message %d", i);
+        CHECK_EQ(sb_frame_encode(&o.frame, -1, msg, (size_t)n, &wire), 0);
+    }
+    /* Dribble the stream in odd-sized pieces, turning the loop between. */
+    for (size_t off = 0; off < sb_buf_len(&wire); off += 7) {
+        size_t n = sb_buf_len(&wire) - off < 7 ? sb_buf_len(&wire) - off : 7;
+        CHECK_EQ(write(sv[1], sb_buf_data(&wire) + off, n), (ssize_t)n);
+        sb_loop_run_once(l, 0);
+        drain(sv[1], &back);
+    }
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == sb_buf_len(&wire)));
+    CHECK(memcmp(sb_buf_data(&back), sb_buf_data(&wire), sb_buf_len(&wire)) == 0);
+    CHECK_EQ(s.messages, 200);
+    close(sv[1]);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, 0);
+    sb_buf_free(&wire);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+/* A peer that sends but does not read: the connection stops reading above
+ * out_high, so its queue stays bounded; once the peer reads, everything
+ * arrives. */
+static void test_backpressure(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_conn *c;
+    sb_buf back = {0};
+    int sv[2], sent = 0;
+
+    opts_for(&o, "line");
+    o.out_high = 64 * 1024;
+    o.out_cap = 8 << 20;
+    s.reply_size = 16 * 1024;
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    for (int round = 0; round < 200; round++) {
+        if (write(sv[1], "x\n", 2) == 2)
+            sent++;
+        sb_loop_run_once(l, 0);
+        CHECK(sb_conn_queued(c) <= o.out_high + s.reply_size + 64);
+    }
+    CHECK(s.messages < sent); /* reading stopped while replies piled up */
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == (size_t)sent * (s.reply_size + 1)));
+    CHECK_EQ(s.messages, sent);
+    CHECK_EQ(s.closes, 0);
+    close(sv[1]);
+    SPIN_UNTIL(l, s.closes == 1);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+/* A peer that never reads while replies keep coming (a chat member being
+ * broadcast to): over out_cap it is disconnected with SB_EOUTPUT. */
+static void test_output_cap(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_conn *c;
+    int sv[2];
+
+    opts_for(&o, "line");
+    o.out_high = SIZE_MAX / 2; /* no backpressure: only the cap */
+    o.out_cap = 256 * 1024;
+    s.reply_size = 64 * 1024;
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    for (int i = 0; i < 64 && s.closes == 0; i++) {
+        (void)!write(sv[1], "x\n", 2);
+        sb_loop_run_once(l, 0);
+    }
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, SB_EOUTPUT);
+    close(sv[1]);
+    sb_loop_free(l);
+}
+
+/* HOWTO 4: the peer sends and shuts down its side; with `eof` framing the
+ * message is everything up to the shutdown; the reply still reaches it. */
+static void test_half_close(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_buf back = {0};
+    int sv[2];
+
+    opts_for(&o, "eof");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "GET / HTTP/1.0\r\n", 16), 16);
+    CHECK_EQ(write(sv[1], "\r\n", 2), 2);
+    shutdown(sv[1], SHUT_WR);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.messages, 1);
+    CHECK_EQ(s.eofs, 1);
+    drain(sv[1], &back);
+    CHECK_EQ(sb_buf_len(&back), 18);
+    CHECK(memcmp(sb_buf_data(&back), "GET / HTTP/1.0\r\n\r\n", 18) == 0);
+    close(sv[1]);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+/* The server half-closes too: sb_conn_shutdown sends FIN after the queue. */
+static void test_shutdown(void)
+{
+    sb_loop *l = new_loop();
+    state s = {.shutdown_on_eof = 1};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_buf back = {0};
+    int sv[2];
+
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "a\nb\n", 4), 4);
+    shutdown(sv[1], SHUT_WR);
+    SPIN_UNTIL(l, s.closes == 1);
+    drain(sv[1], &back);
+    CHECK_EQ(sb_buf_len(&back), 8);
+    CHECK(memcmp(sb_buf_data(&back), "a\nb\nbye\n", 8) == 0);
+    close(sv[1]);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+static void test_truncated_and_oversize(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    int sv[2];
+
+    opts_for(&o, "len32");
+    o.max_msg = 100;
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "\0\0\0\x10" "abc", 7), 7); /* 16 declared, 3 sent */
+    shutdown(sv[1], SHUT_WR);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, SB_ETRUNCATED);
+    close(sv[1]);
+
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "\xff\xff\xff\xff", 4), 4);
+    SPIN_UNTIL(l, s.closes == 2);
+    CHECK_EQ(s.close_err, SB_ETOOBIG);
+    CHECK_EQ(s.messages, 0);
+    close(sv[1]);
+    sb_loop_free(l);
+}
+
+/* A peer that resets mid-message: one close with an error, freed once. */
+static void test_reset_mid_message(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_addr a;
+    int lfd, cfd, afd;
+    struct linger lg = {1, 0};
+
+    opts_for(&o, "len32");
+    lfd = sb_listen("127.0.0.1:0", 0);
+    CHECK(lfd >= 0);
+    CHECK_EQ(sb_addr_resolve("127.0.0.1:0", 0, &a, 1), 1);
+    ((struct sockaddr_in *)&a.ss)->sin_port = htons((uint16_t)sb_local_port(lfd));
+    cfd = sb_dial_addr(&a, 1000);
+    CHECK(cfd >= 0);
+    afd = sb_accept(lfd, NULL, 0);
+    CHECK(afd >= 0);
+    CHECK_EQ(sb_conn_open(l, afd, &o, &h, NULL), 0);
+    CHECK_EQ(write(cfd, "\0\0\0\x40" "half", 8), 8);
+    for (int i = 0; i < 5; i++)
+        sb_loop_run_once(l, 1);
+    setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(cfd);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK(s.close_err == -ECONNRESET || s.close_err == SB_ETRUNCATED);
+    for (int i = 0; i < 5; i++)
+        sb_loop_run_once(l, 1);
+    CHECK_EQ(s.closes, 1);
+    close(lfd);
+    sb_loop_free(l);
+}
+
+static void resume_cb(sb_loop *l, sb_timer *t)
+{
+    sb_conn_resume(t->data);
+}
+
+static void test_pause_resume(void)
+{
+    sb_loop *l = new_loop();
+    state s = {.pause_after = 1};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_conn *c;
+    sb_timer t;
+    sb_buf back = {0};
+    int sv[2];
+
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    CHECK_EQ(write(sv[1], "one\ntwo\nthree\n", 14), 14);
+    for (int i = 0; i < 20; i++)
+        sb_loop_run_once(l, 1);
+    CHECK_EQ(s.messages, 1); /* paused: two and three wait */
+    sb_timer_init(&t, resume_cb, c);
+    sb_timer_start(l, &t, 5);
+    SPIN_UNTIL(l, s.messages == 3);
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == 14));
+    CHECK(memcmp(sb_buf_data(&back), "one\ntwo\nthree\n", 14) == 0);
+    close(sv[1]);
+    SPIN_UNTIL(l, s.closes == 1);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+static void test_idle_and_read_timeouts(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    int sv[2];
+
+    opts_for(&o, "line");
+    o.idle_timeout_ms = 50;
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, -ETIMEDOUT);
+    close(sv[1]);
+
+    /* read timeout: a started line that never ends (slowloris) */
+    o.idle_timeout_ms = 0;
+    o.read_timeout_ms = 50;
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "GET / HTTP/1.1\r\nX-a: ", 21), 21);
+    SPIN_UNTIL(l, s.closes == 2);
+    CHECK_EQ(s.close_err, -ETIMEDOUT);
+    close(sv[1]);
+    sb_loop_free(l);
+}
+
+/* Issue: a callback closes another connection whose event is pending in
+ * the same batch. Both peers write before the turn; the first message
+ * aborts the other connection. No use-after-free (ASan), one close each. */
+static void test_close_other_in_batch(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_conn *a, *b;
+    int sa[2], sb2[2];
+
+    opts_for(&o, "line");
+    pair(sa);
+    pair(sb2);
+    CHECK_EQ(sb_conn_open(l, sa[0], &o, &h, &a), 0);
+    CHECK_EQ(sb_conn_open(l, sb2[0], &o, &h, &b), 0);
+    CHECK_EQ(write(sa[1], "x\n", 2), 2);
+    CHECK_EQ(write(sb2[1], "y\n", 2), 2);
+    /* a's message aborts b, whether b's event ran before it in this turn
+     * or is still pending after it. */
+    s.victim = b;
+    sb_loop_run_once(l, 10);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK(s.messages >= 1 && s.messages <= 2);
+    close(sa[1]);
+    close(sb2[1]);
+    SPIN_UNTIL(l, s.closes == 2);
+    sb_loop_free(l);
+}
+
+typedef struct {
+    int step;
+    int file_fd;
+} file_state;
+
+static int file_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    file_state *f = app;
+    sb_conn_write(c, "head:", 5);
+    sb_conn_sendfile(c, dup(f->file_fd), 2, 5);
+    sb_conn_write(c, ":tail", 5);
+    f->step++;
+    return 0;
+}
+
+static void test_sendfile_order(void)
+{
+    sb_loop *l = new_loop();
+    file_state f = {0};
+    sb_handler h = {NULL, file_message, NULL, NULL, &f};
+    sb_conn_opts o;
+    sb_buf back = {0};
+    char path[] = "/tmp/sb_conn_XXXXXX";
+    int sv[2];
+
+    f.file_fd = mkstemp(path);
+    CHECK(f.file_fd >= 0);
+    unlink(path);
+    CHECK_EQ(write(f.file_fd, "0123456789", 10), 10);
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "go\n", 3), 3);
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == 15));
+    CHECK(memcmp(sb_buf_data(&back), "head:23456:tail", 15) == 0);
+    close(sv[1]);
+    for (int i = 0; i < 5; i++)
+        sb_loop_run_once(l, 1);
+    close(f.file_fd);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    for (const char *const *b = sb_loop_backends(); *b; b++) {
+        backend = *b;
+        fprintf(stderr, "backend %s\n", backend);
+        RUN(test_echo_splits);
+        RUN(test_backpressure);
+        RUN(test_output_cap);
+        RUN(test_half_close);
+        RUN(test_shutdown);
+        RUN(test_truncated_and_oversize);
+        RUN(test_reset_mid_message);
+        RUN(test_pause_resume);
+        RUN(test_idle_and_read_timeouts);
+        RUN(test_close_other_in_batch);
+        RUN(test_sendfile_order);
+    }
+    return 0;
+}
