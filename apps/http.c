@@ -1,0 +1,739 @@
+/* http: the static file server of `switchboard serve --app http --root DIR`,
+ * the web server of the HOWTO's running example.
+ *
+ * HTTP/1.1 with keep-alive and pipelining, GET and HEAD, conditional
+ * requests (ETag / If-None-Match, Last-Modified / If-Modified-Since), one
+ * byte range per request, index.html for directories, an optional access
+ * log in Common Log Format.
+ *
+ * Framing: the connection runs a custom cutter (http_cut) that hands the
+ * handler one whole request - head plus any body, which GET and HEAD do
+ * not use and we discard - per on_message. The cutter already parsed the
+ * head; it leaves the result in a per-thread slot keyed by the message's
+ * address and length, and on_message takes it from there when it matches
+ * (the connection calls the cutter and then the handler back to back on one
+ * thread), else parses again. Parsing is deterministic, so both give the
+ * same verdict.
+ *
+ * Defences: the parser is strict (see http.h) and every framing ambiguity
+ * (Transfer-Encoding on a request, Transfer-Encoding with Content-Length,
+ * differing Content-Lengths, "+5") is a 400 that closes the connection.
+ * Paths are percent-decoded once, ".." segments are refused, and files are
+ * opened with openat2(RESOLVE_BENEATH) relative to the root directory, so
+ * no path and no symlink can reach outside it (where openat2 is missing,
+ * the opened file's real path is checked against the root's instead).
+ * Slow clients are bounded by the connection's read and idle timeouts.
+ *
+ * Runs under every dispatch model: all state after init is read-only or
+ * per thread, and access-log lines go out with one write(2) on an O_APPEND
+ * descriptor, so threads and forked children never interleave them.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <linux/openat2.h>
+
+#include "apps.h"
+
+#define LINE_LIMIT (8 * 1024)     /* request line, CRLF included: 414 past it */
+#define HEAD_LIMIT (16 * 1024)    /* whole head: 431 past it */
+#define MAX_HEADERS 100           /* header fields: 431 past it */
+#define BODY_LIMIT (64 * 1024)    /* body read and dropped: 413 past it */
+/* Files up to this size go out in the same write as the head: one copy of
+ * at most 16 KiB is cheaper than a second queue entry and a sendfile call. */
+#define SMALL_FILE (16 * 1024)
+#define HEAD_BUF 1024             /* our response heads are far below this */
+
+#define IDLE_MS 15000   /* keep-alive connections idle this long are closed */
+#define READ_MS 10000   /* a started request must complete within this */
+#define WRITE_MS 30000  /* a reader that stops reading is dropped */
+
+static struct http_app {
+    int root_fd;               /* the document root, O_DIRECTORY */
+    char root[PATH_MAX];       /* its real path, for the fallback check */
+    size_t root_len;
+    int log_fd;                /* access log, -1 when off */
+    int log_owned;             /* log_fd is ours to close */
+    int beneath;               /* openat2(RESOLVE_BENEATH) works here */
+} app = {-1, "", 0, -1, 0, 0};
+
+/* One parsed request, as the cutter leaves it for the handler. */
+typedef struct parsed {
+    const uint8_t *data;       /* the message this describes */
+    size_t len;
+    int verdict;               /* 0, or why the request is refused (SB_E*) */
+    size_t head_len;
+    sb_http_request req;
+    sb_http_framing fr;
+    sb_http_header h[MAX_HEADERS];
+} parsed;
+
+static _Thread_local parsed last_cut;
+
+/* ---- framing: cut one request ---- */
+
+/* Look at p[0..n): returns the length of the message that holds the next
+ * request (0: incomplete). A request that is refused takes everything
+ * received (the connection is closed after the answer), except a body over
+ * the limit, which is not waited for. */
+static size_t examine(parsed *ps, const uint8_t *p, size_t n)
+{
+    static const sb_http_limits lim = {LINE_LIMIT, HEAD_LIMIT};
+    int rc = sb_http_parse_request((const char *)p, n, &ps->req, ps->h, MAX_HEADERS, &lim);
+
+    ps->data = p;
+    ps->verdict = 0;
+    if (rc == SB_HTTP_INCOMPLETE)
+        return 0;
+    if (rc < 0) {
+        ps->verdict = rc;
+        return ps->len = n;
+    }
+    ps->head_len = (size_t)rc;
+    /* Any Transfer-Encoding on a request is refused: GET and HEAD carry no
+     * body worth decoding, and refusing it removes the TE/CL ambiguity. */
+    if (sb_http_framing_get(ps->h, ps->req.num_headers, ps->req.minor_version, 1, &ps->fr) < 0 ||
+        ps->fr.has_te) {
+        ps->verdict = SB_EHTTP;
+        return ps->len = n;
+    }
+    if (ps->fr.length > BODY_LIMIT) {
+        ps->verdict = SB_HTTP_EBODY;
+        return ps->len = ps->head_len;
+    }
+    if (n - ps->head_len < ps->fr.length)
+        return 0;
+    return ps->len = ps->head_len + (size_t)ps->fr.length;
+}
+
+static ssize_t http_cut(void *ud, const uint8_t *p, size_t n, int eof, sb_msg *m)
+{
+    size_t len;
+
+    if (n == 0)
+        return 0;
+    len = examine(&last_cut, p, n);
+    if (len == 0)
+        return 0;   /* at eof too: the connection reports the truncation */
+    m->data = p;
+    m->len = len;
+    m->type = -1;
+    return (ssize_t)len;
+}
+
+/* ---- writing a response head ---- */
+
+typedef struct out {
+    char *p;
+    char *end;
+} out;
+
+static void put(out *o, const char *s, size_t n)
+{
+    if ((size_t)(o->end - o->p) < n)
+        n = (size_t)(o->end - o->p);    /* cannot happen with HEAD_BUF; stay in bounds */
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+
+static void puts_(out *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+static void putu(out *o, uint64_t v)
+{
+    char d[24];
+    int i = 24;
+
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put(o, d + i, (size_t)(24 - i));
+}
+
+static void putx(out *o, uint64_t v)
+{
+    char d[24];
+    int i = 24;
+
+    do
+        d[--i] = "0123456789abcdef"[v & 15];
+    while ((v >>= 4) != 0);
+    put(o, d + i, (size_t)(24 - i));
+}
+
+/* The Date header value, formatted once per second per thread. */
+static const char *date_now(time_t now)
+{
+    static _Thread_local time_t when = -1;
+    static _Thread_local char text[SB_HTTP_DATE_LEN + 1];
+
+    if (now != when) {
+        sb_http_format_date(now, text);
+        when = now;
+    }
+    return text;
+}
+
+static void status_line(out *o, int status)
+{
+    puts_(o, "HTTP/1.1 ");
+    putu(o, (uint64_t)status);
+    put(o, " ", 1);
+    puts_(o, sb_http_reason(status));
+    puts_(o, "\r\nServer: switchboard/" SB_VERSION_STRING "\r\nDate: ");
+    put(o, date_now(time(NULL)), SB_HTTP_DATE_LEN);
+    put(o, "\r\n", 2);
+}
+
+static void conn_line(out *o, const parsed *ps, int keep)
+{
+    if (!keep)
+        puts_(o, "Connection: close\r\n");
+    else if (ps->req.minor_version == 0)
+        puts_(o, "Connection: keep-alive\r\n");
+}
+
+/* ---- access log ---- */
+
+static void log_request(sb_conn *c, const parsed *ps, int status, uint64_t bytes)
+{
+    static _Thread_local time_t when = -1;
+    static _Thread_local char stamp[40];
+    char line[1024], host[80];
+    const char *peer = sb_conn_peer(c), *colon;
+    time_t now = time(NULL);
+    struct tm tm;
+    size_t n, hl;
+
+    if (now != when) {
+        localtime_r(&now, &tm);
+        strftime(stamp, sizeof stamp, "%d/%b/%Y:%H:%M:%S %z", &tm);
+        when = now;
+    }
+    /* "1.2.3.4:80" and "[::1]:80" lose the port, "unix:..." stays. */
+    colon = strncmp(peer, "unix:", 5) == 0 ? NULL : strrchr(peer, ':');
+    hl = colon ? (size_t)(colon - peer) : strlen(peer);
+    if (hl > 1 && peer[0] == '[' && peer[hl - 1] == ']') {
+        peer++;
+        hl -= 2;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)hl, peer);
+    n = (size_t)snprintf(line, sizeof line, "%s - - [%s] \"", host, stamp);
+    if (ps->verdict == 0 || ps->verdict == SB_HTTP_EBODY) {
+        /* The target is visible ASCII; only '"' and '\' need escaping. */
+        n += (size_t)snprintf(line + n, sizeof line - n, "%.*s ", (int)ps->req.method_len, ps->req.method);
+        for (size_t i = 0; i < ps->req.target_len && n < 900; i++) {
+            char ch = ps->req.target[i];
+            if (ch == '"' || ch == '\\')
+                line[n++] = '\\';
+            line[n++] = ch;
+        }
+        n += (size_t)snprintf(line + n, sizeof line - n, " HTTP/1.%d", ps->req.minor_version);
+    } else {
+        line[n++] = '-';
+    }
+    n += (size_t)snprintf(line + n, sizeof line - n, "\" %d ", status);
+    if (bytes)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%llu\n", (unsigned long long)bytes);
+    else
+        n += (size_t)snprintf(line + n, sizeof line - n, "-\n");
+    if (n > sizeof line)
+        n = sizeof line;
+    /* A lost log line is not worth failing the request for. */
+    if (write(app.log_fd, line, n) < 0)
+        return;
+}
+
+/* ---- error and redirect answers ---- */
+
+/* Statuses that mean the request stream itself cannot be trusted (or that
+ * we cannot tell where the next request starts): answer, then close. */
+static int status_closes(int status)
+{
+    return status == 400 || status == 405 || status == 413 || status == 414 ||
+           status == 431 || status == 500 || status == 505;
+}
+
+/* An answer with a short text body. extra: more header lines or NULL. */
+static int reply_simple(sb_conn *c, const parsed *ps, int status, const char *extra, int is_head)
+{
+    char buf[HEAD_BUF + 512];
+    out o = {buf, buf + sizeof buf};
+    int keep = ps->verdict == 0 && ps->fr.keep_alive && !status_closes(status);
+    const char *reason = sb_http_reason(status);
+    size_t blen = 0;
+    int rc;
+
+    status_line(&o, status);
+    if (extra)
+        puts_(&o, extra);
+    conn_line(&o, ps, keep);
+    if (status != 304) {
+        blen = 4 + strlen(reason) + 1;
+        puts_(&o, "Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
+        putu(&o, blen);
+        put(&o, "\r\n", 2);
+    }
+    put(&o, "\r\n", 2);
+    if (status != 304 && !is_head) {
+        putu(&o, (uint64_t)status);
+        put(&o, " ", 1);
+        puts_(&o, reason);
+        put(&o, "\n", 1);
+    } else {
+        blen = 0;
+    }
+    rc = sb_conn_write(c, buf, (size_t)(o.p - buf));
+    if (app.log_fd >= 0)
+        log_request(c, ps, status, blen);
+    if (rc < 0)
+        return rc;
+    return keep ? 0 : SB_ECLOSED;
+}
+
+/* ---- files ---- */
+
+static const struct { const char *ext; const char *type; } mime[] = {
+    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"},
+    {"json", "application/json"},         {"txt", "text/plain; charset=utf-8"},
+    {"png", "image/png"},                 {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},               {"gif", "image/gif"},
+    {"svg", "image/svg+xml"},             {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"},         {"pdf", "application/pdf"},
+};
+
+static const char *content_type(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+
+    if (dot != NULL && (slash == NULL || dot > slash))
+        for (size_t i = 0; i < sizeof mime / sizeof *mime; i++)
+            if (strcasecmp(dot + 1, mime[i].ext) == 0)
+                return mime[i].type;
+    return "application/octet-stream";
+}
+
+/* Open rel (relative, no leading '/') beneath dirfd. Returns an fd or a
+ * negative errno: -ENOENT, -EXDEV (would leave the root), ... */
+static int open_beneath(int dirfd, const char *rel)
+{
+    int fd;
+
+    if (app.beneath) {
+        struct open_how how;
+        memset(&how, 0, sizeof how);
+        /* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+        how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+        do
+            fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof how);
+        while (fd < 0 && errno == EINTR);
+        return fd < 0 ? -errno : fd;
+    }
+    fd = openat(dirfd, rel, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return -errno;
+    /* No openat2: where did we land? The kernel's answer, not ours. */
+    char proc[64], real[PATH_MAX];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, real, sizeof real - 1);
+    if (n < 0 || (size_t)n < app.root_len || memcmp(real, app.root, app.root_len) != 0 ||
+        (app.root_len > 1 && (size_t)n > app.root_len && real[app.root_len] != '/')) {
+        close(fd);
+        return -EXDEV;
+    }
+    return fd;
+}
+
+/* No ".." segment anywhere: with RESOLVE_BENEATH it could not escape, but
+ * it is never legitimate either and refusing it early is clearer. */
+static int has_dotdot(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (p[i] == '.' && p[i + 1] == '.' && (i == 0 || p[i - 1] == '/') &&
+            (i + 2 == n || p[i + 2] == '/'))
+            return 1;
+    return 0;
+}
+
+/* The path part of the target (origin-form, or absolute-form "http://h/p"),
+ * without the query. Returns 0 or -1 when the target has no such form. */
+static int target_path(const parsed *ps, const char **path, size_t *len)
+{
+    const char *t = ps->req.target, *q;
+    size_t n = ps->req.target_len;
+
+    if (n >= 7 && strncasecmp(t, "http://", 7) == 0) {
+        const char *s = memchr(t + 7, '/', n - 7);
+        if (s == NULL)
+            return -1;  /* "http://host" with no path: nothing to serve */
+        n -= (size_t)(s - t);
+        t = s;
+    }
+    if (n == 0 || t[0] != '/')
+        return -1;
+    q = memchr(t, '?', n);
+    *path = t;
+    *len = q ? (size_t)(q - t) : n;
+    return 0;
+}
+
+static int errno_status(int err)
+{
+    return err == -EACCES || err == -EPERM ? 403 : 404;
+}
+
+/* ---- conditional requests and ranges ---- */
+
+static int etag_make(char *buf, const struct stat *st)
+{
+    out o = {buf, buf + 48};
+
+    put(&o, "\"", 1);
+    putx(&o, (uint64_t)st->st_size);
+    put(&o, "-", 1);
+    putx(&o, (uint64_t)st->st_mtim.tv_sec);
+    put(&o, "\"", 1);
+    return (int)(o.p - buf);
+}
+
+/* If-None-Match: "*" or a list of entity tags, compared weakly. */
+static int etag_matches(const char *v, size_t n, const char *tag, size_t tl)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        if (i < n && v[i] == '*')
+            return 1;
+        if (i + 2 <= n && v[i] == 'W' && v[i + 1] == '/')
+            i += 2;
+        size_t s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == tl && memcmp(v + s, tag, tl) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static const sb_http_header *header(const parsed *ps, const char *name)
+{
+    int i = sb_http_find(ps->h, ps->req.num_headers, 0, name);
+    return i < 0 ? NULL : &ps->h[i];
+}
+
+/* 304 applies? (RFC 9110 section 13.2.2: If-None-Match wins over
+ * If-Modified-Since.) */
+static int not_modified(const parsed *ps, const struct stat *st, const char *tag, size_t tl)
+{
+    const sb_http_header *inm = header(ps, "if-none-match"), *ims;
+    time_t t;
+
+    if (inm)
+        return etag_matches(inm->value, inm->value_len, tag, tl);
+    ims = header(ps, "if-modified-since");
+    if (ims && sb_http_parse_date(ims->value, ims->value_len, &t) == 0)
+        return st->st_mtim.tv_sec <= t;
+    return 0;
+}
+
+/* If-Range: the Range applies only if the validator still matches (a
+ * strong ETag or the exact Last-Modified date). */
+static int if_range_ok(const parsed *ps, const char *tag, size_t tl, const char *lm)
+{
+    const sb_http_header *ir = header(ps, "if-range");
+
+    if (ir == NULL)
+        return 1;
+    if (ir->value_len == tl && memcmp(ir->value, tag, tl) == 0)
+        return 1;
+    return ir->value_len == SB_HTTP_DATE_LEN && memcmp(ir->value, lm, SB_HTTP_DATE_LEN) == 0;
+}
+
+/* ---- serving a file ---- */
+
+typedef struct reply {
+    int status;
+    uint64_t first, len;     /* the bytes of the file to send */
+} reply;
+
+/* Head + body of a 200/206. Small bodies travel in the head's write; big
+ * ones are handed to the connection with sendfile (it owns fd then). */
+static int send_file(sb_conn *c, const parsed *ps, int fd, const struct stat *st,
+                     const char *path, const reply *r, int is_head)
+{
+    char buf[HEAD_BUF + SMALL_FILE], tag[48], lm[SB_HTTP_DATE_LEN + 1];
+    out o = {buf, buf + HEAD_BUF};
+    int tl = etag_make(tag, st), keep = ps->fr.keep_alive, rc;
+    size_t hl;
+
+    sb_http_format_date(st->st_mtim.tv_sec, lm);
+    status_line(&o, r->status);
+    puts_(&o, "Content-Type: ");
+    puts_(&o, content_type(path));
+    puts_(&o, "\r\nContent-Length: ");
+    putu(&o, r->len);
+    if (r->status == 206) {
+        puts_(&o, "\r\nContent-Range: bytes ");
+        putu(&o, r->first);
+        put(&o, "-", 1);
+        putu(&o, r->first + r->len - 1);
+        put(&o, "/", 1);
+        putu(&o, (uint64_t)st->st_size);
+    }
+    puts_(&o, "\r\nLast-Modified: ");
+    put(&o, lm, SB_HTTP_DATE_LEN);
+    puts_(&o, "\r\nETag: ");
+    put(&o, tag, (size_t)tl);
+    puts_(&o, "\r\nAccept-Ranges: bytes\r\n");
+    conn_line(&o, ps, keep);
+    put(&o, "\r\n", 2);
+    hl = (size_t)(o.p - buf);
+
+    if (app.log_fd >= 0)
+        log_request(c, ps, r->status, is_head ? 0 : r->len);
+    if (is_head || r->len == 0) {
+        close(fd);
+        rc = sb_conn_write(c, buf, hl);
+    } else if (r->len <= SMALL_FILE) {
+        size_t got = 0;
+        while (got < r->len) {
+            ssize_t n = pread(fd, buf + hl + got, (size_t)r->len - got, (off_t)(r->first + got));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                break;
+            got += (size_t)n;
+        }
+        close(fd);
+        rc = sb_conn_write(c, buf, hl + got);
+        if (rc == 0 && got < r->len)
+            rc = SB_ETRUNCATED;     /* the file shrank: the length we sent is a lie */
+    } else {
+        rc = sb_conn_write(c, buf, hl);
+        if (rc == 0)
+            rc = sb_conn_sendfile(c, fd, (off_t)r->first, (size_t)r->len);
+        else
+            close(fd);
+    }
+    if (rc < 0)
+        return rc;
+    return keep ? 0 : SB_ECLOSED;
+}
+
+/* 304, 416 or the file itself. Takes ownership of fd. */
+static int answer_file(sb_conn *c, const parsed *ps, int fd, const struct stat *st,
+                       const char *path, int is_head)
+{
+    char tag[48], lm[SB_HTTP_DATE_LEN + 1], extra[HEAD_BUF];
+    int tl = etag_make(tag, st);
+    uint64_t size = (uint64_t)st->st_size, a, b;
+    const sb_http_header *range;
+    reply r = {200, 0, size};
+
+    sb_http_format_date(st->st_mtim.tv_sec, lm);
+    if (not_modified(ps, st, tag, (size_t)tl)) {
+        close(fd);
+        snprintf(extra, sizeof extra, "ETag: %.*s\r\nLast-Modified: %s\r\n", tl, tag, lm);
+        return reply_simple(c, ps, 304, extra, is_head);
+    }
+    /* Range is defined for GET only (RFC 9110 section 14.2). */
+    range = is_head ? NULL : header(ps, "range");
+    if (range && if_range_ok(ps, tag, (size_t)tl, lm)) {
+        int rc = sb_http_parse_range(range->value, range->value_len, size, &a, &b);
+        if (rc == SB_HTTP_EUNSAT) {
+            close(fd);
+            snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+            return reply_simple(c, ps, 416, extra, is_head);
+        }
+        if (rc == 1)
+            r = (reply){206, a, b - a + 1};
+    }
+    return send_file(c, ps, fd, st, path, &r, is_head);
+}
+
+/* A directory: "dir" -> 301 "dir/"; "dir/" -> dir/index.html. Takes fd.
+ * Returns the index file's fd (with *st refreshed), or -1 after having
+ * answered (the return code in *rc). */
+static int directory(sb_conn *c, const parsed *ps, int fd, struct stat *st, const char *raw,
+                     size_t raw_len, int is_head, int *rc)
+{
+    char extra[HEAD_BUF];
+    int ifd;
+
+    if (raw[raw_len - 1] != '/') {
+        close(fd);
+        const char *t = ps->req.target + ps->req.target_len;
+        const char *q = raw + raw_len;   /* the query, if any, follows the path */
+        if (raw_len > HEAD_BUF - 32) {
+            *rc = reply_simple(c, ps, 404, NULL, is_head);
+            return -1;
+        }
+        snprintf(extra, sizeof extra, "Location: %.*s/%.*s\r\n", (int)raw_len, raw,
+                 (int)(t - q) < 256 ? (int)(t - q) : 0, q);
+        *rc = reply_simple(c, ps, 301, extra, is_head);
+        return -1;
+    }
+    ifd = open_beneath(fd, "index.html");
+    close(fd);
+    if (ifd < 0 || fstat(ifd, st) < 0 || !S_ISREG(st->st_mode)) {
+        if (ifd >= 0)
+            close(ifd);
+        *rc = reply_simple(c, ps, ifd == -EACCES ? 403 : 404, NULL, is_head);
+        return -1;
+    }
+    return ifd;
+}
+
+static int serve_get(sb_conn *c, const parsed *ps, int is_head)
+{
+    char path[LINE_LIMIT + 16];
+    const char *raw, *rel;
+    size_t raw_len;
+    ssize_t n;
+    struct stat st;
+    int fd, rc = 0;
+
+    if (target_path(ps, &raw, &raw_len) < 0)
+        return reply_simple(c, ps, 400, NULL, is_head);
+    n = sb_http_percent_decode(raw, raw_len, path);
+    if (n < 0 || has_dotdot(path, (size_t)n))
+        return reply_simple(c, ps, 400, NULL, is_head);
+    path[n] = '\0';
+    rel = path;
+    while (*rel == '/')
+        rel++;
+    fd = open_beneath(app.root_fd, *rel ? rel : ".");
+    if (fd < 0)
+        return reply_simple(c, ps, errno_status(fd), NULL, is_head);
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return reply_simple(c, ps, 500, NULL, is_head);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        fd = directory(c, ps, fd, &st, raw, raw_len, is_head, &rc);
+        if (fd < 0)
+            return rc;
+        rel = "index.html";
+    } else if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return reply_simple(c, ps, 404, NULL, is_head);
+    }
+    return answer_file(c, ps, fd, &st, rel, is_head);
+}
+
+/* ---- the handler ---- */
+
+static int http_message(sb_conn *c, const sb_msg *m, void *ud)
+{
+    parsed local, *ps = &last_cut;
+    int is_head;
+
+    if (ps->data != m->data || ps->len != m->len) {
+        ps = &local;
+        examine(ps, m->data, m->len);
+    }
+    if (ps->verdict != 0)
+        return reply_simple(c, ps, sb_http_error_status(ps->verdict), NULL, 0);
+    is_head = ps->req.method_len == 4 && memcmp(ps->req.method, "HEAD", 4) == 0;
+    if (!is_head && !(ps->req.method_len == 3 && memcmp(ps->req.method, "GET", 3) == 0))
+        return reply_simple(c, ps, 405, "Allow: GET, HEAD\r\n", 0);
+    /* HTTP/1.1 requires exactly one Host (RFC 9112 section 3.2). */
+    int host = sb_http_find(ps->h, ps->req.num_headers, 0, "host");
+    if ((ps->req.minor_version >= 1 && host < 0) ||
+        (host >= 0 && sb_http_find(ps->h, ps->req.num_headers, (size_t)host + 1, "host") >= 0))
+        return reply_simple(c, ps, 400, NULL, is_head);
+    return serve_get(c, ps, is_head);
+}
+
+/* ---- init ---- */
+
+static int open_log(const char *where, const char **why)
+{
+    if (where == NULL)
+        return 0;
+    if (strcmp(where, "-") == 0) {
+        app.log_fd = STDOUT_FILENO;
+        return 0;
+    }
+    app.log_fd = open(where, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (app.log_fd < 0) {
+        *why = "cannot open the --access-log file";
+        return -errno;
+    }
+    app.log_owned = 1;
+    return 0;
+}
+
+static int http_init(const sb_app_config *cfg, sb_server_opts *o, sb_handler *h, const char **why)
+{
+    const char *root = cfg->root ? cfg->root : ".";
+    struct open_how how;
+    int fd, rc;
+
+    if (realpath(root, app.root) == NULL) {
+        *why = "cannot resolve the --root directory";
+        return -errno;
+    }
+    app.root_len = strlen(app.root);
+    app.root_fd = open(app.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (app.root_fd < 0) {
+        *why = "--root is not a readable directory";
+        return -errno;
+    }
+    /* Probe openat2 once: old kernels and some sandboxes lack it. */
+    memset(&how, 0, sizeof how);
+    how.flags = O_RDONLY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH;
+    fd = (int)syscall(SYS_openat2, app.root_fd, ".", &how, sizeof how);
+    app.beneath = fd >= 0;
+    if (fd >= 0)
+        close(fd);
+    if ((rc = open_log(cfg->access_log, why)) < 0)
+        return rc;
+
+    o->conn.frame.kind = SB_FRAME_CUSTOM;
+    o->conn.frame.cut = http_cut;
+    o->conn.frame.cut_ud = &app;
+    /* Room for the largest head plus the largest body we read, and for
+     * pipelined requests behind them; the cutter rules on size first. */
+    o->conn.max_msg = 4 * (HEAD_LIMIT + BODY_LIMIT);
+    if (o->conn.idle_timeout_ms == 0)
+        o->conn.idle_timeout_ms = IDLE_MS;
+    if (o->conn.read_timeout_ms == 0)
+        o->conn.read_timeout_ms = READ_MS;
+    if (o->conn.write_timeout_ms == 0)
+        o->conn.write_timeout_ms = WRITE_MS;
+    h->on_message = http_message;
+    h->app = &app;
+    return 0;
+}
+
+static void http_fini(void)
+{
+    if (app.root_fd >= 0)
+        close(app.root_fd);
+    if (app.log_owned)
+        close(app.log_fd);
+    app.root_fd = app.log_fd = -1;
+    app.log_owned = 0;
+}
+
+const sb_app sb_app_http = {"http", "static HTTP/1.1 file server (--root DIR)", http_init, http_fini};
