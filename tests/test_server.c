@@ -1,0 +1,169 @@
+/* test_server: the three dispatch models through the library API - the
+ * same handler under event (each backend), threads and fork; the message
+ * counter; --max-conns shedding; a stop with an idle connection open. The
+ * server runs on the main thread, clients on a second one. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include "test.h"
+
+#define CONNS 8
+#define ROUNDS 50
+
+static int echo(sb_conn *c, const sb_msg *m, void *app)
+{
+    return sb_conn_send(c, m->type, m->data, m->len);
+}
+
+static const sb_handler echo_handler = {NULL, echo, NULL, NULL, NULL};
+
+typedef struct {
+    sb_server *s;
+    char addr[64];
+    sb_frame_spec spec;
+    int ok;          /* exchanges that came back right */
+    int shed_seen;   /* the over-cap connection was closed on us */
+    int max_conns;   /* > 0: test shedding instead of echo */
+} client_job;
+
+static void exchange(client_job *j, int fd)
+{
+    sb_stream *st;
+    CHECK_EQ(sb_stream_open(&st, fd, &j->spec, 1 << 20, 5000), 0);
+    for (int r = 0; r < ROUNDS; r++) {
+        char msg[32];
+        sb_msg m;
+        int n = snprintf(msg, sizeof(msg), "fd %d round %d", fd, r);
+        CHECK_EQ(sb_stream_request(st, -1, msg, (size_t)n, &m), 1);
+        if (m.len == (size_t)n && memcmp(m.data, msg, m.len) == 0)
+            __atomic_fetch_add(&j->ok, 1, __ATOMIC_RELAXED);
+    }
+    sb_stream_close(st);
+}
+
+static void shed_check(client_job *j)
+{
+    int fds[3];
+    char b;
+
+    for (int i = 0; i < j->max_conns; i++) {
+        fds[i] = sb_dial(j->addr, 2000);
+        CHECK(fds[i] >= 0);
+        exchange(j, fds[i]); /* proves each is being served */
+    }
+    fds[j->max_conns] = sb_dial(j->addr, 2000);
+    CHECK(fds[j->max_conns] >= 0);
+    /* The one over the cap is accepted and closed at once. */
+    if (sb_recv_some(fds[j->max_conns], &b, 1, sb_now_ms() + 5000) == 0)
+        j->shed_seen = 1;
+    for (int i = 0; i <= j->max_conns; i++)
+        close(fds[i]);
+}
+
+static void *client(void *p)
+{
+    client_job *j = p;
+    int fds[CONNS];
+
+    if (j->max_conns) {
+        shed_check(j);
+    } else {
+        for (int i = 0; i < CONNS; i++) {
+            fds[i] = sb_dial(j->addr, 2000);
+            CHECK(fds[i] >= 0);
+        }
+        for (int i = 0; i < CONNS; i++)
+            exchange(j, fds[i]);
+        /* Leave one connection open and idle: stop must still end. */
+        for (int i = 1; i < CONNS; i++)
+            close(fds[i]);
+    }
+    sb_server_stop(j->s);
+    return NULL;
+}
+
+static void run_model(sb_model model, const char *backend, int max_conns)
+{
+    sb_server_opts o;
+    sb_server_stats st;
+    client_job j;
+    pthread_t t;
+    int64_t t0;
+
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = model;
+    o.backend = backend;
+    o.max_conns = max_conns;
+    o.grace_ms = 300;
+    CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
+    j.spec = o.conn.frame;
+    j.max_conns = max_conns;
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+    CHECK_EQ(pthread_create(&t, NULL, client, &j), 0);
+    t0 = sb_now_ms();
+    CHECK_EQ(sb_server_run(j.s), 0);
+    CHECK(sb_now_ms() - t0 < 30000);
+    pthread_join(t, NULL);
+    sb_server_stats_get(j.s, &st);
+    if (max_conns) {
+        CHECK_EQ(j.shed_seen, 1);
+        CHECK(st.refused >= 1);
+    } else {
+        CHECK_EQ(j.ok, CONNS * ROUNDS);
+        CHECK_EQ(st.messages, CONNS * ROUNDS);
+        CHECK_EQ(st.accepted, CONNS);
+    }
+    CHECK_EQ(st.active, 0);
+    sb_server_free(j.s);
+    /* fork: every child reaped, none left behind. */
+    CHECK(waitpid(-1, NULL, WNOHANG) <= 0);
+}
+
+static void test_models(void)
+{
+    for (const char *const *b = sb_loop_backends(); *b; b++) {
+        fprintf(stderr, "    event/%s\n", *b);
+        run_model(SB_MODEL_EVENT, *b, 0);
+    }
+    fprintf(stderr, "    threads\n");
+    run_model(SB_MODEL_THREADS, NULL, 0);
+    fprintf(stderr, "    fork\n");
+    run_model(SB_MODEL_FORK, NULL, 0);
+}
+
+static void test_max_conns(void)
+{
+    run_model(SB_MODEL_EVENT, NULL, 2);
+    run_model(SB_MODEL_THREADS, NULL, 2);
+    run_model(SB_MODEL_FORK, NULL, 2);
+}
+
+static void test_bad_listen(void)
+{
+    sb_server_opts o;
+    sb_server *s;
+    sb_model m;
+
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:99999";
+    CHECK_EQ(sb_server_new(&s, &o, &echo_handler), SB_EBADPORT);
+    CHECK_EQ(sb_model_parse("threads", &m), 0);
+    CHECK_EQ(m, SB_MODEL_THREADS);
+    CHECK(sb_model_parse("fibers", &m) < 0);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    RUN(test_bad_listen);
+    RUN(test_models);
+    RUN(test_max_conns);
+    return 0;
+}
