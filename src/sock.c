@@ -327,7 +327,9 @@ int sb_accept(int lfd, sb_addr *peer, int flags)
     }
     if (peer != NULL) {
         memset(peer, 0, sizeof(*peer));
-        memcpy(&peer->ss, &ss, len < sizeof(ss) ? len : sizeof(ss));
+        if (len > sizeof(ss))
+            len = sizeof(ss); /* the kernel reports the untruncated length */
+        memcpy(&peer->ss, &ss, len);
         peer->len = len;
         peer->family = ss.ss_family;
     }
@@ -372,6 +374,8 @@ ssize_t sb_send_all(int fd, const void *p, size_t n, int64_t deadline)
     size_t done = 0;
     ssize_t r;
 
+    if (n > SSIZE_MAX)
+        return -EINVAL; /* the count could not be returned */
     while (done < n) {
         r = x_send(fd, c + done, n - done, io_flags(deadline));
         if (r > 0) {
@@ -409,6 +413,8 @@ ssize_t sb_recv_exact(int fd, void *p, size_t n, int64_t deadline)
     size_t got = 0;
     ssize_t r;
 
+    if (n > SSIZE_MAX)
+        return -EINVAL;
     while (got < n) {
         r = sb_recv_some(fd, c + got, n - got, deadline);
         if (r < 0)

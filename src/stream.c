@@ -45,6 +45,19 @@ static int64_t deadline_of(const sb_stream *s)
     return s->timeout_ms > 0 ? sb_now_ms() + s->timeout_ms : SB_NO_DEADLINE;
 }
 
+/* The input holds at most the unfinished part of one message - payload,
+ * header and trailer - plus one chunk read behind it. The decoder reports
+ * SB_ETOOBIG well before that; the bound stops a peer that never finishes a
+ * message even if the framing cannot tell. max_msg 0: no bound. */
+static size_t in_bound(size_t max_msg)
+{
+    size_t extra = 2 * SB_FRAME_HDR_MAX + SB_STREAM_CHUNK;
+
+    if (max_msg == 0 || max_msg > SIZE_MAX - extra)
+        return 0;
+    return max_msg + extra;
+}
+
 int sb_stream_open(sb_stream **out, int fd, const sb_frame_spec *spec, size_t max_msg, int timeout_ms)
 {
     sb_stream *s = sb__calloc(1, sizeof(*s));
@@ -57,10 +70,7 @@ int sb_stream_open(sb_stream **out, int fd, const sb_frame_spec *spec, size_t ma
         s->spec = *spec; /* else zero-filled: raw */
     s->max_msg = max_msg;
     s->timeout_ms = timeout_ms;
-    /* A whole message plus its header and trailer is the most the input
-     * ever needs to hold; the decoder reports SB_ETOOBIG before that, and
-     * the bound stops a peer that never finishes a message regardless. */
-    sb_buf_init(&s->in, max_msg ? max_msg + 2 * SB_FRAME_HDR_MAX + 1 : 0);
+    sb_buf_init(&s->in, in_bound(max_msg));
     sb_buf_init(&s->out, 0);
     *out = s;
     return 0;

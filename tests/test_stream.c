@@ -322,6 +322,39 @@ static void test_split_delivery(void)
     split_case("ascii:3");
 }
 
+/* Many small messages in one burst: the input holds the chunk behind the
+ * current message without mistaking it for one oversized message. */
+static void test_pipelined_burst(void)
+{
+    sb_frame_spec sp = spec_of("line");
+    sb_buf wire;
+    sb_stream *r;
+    sb_msg m;
+    char text[32];
+    int sv[2], i;
+
+    sb_buf_init(&wire, 0);
+    for (i = 0; i < 2000; i++) {
+        snprintf(text, sizeof(text), "m%d", i);
+        CHECK_EQ(sb_frame_encode(&sp, -1, text, strlen(text), &wire), 0);
+    }
+    pair(sv);
+    CHECK_EQ(sb_send_all(sv[0], sb_buf_data(&wire), sb_buf_len(&wire), sb_now_ms() + SOON_MS),
+             sb_buf_len(&wire));
+    CHECK_EQ(sb_shutdown_write(sv[0]), 0);
+    r = open_stream(sv[1], "line", 8, SOON_MS);
+    for (i = 0; i < 2000; i++) {
+        snprintf(text, sizeof(text), "m%d", i);
+        CHECK_EQ(sb_stream_read_msg(r, &m), 1);
+        CHECK(msg_is(&m, text));
+    }
+    CHECK_EQ(sb_stream_read_msg(r, &m), 0);
+    sb_stream_close(r);
+    sb_buf_free(&wire);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- errors and bounds ------------------------------------------------------ */
 
 static int read_after_sending(const char *spec, size_t max_msg, const void *bytes, size_t n)
@@ -525,6 +558,7 @@ int main(void)
     RUN(test_every_framing);
     RUN(test_raw_and_eof_framing);
     RUN(test_split_delivery);
+    RUN(test_pipelined_burst);
     RUN(test_truncated_and_too_big);
     RUN(test_write_msg_refused);
     RUN(test_mixed_reads);
