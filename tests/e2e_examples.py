@@ -1,0 +1,84 @@
+"""e2e_examples: install the library into a temporary prefix, build the
+programs in examples/ against it with pkg-config (as a user would), and run
+them: echo_server under each model and event_echo, talked to by
+echo_client."""
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bin")
+ap.add_argument("--src")
+ap.add_argument("--build")
+args = ap.parse_args()
+
+
+def check(cond, what):
+    if not cond:
+        print("FAIL:", what)
+        sys.exit(1)
+    print("ok:", what)
+
+
+def start(cmd, env):
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    line = p.stdout.readline()
+    m = re.search(r"listening on (\S+)", line)
+    if not m:
+        p.kill()
+        print(p.stderr.read())
+    check(m is not None, "%s announces its address" % os.path.basename(cmd[0]))
+    return p, m.group(1)
+
+
+def stop(p):
+    p.send_signal(signal.SIGTERM)
+    try:
+        return p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        return -1
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    prefix = os.path.join(tmp, "prefix")
+    subprocess.run(["cmake", "--install", args.build, "--prefix", prefix], check=True,
+                   stdout=subprocess.DEVNULL)
+    env = dict(os.environ)
+    libdir = [d for d in ("lib", "lib64", "lib/x86_64-linux-gnu") if
+              os.path.exists(os.path.join(prefix, d, "pkgconfig", "switchboard.pc"))]
+    check(libdir, "switchboard.pc installed")
+    libdir = os.path.join(prefix, libdir[0])
+    env["PKG_CONFIG_PATH"] = os.path.join(libdir, "pkgconfig")
+    flags = subprocess.run(["pkg-config", "--define-variable=prefix=" + prefix, "--cflags", "--libs",
+                            "switchboard"], env=env, check=True, capture_output=True,
+                           text=True).stdout.split()
+    check(any(f.startswith("-l") for f in flags), "pkg-config gives link flags")
+    exe = {}
+    for name in ("echo_server", "echo_client", "event_echo"):
+        out = os.path.join(tmp, name)
+        cc = os.environ.get("CC", "cc")
+        subprocess.run([cc, "-Wall", "-Wextra", "-Wno-unused-parameter", "-Werror", os.path.join(args.src, "examples", name + ".c"),
+                        "-o", out] + flags + ["-Wl,-rpath," + libdir], check=True)
+        exe[name] = out
+    check(True, "examples compile against the installed headers and library")
+
+    for model in ("event", "threads", "fork"):
+        p, addr = start([exe["echo_server"], "127.0.0.1:0", model], env)
+        r = subprocess.run([exe["echo_client"], addr, "hello", "switchboard"], capture_output=True,
+                           text=True, timeout=20)
+        check(r.returncode == 0 and r.stdout == "hello\nswitchboard\n", "echo_server %s echoes" % model)
+        check(stop(p) == 0, "echo_server %s stops cleanly on SIGTERM" % model)
+
+    for backend in ("epoll", "poll", "select"):
+        p, addr = start([exe["event_echo"], "127.0.0.1:0", backend, "30"], env)
+        r = subprocess.run([exe["echo_client"], addr, "one", "two", "three"],
+                           capture_output=True, text=True, timeout=20)
+        check(r.returncode == 0 and r.stdout == "one\ntwo\nthree\n", "event_echo %s echoes" % backend)
+        check(stop(p) == 0, "event_echo %s stops on SIGTERM" % backend)
+print("all example checks passed")
