@@ -651,8 +651,10 @@ static void dead_cb(sb_loop *l, int fd, int events, void *ud)
 
 static void test_dead_fd(void)
 {
+    /* epoll drops a closed fd from its set; an armed uring poll keeps the
+     * file open until it is removed: neither ever sees the fd die. */
     if (strcmp(g_backend, "select") != 0 && strcmp(g_backend, "poll") != 0)
-        return; /* epoll and uring drop a closed fd from the set themselves */
+        return;
     sb_loop *l = new_loop();
     int dead[2], live[2];
     struct rec d = {0}, v = {0};
@@ -696,12 +698,29 @@ static void test_hangup(void)
     sb_loop_free(l);
 }
 
+/* io_uring may be compiled in yet refused at run time (old kernel,
+ * seccomp, io_uring_disabled): skip it then, never the others. */
+static int backend_usable(const char *name)
+{
+    sb_loop *l = NULL;
+    int r = sb_loop_new(&l, name);
+    if (r < 0 && strcmp(name, "uring") == 0) {
+        fprintf(stderr, "backend %s skipped: %s\n", name, sb_strerror(r));
+        return 0;
+    }
+    CHECK_EQ(r, 0);
+    sb_loop_free(l);
+    return 1;
+}
+
 int main(void)
 {
     const char *const *names = sb_loop_backends();
     CHECK(names[0] != NULL && strcmp(names[0], "epoll") == 0);
     for (int i = 0; names[i] != NULL; i++) {
         g_backend = names[i];
+        if (!backend_usable(g_backend))
+            continue;
         fprintf(stderr, "backend %s\n", g_backend);
         RUN(test_new_and_names);
         RUN(test_pipe_readable);
