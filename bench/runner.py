@@ -9,11 +9,11 @@ all servers alike; the report gives medians over repetitions.
 
 Per cell it records the client's JSON (msgs/s, latency percentiles,
 errors, the client's own CPU per message) and, from /proc, the server's
-CPU: utime + stime of the server process (all its threads, its reaped
-children, and its live children for the fork model) from just before the
-client starts to just after it exits, divided by every message the client
-got back in that time (warmup and drain included, since the CPU window
-includes them too).
+CPU: run time of the server process (all its threads, and its live
+children for the fork model, from /proc/PID/task/*/schedstat), sampled when the
+client marks the start and the end of its measured window on stderr
+(`bench --marks`), divided by the messages the client counted in that
+window: the same basis as the client's own CPU per message.
 
 Workloads (len32 framing, loopback):
   A  64 B,   50 conns, pipeline 1
@@ -39,7 +39,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 
 WORKLOADS = {
     "A": dict(size=64, conns=50, pipeline=1),
@@ -160,30 +159,56 @@ class Running:
         return None
 
 
-def stat_fields(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        s = f.read()
-    return s[s.rindex(")") + 2:].split()  # fields from 3 (state) on
+def task_runtime_ns(pid):
+    """Nanoseconds on a CPU of every live thread of pid (schedstat), or
+    None when the process is gone or the kernel lacks schedstat."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def children_of(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    st = f.read()
+                if int(st[st.rindex(")") + 2:].split()[1]) == pid:
+                    kids.append(int(d))
+            except (OSError, ValueError):
+                continue
+    return kids
 
 
 def proc_tree_cpu_us(pid):
-    """utime+stime+cutime+cstime of pid plus utime+stime of its live
-    children (the fork model's per-connection processes)."""
-    try:
-        f = stat_fields(pid)
-    except OSError:
+    """CPU time of pid: every thread's run time (ns precision, from
+    /proc/PID/task/*/schedstat) plus that of its live children (the fork
+    model's per-connection processes). /proc/PID/stat's utime and stime
+    count whole clock ticks per process, which rounds a fork child that ran
+    a few milliseconds to zero. Threads and children that exit inside the
+    window take their time with them, so the window must hold the
+    connections open (it does: the client samples before it closes)."""
+    own = task_runtime_ns(pid)
+    if own is None:
         return None
-    ticks = sum(int(x) for x in f[11:15])
-    for d in os.listdir("/proc"):
-        if not d.isdigit() or int(d) == pid:
-            continue
-        try:
-            c = stat_fields(int(d))
-        except (OSError, ValueError):
-            continue
-        if int(c[1]) == pid:
-            ticks += int(c[11]) + int(c[12])
-    return ticks * TICK_US
+    for kid in children_of(pid):
+        own += task_runtime_ns(kid) or 0
+    return own / 1e3
 
 
 # ------------------------------------------------------------------ client
@@ -192,7 +217,7 @@ def run_bench(args, port, size, conns, pipeline, duration, extra=(), on_line=Non
     cmd = ["taskset", "-c", "1", args.switchboard, "bench", "127.0.0.1:%d" % port,
            "--conns", str(conns), "--pipeline", str(pipeline), "--size", str(size),
            "--duration", str(duration), "--warmup", str(args.warmup),
-           "--frame", "len32", "--json"] + list(extra)
+           "--frame", "len32", "--json", "--marks"] + list(extra)
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     err = []
@@ -204,11 +229,11 @@ def run_bench(args, port, size, conns, pipeline, duration, extra=(), on_line=Non
                 on_line(line)
     t = threading.Thread(target=read_err, daemon=True)
     t.start()
-    try:
-        out, _ = p.communicate(timeout=duration + args.warmup + 60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, _ = p.communicate()
+    watchdog = threading.Timer(duration + args.warmup + args.hold + 90, p.kill)
+    watchdog.start()
+    out = p.stdout.read()  # stderr belongs to read_err alone
+    p.wait()
+    watchdog.cancel()
     t.join(2)
     try:
         return json.loads(out.strip().splitlines()[-1]), err
@@ -249,17 +274,23 @@ class Matrix:
             self.cells.append(cell)
             self.problems.append("rep %d %s %s: %s" % (rep, label, server.name, why))
             return cell
-        cpu0 = r.cpu_us()
-        res, err = run_bench(self.args, r.port, size, conns, pipeline, self.args.duration)
-        cpu1 = r.cpu_us()
+        marks = {}
+
+        def on_line(line):
+            if "window begins" in line:
+                marks["begin"] = r.cpu_us()
+            elif "window ends" in line:
+                marks["end"] = r.cpu_us()
+        res, err = run_bench(self.args, r.port, size, conns, pipeline, self.args.duration,
+                             on_line=on_line)
         served = r.stop()
         cell["bench"] = res
         if res is None:
             cell["error"] = "bench failed: " + " | ".join(err[-3:])
         else:
             total = res.get("received_total") or 0
-            if cpu0 is not None and cpu1 is not None and total:
-                cell["server_cpu_us_per_msg"] = (cpu1 - cpu0) / total
+            if marks.get("begin") is not None and marks.get("end") is not None and res.get("messages"):
+                cell["server_cpu_us_per_msg"] = (marks["end"] - marks["begin"]) / res["messages"]
             if served is not None:
                 cell["served"] = served
                 if total and served:

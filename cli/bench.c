@@ -59,6 +59,7 @@ struct bench_opts {
     int size_given;
     double duration, warmup, hold;
     int json, connect_only, live;
+    int marks;                /* --marks: window edges on stderr */
 };
 
 static const char bench_usage[] =
@@ -80,6 +81,9 @@ static const char bench_usage[] =
     "  --json            print one JSON object instead of the text report\n"
     "  --connect-only    open the connections, one message each, then hold them\n"
     "  --hold S          with --connect-only: seconds to hold them idle (default 10)\n"
+    "  --marks           print \"switchboard: bench: window begins\" and \"... ends\" on\n"
+    "                    stderr at the edges of the measured window (for scripts\n"
+    "                    that sample the server's CPU over the same window)\n"
     "\n"
     "Exit status: 0 when every reply matched and at least one message was\n"
     "measured (--connect-only: every connection answered), 1 otherwise.\n";
@@ -145,6 +149,9 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
             *(a[2] == 'f' ? &o->frame : &o->backend) = v;
         } else if (strcmp(a, "--json") == 0 || strcmp(a, "--connect-only") == 0) {
             *(a[2] == 'j' ? &o->json : &o->connect_only) = 1;
+            takes = 0;
+        } else if (strcmp(a, "--marks") == 0) {
+            o->marks = 1;
             takes = 0;
         } else if (a[0] == '-' && a[1] != '\0') {
             cli_error(a, "unknown option (try --help)");
@@ -829,6 +836,8 @@ static void supervise_load(struct bench *b, struct worker *ws, long nw, int64_t 
     }
     sleep_until(b->begin_ns);
     cpu[0] = cpu_seconds();
+    if (b->o.marks)
+        fputs("switchboard: bench: window begins\n", stderr);
     while (b->o.live && next < b->end_ns) {
         sleep_until(next);
         live_line(ws, nw, (double)(next - start) / 1e9);
@@ -836,6 +845,8 @@ static void supervise_load(struct bench *b, struct worker *ws, long nw, int64_t 
     }
     sleep_until(b->end_ns);
     cpu[1] = cpu_seconds();
+    if (b->o.marks)
+        fputs("switchboard: bench: window ends\n", stderr);
 }
 
 /* --connect-only: wait for every connection's reply, announce, hold. */
@@ -863,6 +874,22 @@ struct result {
 
 static double us(uint64_t ns) { return (double)ns / 1e3; }
 
+/* A JSON string: quotes, backslashes and control bytes escaped. */
+static void json_str(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
+    }
+    putchar('"');
+}
+
 static void print_json(const struct bench *b, const struct result *r)
 {
     const struct bench_opts *o = &b->o;
@@ -870,9 +897,13 @@ static void print_json(const struct bench *b, const struct result *r)
     double rate = r->window_s > 0 ? (double)k->messages / r->window_s : 0;
     uint64_t basis = o->connect_only ? k->received : k->messages;
 
-    printf("{\"addr\":\"%s\",\"frame\":\"%s\",\"conns\":%ld,\"pipeline\":%ld,\"size\":%zu,"
+    fputs("{\"addr\":", stdout);
+    json_str(o->addr);
+    fputs(",\"frame\":", stdout);
+    json_str(o->frame);
+    printf(",\"conns\":%ld,\"pipeline\":%ld,\"size\":%zu,"
            "\"threads\":%ld,\"duration_s\":%g,\"warmup_s\":%g,\"connect_only\":%s,\"hold_s\":%g,",
-           o->addr, o->frame, o->conns, o->pipeline, o->size, o->threads,
+           o->conns, o->pipeline, o->size, o->threads,
            o->connect_only ? 0 : o->duration, o->connect_only ? 0 : o->warmup,
            o->connect_only ? "true" : "false", o->connect_only ? o->hold : 0);
     printf("\"connected\":%llu,\"messages\":%llu,\"sent_total\":%llu,\"received_total\":%llu,"
@@ -960,6 +991,10 @@ static int run(struct bench *b, struct worker *ws, long nw, struct result *res)
     start = sb_now_ns();
     b->begin_ns = start + (int64_t)(b->o.warmup * 1e9);
     b->end_ns = b->begin_ns + (int64_t)(b->o.duration * 1e9);
+    if (b->o.connect_only) { /* every reply is measured; there is no window */
+        b->begin_ns = start;
+        b->end_ns = INT64_MAX;
+    }
     cpu[0] = cpu_seconds();
     pthread_barrier_wait(&b->go);
     if (b->o.connect_only)
