@@ -72,11 +72,41 @@ static int read_one(send_args *a, int eof_ok)
     return -1;
 }
 
+/* No MESSAGE with --half-close: stdin is the request - one message for
+ * `eof` framing (everything up to our shutdown), else one per line. */
+static int send_stdin(send_args *a)
+{
+    char *line = NULL;
+    size_t cap = 0, len = 0;
+    ssize_t n;
+    int rc = 0;
+
+    if (a->spec.kind == SB_FRAME_EOF) {
+        char buf[65536];
+        size_t got;
+        while ((got = fread(buf, 1, sizeof(buf), stdin)) > 0 && rc == 0) {
+            rc = sb_stream_write(a->st, buf, got) < 0 ? -1 : 0;
+            len += got;
+        }
+        a->sent_bytes += len;
+        return rc;
+    }
+    while (rc == 0 && (n = getline(&line, &cap, stdin)) >= 0) {
+        if (n > 0 && line[n - 1] == '\n')
+            line[--n] = '\0';
+        rc = send_one(a, line, (size_t)n);
+    }
+    free(line);
+    return rc;
+}
+
 /* HOWTO 4: send everything, shutdown(1), read replies until EOF. */
 static int run_half_close(send_args *a, int fd, int argc, char **argv)
 {
     int rc;
 
+    if (argc == 0 && send_stdin(a) < 0)
+        return 1;
     for (int i = 0; i < argc; i++)
         if (send_one(a, argv[i], strlen(argv[i])) < 0)
             return 1;

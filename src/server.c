@@ -577,12 +577,25 @@ static void fork_reap(sb_server *s)
     }
 }
 
+static int sb__child_fd = -1; /* fork child: its connection */
+
+/* SIGTERM in a child: the same graceful end as in the threads model - the
+ * connection's reads see EOF, its replies are flushed, the child exits. */
+static void on_child_term(int signo)
+{
+    int saved = errno;
+    if (sb__child_fd >= 0)
+        shutdown(sb__child_fd, SHUT_RD);
+    errno = saved;
+}
+
 static void fork_child(sb_server *s, int fd)
 {
     sb__conn_owner ow = {&s->shared[0], NULL, NULL};
 
+    sb__child_fd = fd;
     signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
+    install(SIGTERM, on_child_term);
     signal(SIGCHLD, SIG_DFL);
     sb__signal_server = NULL;
     sb__sys.close(s->lfd);
@@ -610,19 +623,22 @@ static void fork_spawn(sb_server *s, int fd)
         srv_log(s, "out of memory tracking child %d", (int)pid);
 }
 
-/* Stop: children finish their connection for up to grace_ms (a SIGTERM
- * then ends the rest); every child is reaped before returning. */
+/* Stop: SIGTERM asks every child to finish its connection (see
+ * on_child_term); after grace_ms SIGKILL ends the rest; every child is
+ * reaped before returning. */
 static void fork_stop(sb_server *s)
 {
     int64_t end = sb_now_ms() + s->o.grace_ms;
 
+    for (int i = 0; i < s->nfds; i++)
+        kill((pid_t)s->fds[i], SIGTERM);
     while (s->active > 0 && sb_now_ms() < end) {
         fork_reap(s);
         if (s->active > 0)
             blk_wait(s, 50);
     }
     for (int i = 0; i < s->nfds; i++)
-        kill((pid_t)s->fds[i], SIGTERM);
+        kill((pid_t)s->fds[i], SIGKILL);
     while (s->active > 0) {
         pid_t pid = waitpid(-1, NULL, 0);
         if (pid < 0)
