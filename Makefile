@@ -14,7 +14,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 SB := $(BUILD)/switchboard
 
-.PHONY: all build run check bench bench-quick fuzz install clean
+.PHONY: all build run run-http check bench bench-quick fuzz install clean
 
 all: build
 
@@ -25,7 +25,12 @@ build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
 run: build
+	@echo "switchboard: echo app on 127.0.0.1:7000 - in another terminal: $(SB) send 127.0.0.1:7000 hello"
 	$(SB) serve $(ARGS)
+
+run-http: build
+	@echo "switchboard: web server for docs/ - open http://127.0.0.1:8080/ or: $(SB) get http://127.0.0.1:8080/howto.md"
+	$(SB) serve --app http --root docs --listen 127.0.0.1:8080 $(ARGS)
 
 check: build
 	cd $(BUILD) && SB_VALGRIND=$(VALGRIND) ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
