@@ -281,6 +281,29 @@ def run_cell(model, backend, spec):
             r.check(f"[{cell}] unknown type closes only its connection",
                     check_bad_input, srv, fr, b"Cxxxx", "unknown type")
 
+        if fr.kind == "typed":
+            def via_cli_typed():
+                res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", spec, "--type", "A",
+                                     "abcd", "wxyz")
+                print(f"     {res}", flush=True)
+                eq(res.rc, 0, "exit code")
+                eq(res.out, b"abcd\nwxyz\n", "send output")
+            r.check(f"[{cell}] switchboard send --type A", via_cli_typed, limit=30)
+        if fr.kind == "raw":
+            def raw_stream():
+                # raw is a byte stream: far more than --max-msg comes back whole,
+                # sent and read concurrently (never a deadlock on full buffers)
+                data = bytes(range(256)) * 1024  # 256 KiB
+                s = srv.connect()
+                try:
+                    th = threading.Thread(target=s.sendall, args=(data,), daemon=True)
+                    th.start()
+                    eq(recv_exact(s, len(data), 20), data, "raw stream echo")
+                    th.join(5)
+                finally:
+                    s.close()
+            r.check(f"[{cell}] raw stream of 256 KiB (64 x --max-msg) echoed whole", raw_stream)
+
         case = send_cli_case(fr)
         if case is not None:
             def via_cli():
@@ -483,14 +506,129 @@ def half_close_cli(model, backend):
         print(f"     {res}", flush=True)
         eq(res.rc, 0, "exit code")
         eq(res.out, b"the whole request\n", "send output")
-        # and from stdin: the whole input is one message
-        res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", "eof", "--half-close",
+    finally:
+        srv.kill()
+
+
+def half_close_stdin(model, backend, spec):
+    """`send --half-close` with no MESSAGE reads stdin: with eof framing the
+    whole input is one message, with line framing one message per line."""
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", spec)
+    try:
+        res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", spec, "--half-close",
                              input=b"line one\nline two\n")
         print(f"     {res}", flush=True)
         eq(res.rc, 0, "exit code")
-        if res.out.rstrip(b"\n") != b"line one\nline two":
-            raise AssertionError(f"stdin as one eof message: got {res.out!r}")
+        if spec == "eof":
+            if res.out.rstrip(b"\n") != b"line one\nline two":
+                raise AssertionError(f"stdin as one eof message: got {res.out!r}")
+        else:
+            eq(res.out, b"line one\nline two\n", "replies to the stdin lines")
     finally:
+        srv.kill()
+
+
+def max_conns(model, backend, cap=3):
+    """--max-conns N: connection N+1 is shed (closed) and the server says so;
+    once one closes, a new client is served."""
+    fr = Framing("line")
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line",
+                              "--max-conns", str(cap))
+    held = []
+    try:
+        for i in range(cap):
+            s = srv.connect()
+            held.append(s)
+            exchange(srv, fr, [(b"held %d" % i, None)], sock=s)
+        extra = srv.connect()
+        try:
+            try:
+                extra.sendall(b"one too many\n")
+            except OSError:
+                pass
+            if not expect_closed(extra, 5):
+                raise AssertionError(f"connection {cap + 1} over --max-conns {cap} not closed")
+        finally:
+            extra.close()
+        print(f"     connection {cap + 1} shed; stderr: "
+              f"{[ln for ln in srv.stderr_text().splitlines() if 'max-conns' in ln][:1]}",
+              flush=True)
+        exchange(srv, fr, [(b"still held", None)], sock=held[0])
+        held.pop().close()
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                exchange(srv, fr, [(b"a new client", None)])
+                break
+            except (OSError, AssertionError) as e:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no new client served after one closed: {e}")
+                time.sleep(0.1)
+        print("     after one closed, a new client is served", flush=True)
+    finally:
+        for s in held:
+            s.close()
+        srv.kill()
+
+
+def bulk_pipelined(model, backend, count=2000, size=4000):
+    """2,000 len32 frames of 4 KB pipelined (8 MB) with the reader running
+    concurrently: backpressure pauses and resumes, nothing is lost."""
+    fr = Framing("len32")
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "len32")
+    try:
+        s = srv.connect(timeout=30)
+        try:
+            msgs = [bytes([i % 251]) * size for i in range(count)]
+            data = b"".join(fr.encode(m) for m in msgs)
+            err = []
+
+            def sender():
+                try:
+                    s.sendall(data)
+                except Exception as e:  # noqa: BLE001
+                    err.append(e)
+            th = threading.Thread(target=sender, daemon=True)
+            t = time.monotonic()
+            th.start()
+            got = recv_msgs(s, fr.decoder(), count, 60)
+            th.join(10)
+            if err:
+                raise AssertionError(f"sender failed: {err[0]}")
+            if got != msgs:
+                bad = next(i for i in range(count) if got[i] != msgs[i])
+                raise AssertionError(f"reply {bad} differs")
+            print(f"     {len(data) >> 20} MiB echoed in {time.monotonic() - t:.2f}s", flush=True)
+        finally:
+            s.close()
+    finally:
+        srv.kill()
+
+
+def shutdown_many(model, backend, n=20):
+    """SIGTERM with n connections open (idle, none sent anything): exit 0
+    within the grace period, every connection closed, no process left."""
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line")
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(srv.connect())
+        exchange(srv, Framing("line"), [(b"x", None)], sock=socks[0])
+        t = time.monotonic()
+        rc, err = srv.stop(timeout=10)
+        dt = time.monotonic() - t
+        print(f"     exit {rc} after {dt:.2f}s; {err.strip().splitlines()[-1:]}", flush=True)
+        eq(rc, 0, "exit code")
+        if dt > 8:
+            raise AssertionError(f"took {dt:.1f}s to stop")
+        still = [i for i, s in enumerate(socks) if not expect_closed(s, 2)]
+        if still:
+            raise AssertionError(f"connections not closed by the stop: {still[:10]}")
+        if srv.leftovers:
+            raise AssertionError(f"processes left after the stop: {srv.leftovers}")
+    finally:
+        for s in socks:
+            s.close()
         srv.kill()
 
 
@@ -596,6 +734,12 @@ def main():
                 model, backend, limit=40)
         r.check(f"[{m}] SIGTERM with an idle connection open: exit 0, served line",
                 clean_shutdown, model, backend, limit=30)
+        r.check(f"[{m}] SIGTERM with 20 connections open: exit 0, all closed",
+                shutdown_many, model, backend, limit=30)
+        r.check(f"[{m}] --max-conns 3: the 4th connection is shed, others served",
+                max_conns, model, backend, limit=40)
+        r.check(f"[{m}] 8 MiB pipelined with a concurrent reader: all echoed in order",
+                bulk_pipelined, model, backend, limit=90)
         r.check(f"[{m}] idle timeout closes silent and stuck connections", idle_timeout,
                 model, backend, limit=40)
         r.check(f"[{m}] 2000 connections: no fd leak" + (", no zombies" if model == "fork"
@@ -604,6 +748,10 @@ def main():
     r.check("[event/epoll] SIGINT with an idle connection open: exit 0, served line",
             clean_shutdown, "event", "epoll", signal.SIGINT, limit=30)
 
+    # the client side of half-close does not depend on the server's model
+    for spec in ("eof", "line"):
+        r.check(f"cli: send --frame {spec} --half-close, messages from stdin",
+                half_close_stdin, "event", "epoll", spec, limit=40)
     r.check("listen on [::1]:0", listen_family, "[::1]:0", "[::1]:", socket.AF_INET6)
     path = f"/tmp/sbtest-echo-{os.getpid()}.sock"
     r.check("listen on unix:/tmp/...", listen_family, f"unix:{path}", f"unix:{path}",

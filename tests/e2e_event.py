@@ -436,6 +436,61 @@ def chat_slow_reader(model, backend, total_mib=12, rss_bound_mib=64):
         srv.kill()
 
 
+def never_reader(backend, rss_bound_mib=64):
+    """An echo client that pipelines without ever reading: the server stops
+    reading from it once its replies back up (the sender stalls), its memory
+    stays bounded, and the loop keeps serving everybody else meanwhile."""
+    fr = Framing("len32")
+    srv = server(backend, "--frame", "len32")
+    hog = None
+    try:
+        rss0 = srv.rss_kib()
+        hog = srv.connect(timeout=2)
+        frame = fr.encode(b"h" * 65536)
+        sent = 0
+        t = time.monotonic()
+        rss_max = rss0
+        stalled = False
+        while time.monotonic() - t < 20 and sent < (256 << 20):
+            try:
+                hog.sendall(frame)
+            except socket.timeout:
+                stalled = True  # the sendall blocked for 2 s: the server stopped reading
+                break
+            sent += len(frame)
+            if (sent >> 16) % 32 == 0:
+                rss_max = max(rss_max, srv.rss_kib())
+        rss_max = max(rss_max, srv.rss_kib())
+        print(f"     the non-reading client got {sent >> 20} MiB in before its sends stalled "
+              f"(stalled={stalled}); server RSS {rss0 >> 10} -> {rss_max >> 10} MiB", flush=True)
+        if not stalled:
+            raise AssertionError(f"{sent >> 20} MiB accepted from a client that never reads: "
+                                 f"no backpressure")
+        # others are served while the hog is stuck
+        for i in range(5):
+            echo_s = srv.connect()
+            try:
+                echo_s.sendall(fr.encode(b"other %d" % i))
+                eq(recv_msgs(echo_s, fr.decoder(), 1), [b"other %d" % i], "other client")
+            finally:
+                echo_s.close()
+        print("     other clients served meanwhile", flush=True)
+        growth = (rss_max - rss0) >> 10
+        if growth > rss_bound_mib - 16:
+            raise AssertionError(f"server RSS grew by {growth} MiB with one stuck client")
+        # once the hog reads, everything it was sent comes back
+        hog.shutdown(socket.SHUT_WR)
+        back = len(recv_until_eof(hog, timeout=30, limit=sent + 1024))
+        print(f"     after it reads: {back} bytes echoed of {sent} sent before the stall "
+              f"(+ the partial last frame)", flush=True)
+        if back < sent:
+            raise AssertionError(f"only {back} of {sent} bytes echoed once the client read")
+    finally:
+        if hog is not None:
+            hog.close()
+        srv.kill()
+
+
 def reset_mid_message(backend, rounds=50):
     fr = Framing("len32")
     srv = server(backend, "--frame", "len32")
@@ -538,6 +593,9 @@ def main():
         if res.rc not in (1, 2) or not res.err.startswith("switchboard: "):
             raise AssertionError(f"chat under fork should be refused with an error: {res}")
     r.check("chat under --model fork is refused", chat_fork_refused)
+    for b in BACKENDS:
+        r.check(f"[event/{b}] a client that never reads is throttled, others served",
+                never_reader, b, limit=90)
     for b in BACKENDS:
         r.check(f"[event/{b}] peers resetting mid-message do not hurt the server",
                 reset_mid_message, b, limit=60)

@@ -21,7 +21,8 @@ Servers:
     srv.pid, srv.proc
     srv.connect(timeout=5) -> socket (blocking, with a timeout set)
     srv.fd_count(), srv.children() -> [(pid, state)], srv.zombies(), srv.rss_kib(),
-    srv.threads(), srv.cpu_seconds(), srv.stderr_text(), srv.alive()
+    srv.threads(), srv.cpu_seconds(), srv.stderr_text(), srv.alive(), srv.sanitizer_reports()
+    A check fails if a server it started reported a sanitizer error on stderr.
     rc, err = srv.stop(timeout=10)   # SIGTERM, bounded wait; rc None if it had to be killed;
                                       # srv.leftovers: processes of its group still alive after
     srv.kill()                        # SIGKILL the whole process group (finally blocks)
@@ -123,9 +124,16 @@ class Runner:
             return None
         t = time.monotonic()
         print(f"--- {title}", flush=True)
+        n_servers = len(_servers)
         signal.alarm(int(limit))
         try:
             fn(*a, **kw)
+            # a server started by this check that reported a sanitizer error
+            # (perhaps in a forked child) fails the check
+            for srv in _servers[n_servers:]:
+                rep = srv.sanitizer_reports()
+                if rep:
+                    raise AssertionError(f"sanitizer report from {srv!r}:\n" + "\n".join(rep))
         except SkipCheck as e:
             signal.alarm(0)
             print(f"SKIP {title}: {e}", flush=True)
@@ -297,6 +305,16 @@ class Server:
     def stdout_bytes(self):
         self._out.seek(0)
         return self._out.read()
+
+    def sanitizer_reports(self):
+        """Lines of stderr where a sanitizer reported an error (first 20)."""
+        pat = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|WARNING: ThreadSanitizer"
+                         r"|runtime error:|SUMMARY: \w+Sanitizer")
+        lines = self.stderr_text().splitlines()
+        hits = [i for i, ln in enumerate(lines) if pat.search(ln)]
+        if not hits:
+            return []
+        return lines[hits[0]:hits[0] + 20]
 
     def fd_count(self):
         return len(os.listdir(f"/proc/{self.pid}/fd"))
