@@ -239,7 +239,9 @@ def check_traversal(srv, top):
             except EOFError:
                 continue
             assert SECRET not in body and SECRET not in c.buf, f"{t} leaked the secret"
-            assert st in (400, 403, 404), f"{t}: status {st}"
+            # A symlink out of the root and back in lands inside: the
+            # fallback (real path check) may serve it, openat2 refuses it.
+            assert st in (400, 403, 404) or t == "/updir/www/a.txt", f"{t}: status {st}"
         finally:
             c.close()
 
