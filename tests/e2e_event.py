@@ -9,7 +9,8 @@
   (CPU time over 2 s) and serves new clients once the storm is gone.
 - chat: each message reaches every other client, never the sender; a client
   that never reads while ~12 MiB are broadcast is disconnected, the readers
-  get everything, and the server's memory stays bounded.
+  get everything, and the server's RSS stays under 64 MiB (not checked in
+  sanitizer builds, whose allocator quarantine holds freed memory).
 - a peer that resets in the middle of a message (SO_LINGER 0) or with
   replies pending does not hurt the server.
 - half-close exchange under every backend.
@@ -421,10 +422,10 @@ def chat_slow_reader(model, backend, total_mib=12, rss_bound_mib=64):
             raise AssertionError(f"the non-reader was not disconnected (read {nbytes} of "
                                  f"{total} bytes, closed={closed})")
         growth = (rss_max - rss0) >> 10
-        if growth > rss_bound_mib - 16:
-            raise AssertionError(f"server RSS grew by {growth} MiB (bound "
-                                 f"{rss_bound_mib - 16} MiB)")
-        if not sanitized() and rss_max >> 10 > rss_bound_mib:
+        if sanitized():
+            # ASan's quarantine holds freed memory: RSS says nothing there
+            print(f"     sanitizer build: RSS bound not checked (grew {growth} MiB)", flush=True)
+        elif rss_max >> 10 > rss_bound_mib:
             raise AssertionError(f"server RSS {rss_max >> 10} MiB over {rss_bound_mib} MiB")
         # the chat goes on for the others
         sender.sendall(b"still here\n")
@@ -476,8 +477,11 @@ def never_reader(backend, rss_bound_mib=64):
                 echo_s.close()
         print("     other clients served meanwhile", flush=True)
         growth = (rss_max - rss0) >> 10
-        if growth > rss_bound_mib - 16:
-            raise AssertionError(f"server RSS grew by {growth} MiB with one stuck client")
+        if sanitized():
+            print(f"     sanitizer build: RSS bound not checked (grew {growth} MiB)", flush=True)
+        elif rss_max >> 10 > rss_bound_mib:
+            raise AssertionError(f"server RSS {rss_max >> 10} MiB over {rss_bound_mib} MiB "
+                                 f"with one stuck client")
         # once the hog reads, everything it was sent comes back
         hog.shutdown(socket.SHUT_WR)
         back = len(recv_until_eof(hog, timeout=30, limit=sent + 1024))
