@@ -199,7 +199,11 @@ def run_cell(model, backend, spec):
                                             "--max-msg", str(MAX))
         print(f"     {holder['srv']}", flush=True)
 
-    if not r.check(f"[{cell}] start", start, limit=20):
+    started = r.check(f"[{cell}] start", start, limit=20)
+    if started is None and not args.list:
+        start()  # not selected itself (--only), but checks of the cell may be
+        started = True
+    if not started:
         if "srv" in holder:
             holder["srv"].kill()
         return
@@ -238,6 +242,19 @@ def run_cell(model, backend, spec):
         r.check(f"[{cell}] leftovers kept across reads", leftovers)
         r.check(f"[{cell}] binary payload with NUL bytes", exchange, srv, fr,
                 [binary_payload(fr)])
+        if fr.kind in ("line", "delim", "ascii", "len16", "len32", "len64", "varint"):
+            r.check(f"[{cell}] empty messages between others", exchange, srv, fr,
+                    [(b"", None), (b"between", None), (b"", None)])
+        if fr.kind == "eof":
+            def eof_empty():
+                # nothing sent before the shutdown: a clean end, no reply
+                s = srv.connect()
+                try:
+                    s.shutdown(socket.SHUT_WR)
+                    eq(recv_until_eof(s), b"", "reply to an empty eof exchange")
+                finally:
+                    s.close()
+            r.check(f"[{cell}] shutdown with nothing sent: closed without a reply", eof_empty)
 
         if fr.kind not in ("fixed", "typed"):
             r.check(f"[{cell}] max-size message ({MAX} bytes)", exchange, srv, fr,
@@ -654,6 +671,42 @@ def cli_refused():
         raise AssertionError(f"stderr not in 'switchboard: <what>: <why>' form: {res.err!r}")
 
 
+def cli_send_timeout():
+    """HOWTO 4.1 from the client side: a server that accepts and never
+    replies does not hang `send --timeout 1`."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(8)  # never accepted, never answered
+    try:
+        t = time.monotonic()
+        res = sbtest.run_cli(BIN, "send", f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "1",
+                             "anyone there?", timeout=15)
+        dt = time.monotonic() - t
+        print(f"     {res} after {dt:.2f}s", flush=True)
+        eq(res.rc, 1, "exit code")
+        if dt > 6:
+            raise AssertionError(f"took {dt:.1f}s with --timeout 1")
+        if not res.err.startswith("switchboard: ") or "timed out" not in res.err:
+            raise AssertionError(f"stderr should say it timed out: {res.err!r}")
+    finally:
+        ls.close()
+
+
+def cli_send_oversize():
+    """A reply that never comes because the server refused the message:
+    runtime failure, exit 1, an error on stderr."""
+    srv = sbtest.start_server(BIN, "--frame", "len32", "--max-msg", "100")
+    try:
+        res = sbtest.run_cli(BIN, "send", srv.addr_str, "--frame", "len32", "y" * 500)
+        print(f"     {res}", flush=True)
+        eq(res.rc, 1, "exit code")
+        if not res.err.startswith("switchboard: "):
+            raise AssertionError(f"no error on stderr: {res.err!r}")
+        eq(res.out, b"", "stdout")
+    finally:
+        srv.kill()
+
+
 def cli_usage(cmd, want_rc=2):
     def f():
         res = sbtest.run_cli(BIN, *cmd, timeout=10)
@@ -713,6 +766,9 @@ def main():
     for sub in ([], ["serve"], ["send"], ["get"], ["bench"]):
         r.check(f"cli: {' '.join(sub + ['--help'])} exits 0", cli_help(sub))
     r.check("cli: send to a closed port exits 1 with 'connection refused'", cli_refused)
+    r.check("cli: send --timeout 1 to a server that never replies exits 1, timed out",
+            cli_send_timeout, limit=30)
+    r.check("cli: send a message the server refuses (too big) exits 1", cli_send_oversize)
     r.check("cli: send --frame bogus exits 2",
             cli_usage(["send", "127.0.0.1:9", "--frame", "bogus", "x"]))
     r.check("cli: send --frame fixed:0 exits 2",

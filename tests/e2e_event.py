@@ -278,10 +278,34 @@ def emfile(backend, nfd=64, n=100):
         srv.kill()
 
 
-def wait_members(srv, base, n):
-    if not sbtest.wait_until(lambda: srv.fd_count() >= base + n, 5):
-        raise AssertionError(f"server holds {srv.fd_count()} fds, want {base + n}")
-    time.sleep(0.2)
+def chat_sync(sender, others, decs):
+    """Make sure every client is a chat member before the real test: the
+    sender repeats "sync K" until every other client has received it (each
+    connection is in order, so older syncs came first); then all buffered
+    sync messages are dropped."""
+    for k in range(40):
+        sender.sendall(b"sync %d\n" % k)
+        time.sleep(0.05 if k < 10 else 0.25)
+        ok = True
+        for s, d in zip(others, decs):
+            s.setblocking(False)
+            try:
+                while True:
+                    data = s.recv(65536)
+                    if not data:
+                        raise AssertionError("a chat client was disconnected during sync")
+                    d.feed(data)
+            except BlockingIOError:
+                pass
+            finally:
+                s.setblocking(True)
+            if b"sync %d\n" % k not in bytes(d.buf):
+                ok = False
+        if ok:
+            for d in decs:
+                d.buf.clear()
+            return
+    raise AssertionError("not every client became a chat member within ~8 s")
 
 
 def chat_three(model, backend):
@@ -289,10 +313,9 @@ def chat_three(model, backend):
     srv = sbtest.start_server(BIN, "--app", "chat", "--model", model, *extra, "--frame", "line")
     cl = []
     try:
-        base = srv.fd_count()
         cl = open_many(srv, 3)
-        wait_members(srv, base, 3)
         decs = [LINE.decoder() for _ in cl]
+        chat_sync(cl[0], cl[1:], decs[1:])
         for i, s in enumerate(cl):
             s.sendall(b"hello from %d\n" % i)
             for j, t in enumerate(cl):
@@ -338,13 +361,12 @@ def chat_slow_reader(model, backend, total_mib=12, rss_bound_mib=64):
                               "--max-msg", "4096")
     socks = []
     try:
-        base = srv.fd_count()
         rss0 = srv.rss_kib()
         slow = srv.connect(rcvbuf=4096)  # never reads; small window, no autotuning
         sender = srv.connect()
         readers = [srv.connect(), srv.connect()]
         socks = [slow, sender] + readers
-        wait_members(srv, base, 4)
+        chat_sync(sender, [slow] + readers, [LINE.decoder() for _ in range(3)])
         line = b"x" * 1023 + b"\n"
         nlines = total_mib * 1024
         total = nlines * len(line)
@@ -586,8 +608,8 @@ def main():
     for m, b in (("event", "epoll"), ("event", "poll"), ("event", "select"), ("threads", None)):
         r.check(f"[{m}{'/' + b if b else ''}] chat: messages reach the others, not the sender",
                 chat_three, m, b, limit=40)
-    for m, b in (("event", "epoll"), ("event", "poll")):
-        r.check(f"[{m}/{b}] chat: a non-reader is disconnected, readers get all, RSS bounded",
+    for m, b in (("event", "epoll"), ("event", "poll"), ("threads", None)):
+        r.check(f"[{m}{'/' + b if b else ''}] chat: a non-reader is disconnected, readers get all, RSS bounded",
                 chat_slow_reader, m, b, limit=150)
 
     def chat_fork_refused():
