@@ -10,10 +10,11 @@ all servers alike; the report gives medians over repetitions.
 Per cell it records the client's JSON (msgs/s, latency percentiles,
 errors, the client's own CPU per message) and, from /proc, the server's
 CPU: run time of the server process (all its threads, and its live
-children for the fork model, from /proc/PID/task/*/schedstat), sampled when the
-client marks the start and the end of its measured window on stderr
-(`bench --marks`), divided by the messages the client counted in that
-window: the same basis as the client's own CPU per message.
+children for the fork model, from /proc/PID/task/*/schedstat) over a
+sub-window of the client's measured window (from the client's "window
+begins" mark, `bench --marks`, to 0.1 s before its end, while every
+connection is still open), as CPU seconds per second divided by the
+client's msgs/s: the same basis as the client's own CPU per message.
 
 Workloads (len32 framing, loopback):
   A  64 B,   50 conns, pipeline 1
@@ -276,21 +277,31 @@ class Matrix:
             return cell
         marks = {}
 
+        def sample_end():
+            marks["end"] = (time.monotonic(), r.cpu_us())
+
         def on_line(line):
+            # A sub-window strictly inside the client's: from the moment the
+            # begin mark is seen to 0.1 s before the client's window ends,
+            # so the server is sampled while every connection is open.
             if "window begins" in line:
-                marks["begin"] = r.cpu_us()
-            elif "window ends" in line:
-                marks["end"] = r.cpu_us()
+                marks["begin"] = (time.monotonic(), r.cpu_us())
+                timer = threading.Timer(max(0.05, self.args.duration - 0.1), sample_end)
+                timer.start()
+                marks["timer"] = timer
         res, err = run_bench(self.args, r.port, size, conns, pipeline, self.args.duration,
                              on_line=on_line)
+        if "timer" in marks:
+            marks["timer"].join()
         served = r.stop()
         cell["bench"] = res
         if res is None:
             cell["error"] = "bench failed: " + " | ".join(err[-3:])
         else:
             total = res.get("received_total") or 0
-            if marks.get("begin") is not None and marks.get("end") is not None and res.get("messages"):
-                cell["server_cpu_us_per_msg"] = (marks["end"] - marks["begin"]) / res["messages"]
+            b, e = marks.get("begin"), marks.get("end")
+            if b and e and b[1] is not None and e[1] is not None and res.get("msgs_per_s"):
+                cell["server_cpu_us_per_msg"] = (e[1] - b[1]) / ((e[0] - b[0]) * res["msgs_per_s"])
             if served is not None:
                 cell["served"] = served
                 if total and served:
