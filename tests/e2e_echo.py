@@ -52,11 +52,11 @@ def margs(model, backend):
 
 def eq(got, want, what="reply"):
     if got != want:
-        g, w = repr(got), repr(want)
-        raise AssertionError(f"{what}: got {g[:200]}{'...' if len(g) > 200 else ''} "
-                             f"(len {len(got) if hasattr(got, '__len__') else '-'}), "
-                             f"want {w[:200]}{'...' if len(w) > 200 else ''} "
-                             f"(len {len(want) if hasattr(want, '__len__') else '-'})")
+        def show(v):
+            t = repr(v)
+            t = t[:200] + "..." if len(t) > 200 else t
+            return f"{t} (len {len(v)})" if isinstance(v, (bytes, list, str)) else t
+        raise AssertionError(f"{what}: got {show(got)}, want {show(want)}")
 
 
 # --------------------------------------------------------------------------
