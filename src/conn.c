@@ -261,12 +261,14 @@ static void conn_count(sb_conn *c)
         __atomic_fetch_add(c->owner->messages, 1, __ATOMIC_RELAXED);
 }
 
-/* Mark the connection for closing. The first reason wins. */
+/* Mark the connection for closing. The first error wins, even over a
+ * clean close already under way: a graceful close whose last replies then
+ * fail to go out did not end cleanly. */
 static void conn_mark_close(sb_conn *c, int err, int graceful)
 {
     if (c->flags & F_CLOSED)
         return;
-    if (!(c->flags & (F_CLOSING | F_ABORT)))
+    if (c->err == 0)
         c->err = err;
     c->flags |= graceful ? F_CLOSING : F_ABORT;
 }

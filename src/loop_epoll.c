@@ -12,6 +12,8 @@
 #include "loop_int.h"
 #include "sys.h"
 
+#define EP_FIRST 64 /* events per turn before the table first grows */
+
 struct ep_state {
     int epfd;
     struct epoll_event *ev; /* epoll_wait's output, cap entries */
@@ -23,9 +25,18 @@ static int ep_init(void **state)
     struct ep_state *s = sb__calloc(1, sizeof *s);
     if (s == NULL)
         return -ENOMEM;
+    /* A first output array now, so that a loop that exists can always
+     * wait, even when growing the array later fails. */
+    s->ev = sb__malloc(EP_FIRST * sizeof *s->ev);
+    if (s->ev == NULL) {
+        sb__free(s);
+        return -ENOMEM;
+    }
+    s->cap = EP_FIRST;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epfd < 0) {
         int e = -errno;
+        sb__free(s->ev);
         sb__free(s);
         return e;
     }
@@ -90,9 +101,10 @@ static int from_epoll(uint32_t e)
 static int ep_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
 {
     struct ep_state *s = state;
-    int r = ep_reserve(s, max);
-    if (r < 0)
-        return r;
+    /* Out of memory for a bigger array: take fewer events this turn; the
+     * rest are reported again next turn (level-triggered). */
+    if (ep_reserve(s, max) < 0)
+        max = s->cap;
     int n = epoll_wait(s->epfd, s->ev, max, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
