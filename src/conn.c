@@ -23,6 +23,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/ioctl.h>
 #include <sys/time.h>
 
 #include "switchboard.h"
@@ -34,6 +35,7 @@
 #define SB_CHUNK_LARGE (16 * 1024) /* later chunks of a growing queue */
 #define SB_WRITE_BUDGET (1 << 20)  /* bytes per connection per loop turn */
 #define SB_READ_MAX (64 * 1024)    /* bytes read into the own buffer at once */
+#define SB_LINGER_MS 2000          /* lingering close: longest wait for the peer's FIN */
 
 enum {
     F_BLOCKING = 1 << 0,   /* driven by sb__conn_run_blocking */
@@ -46,7 +48,7 @@ enum {
     F_BACKPRESS = 1 << 7,  /* output over out_high: not reading */
     F_CLOSED = 1 << 8,     /* finished: fd closed, on_close called */
     F_DELIVER = 1 << 9,    /* messages wait in `in` (after resume) */
-    F_OPENING = 1 << 10,   /* on_open has not returned yet */
+    F_LINGER = 1 << 10,    /* closing: our FIN is out, draining the peer's bytes */
 };
 
 typedef struct sb__chunk sb__chunk;
@@ -83,6 +85,9 @@ struct sb_conn {
     char *peer;                /* sb_conn_peer, lazily */
     pthread_mutex_t *lock;     /* blocking model: sends from other threads */
     pthread_t thread;          /* blocking model: the driving thread */
+    int xreq;                  /* blocking model, atomic: close asked by another thread (1 graceful, 2 abort) */
+    int xerr;                  /* ... and why (written before xreq) */
+    int xclosed;               /* blocking model, under lock: no more sends accepted */
 };
 
 static void ev_update(sb_conn *c);
@@ -247,7 +252,8 @@ static int queue_flush(sb_conn *c, size_t budget, int dontwait)
             return (int)n;
         queue_advance(c, (size_t)n);
         sent += (size_t)n;
-        c->write_since = c->last_io = conn_now(c);
+        if (!dontwait) /* another thread's flush leaves the owner's clocks alone */
+            c->write_since = c->last_io = conn_now(c);
     }
     return 0;
 }
@@ -368,7 +374,8 @@ static uint8_t *conn_read_target(sb_conn *c, uint8_t *scratch, size_t scratch_si
 }
 
 /* One read and everything it leads to. Returns 1 if more may be readable,
- * 0 if the socket is drained (or the conn stopped reading), or -errno. */
+ * 0 if the socket is drained (or the conn stopped reading), -EAGAIN when
+ * nothing was there (blocking model: SO_RCVTIMEO expired), or -errno. */
 static int conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
 {
     size_t size;
@@ -383,7 +390,7 @@ static int conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
         n = sb__sys.recv(c->fd, p, size, 0);
     while (n < 0 && errno == EINTR);
     if (n < 0)
-        return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+        return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
     c->last_io = conn_now(c);
     if (n == 0) {
         conn_on_eof(c);
@@ -444,8 +451,44 @@ static void conn_finish(sb_conn *c)
     conn_free(c);
 }
 
+/* Lingering close. Closing a TCP socket that still holds unread bytes
+ * makes the kernel send a reset, and a reset can destroy the replies we
+ * just sent (a 400 answer to a pipelining client, say) before the peer
+ * reads them. So when bytes are waiting, send our FIN first and read and
+ * drop the peer's bytes until its FIN, for at most SB_LINGER_MS. Returns 1
+ * if lingering started. */
+static int conn_start_linger(sb_conn *c)
+{
+    int pending = 0;
+
+    if ((c->flags & F_EOF) || ioctl(c->fd, FIONREAD, &pending) < 0 || pending <= 0)
+        return 0;
+    if (shutdown(c->fd, SHUT_WR) < 0)
+        return 0;
+    c->flags |= F_LINGER | F_SHUT_DONE;
+    return 1;
+}
+
+/* Drain during lingering: 1 when done (EOF, error, or nothing more now is
+ * fine too - the timer bounds the wait). */
+static int conn_linger_read(sb_conn *c, uint8_t *buf, size_t size)
+{
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = sb__sys.recv(c->fd, buf, size, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        if (n <= 0)
+            return 1;
+    }
+    return 0;
+}
+
 static int ev_want_read(const sb_conn *c)
 {
+    if (c->flags & F_LINGER)
+        return 1;
     return !(c->flags & (F_EOF | F_CLOSING | F_ABORT | F_PAUSED | F_BACKPRESS | F_CLOSED));
 }
 
@@ -506,6 +549,15 @@ static void ev_progress(sb_conn *c)
         c->depth--;
     }
     if ((c->flags & F_ABORT) || ((c->flags & F_CLOSING) && c->queued == 0)) {
+        if (!(c->flags & F_ABORT) && (c->flags & F_LINGER)) {
+            ev_update(c);
+            return;
+        }
+        if (!(c->flags & F_ABORT) && conn_start_linger(c)) {
+            sb_timer_start(c->loop, &c->timer, SB_LINGER_MS);
+            ev_update(c);
+            return;
+        }
         conn_finish(c);
         return;
     }
@@ -518,13 +570,19 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
     size_t scratch_size;
     uint8_t *scratch;
 
+    if (c->flags & F_LINGER) {
+        scratch = sb_loop_scratch(l, &scratch_size);
+        if (conn_linger_read(c, scratch, scratch_size))
+            conn_finish(c);
+        return;
+    }
     c->depth++;
     if ((events & SB_WRITABLE) && c->queued > 0)
         ev_flush(c);
     if ((events & (SB_READABLE | SB_ERROR)) && ev_want_read(c)) {
         scratch = sb_loop_scratch(l, &scratch_size);
         int rc = conn_read(c, scratch, scratch_size);
-        if (rc < 0)
+        if (rc < 0 && rc != -EAGAIN)
             conn_mark_close(c, rc, rc != -ECONNRESET && rc != -EPIPE);
         ev_flush(c);
     }
@@ -580,6 +638,10 @@ static void ev_timer(sb_loop *l, sb_timer *t)
     int64_t d = conn_deadline(c);
     int64_t next = conn_min_timeout(c->o);
 
+    if (c->flags & F_LINGER) {
+        conn_finish(c);
+        return;
+    }
     if (d <= now) {
         conn_mark_close(c, -ETIMEDOUT, c->queued == 0);
         if (c->queued > 0)
@@ -686,20 +748,48 @@ static void blk_flush(sb_conn *c)
 /* recv timed out (SO_RCVTIMEO): did one of our deadlines really pass? */
 static int blk_timed_out(sb_conn *c)
 {
-    return conn_deadline(c) <= sb_now_ms();
+    int64_t d;
+
+    pthread_mutex_lock(c->lock);
+    d = conn_deadline(c);
+    pthread_mutex_unlock(c->lock);
+    return d <= sb_now_ms();
+}
+
+/* A close asked for by another thread (see conn_request_close). */
+static void blk_take_request(sb_conn *c)
+{
+    int kind = __atomic_load_n(&c->xreq, __ATOMIC_ACQUIRE);
+    if (kind)
+        conn_mark_close(c, c->xerr, kind == 1);
 }
 
 static void blk_loop(sb_conn *c, uint8_t *scratch, size_t size)
 {
     while (!(c->flags & (F_CLOSING | F_ABORT | F_EOF))) {
         int rc = conn_read(c, scratch, size);
-        if (rc == 0 && !(c->flags & F_EOF) && !conn_stopped(c) && blk_timed_out(c))
+        blk_take_request(c);
+        if (rc == -EAGAIN && blk_timed_out(c))
             conn_mark_close(c, -ETIMEDOUT, 1);
-        else if (rc < 0)
+        else if (rc < 0 && rc != -EAGAIN)
             conn_mark_close(c, rc, rc != -ECONNRESET);
         blk_flush(c);
         if ((c->flags & F_PAUSED) && !(c->flags & (F_CLOSING | F_ABORT)))
             conn_mark_close(c, 0, 1); /* no one can resume a blocked thread's peer */
+    }
+}
+
+/* Lingering close on a blocking socket: drain until the peer's FIN, an
+ * error, or SB_LINGER_MS. */
+static void blk_linger(sb_conn *c, uint8_t *buf, size_t size)
+{
+    int64_t end = sb_now_ms() + SB_LINGER_MS;
+
+    set_timeo(c->fd, SO_RCVTIMEO, SB_LINGER_MS);
+    while (sb_now_ms() < end) {
+        ssize_t n = sb__sys.recv(c->fd, buf, size, 0);
+        if (n == 0 || (n < 0 && errno != EINTR))
+            return;
     }
 }
 
@@ -739,10 +829,13 @@ int sb__conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h, sb
     blk_loop(c, scratch, size);
     if (!(c->flags & F_ABORT))
         blk_flush(c);
+    if (!(c->flags & F_ABORT) && conn_start_linger(c))
+        blk_linger(c, scratch, size);
     sb__free(scratch);
     pthread_mutex_lock(c->lock);
-    c->flags |= F_CLOSED;
+    c->xclosed = 1;
     pthread_mutex_unlock(c->lock);
+    c->flags |= F_CLOSED;
     err = c->err;
     if (c->flags & F_ABORT)
         conn_set_linger0(c->fd);
@@ -773,16 +866,32 @@ void sb_conn_opts_default(sb_conn_opts *o)
 /* Another thread is sending on a blocking-model connection. */
 static int blk_foreign(const sb_conn *c)
 {
-    return (c->flags & F_BLOCKING) && !pthread_equal(c->thread, pthread_self());
+    /* c->lock is set before the connection is visible to other threads
+     * and never changes: reading it is not a race, unlike c->flags. */
+    return c->lock != NULL && !pthread_equal(c->thread, pthread_self());
+}
+
+/* Another thread wants this blocking-model connection closed. Only the
+ * owning thread touches c->flags, so the request goes through xreq, and a
+ * shutdown wakes the owner from its recv. */
+static void conn_request_close(sb_conn *c, int err, int graceful)
+{
+    int none = 0;
+
+    c->xerr = err;
+    if (__atomic_compare_exchange_n(&c->xreq, &none, graceful ? 1 : 2, 0, __ATOMIC_RELEASE,
+                                    __ATOMIC_RELAXED))
+        shutdown(c->fd, graceful ? SHUT_RD : SHUT_RDWR);
 }
 
 /* After bytes were queued: enforce the cap, and make sure they will go. */
 static int conn_queued_more(sb_conn *c)
 {
     if (c->queued > conn_out_cap(c)) {
-        conn_mark_close(c, SB_EOUTPUT, 0);
         if (blk_foreign(c))
-            shutdown(c->fd, SHUT_RDWR); /* wakes the owning thread */
+            conn_request_close(c, SB_EOUTPUT, 0);
+        else
+            conn_mark_close(c, SB_EOUTPUT, 0);
         queue_clear(c);
         ev_kick(c);
         return SB_EOUTPUT;
@@ -796,9 +905,15 @@ static int conn_queued_more(sb_conn *c)
 
 static int conn_lock(sb_conn *c)
 {
+    int closed;
+
     if (c->lock)
         pthread_mutex_lock(c->lock);
-    if (c->flags & (F_CLOSED | F_ABORT | F_SHUT_DONE | F_SHUT_WANT)) {
+    if (blk_foreign(c))
+        closed = c->xclosed || __atomic_load_n(&c->xreq, __ATOMIC_RELAXED) == 2;
+    else
+        closed = (c->flags & (F_CLOSED | F_ABORT | F_SHUT_DONE | F_SHUT_WANT)) != 0;
+    if (closed) {
         if (c->lock)
             pthread_mutex_unlock(c->lock);
         return SB_ECLOSED;
@@ -895,11 +1010,11 @@ int sb_conn_flush(sb_conn *c)
 {
     int rc;
 
+    if (blk_foreign(c))
+        return 0; /* sends from other threads flush as they queue */
     if (c->flags & F_CLOSED)
         return SB_ECLOSED;
     if (c->flags & F_BLOCKING) {
-        if (blk_foreign(c))
-            return 0;
         blk_flush(c);
         return c->flags & F_ABORT ? c->err : 0;
     }
@@ -910,26 +1025,24 @@ int sb_conn_flush(sb_conn *c)
     return rc;
 }
 
+void sb__conn_close_err(sb_conn *c, int err, int graceful)
+{
+    if (blk_foreign(c)) {
+        conn_request_close(c, err, graceful);
+        return;
+    }
+    conn_mark_close(c, err, graceful);
+    ev_kick(c);
+}
+
 void sb_conn_close(sb_conn *c)
 {
-    conn_mark_close(c, 0, 1);
-    ev_kick(c);
+    sb__conn_close_err(c, 0, 1);
 }
 
 void sb_conn_abort(sb_conn *c)
 {
-    conn_mark_close(c, 0, 0);
-    if (blk_foreign(c))
-        shutdown(c->fd, SHUT_RDWR);
-    ev_kick(c);
-}
-
-void sb__conn_close_err(sb_conn *c, int err, int graceful)
-{
-    conn_mark_close(c, err, graceful);
-    if (blk_foreign(c))
-        shutdown(c->fd, SHUT_RDWR);
-    ev_kick(c);
+    sb__conn_close_err(c, 0, 0);
 }
 
 void sb_conn_shutdown(sb_conn *c)

@@ -39,7 +39,7 @@ struct sb_server {
     int pipe[2];               /* blocking models: wakes the accept loop */
     uint64_t *shared;          /* [0] messages; MAP_SHARED so fork children add too */
     uint64_t accepted, refused, active;
-    volatile sig_atomic_t stopping;
+    int stopping;              /* atomic: set by sb_server_stop (any thread, signal handlers) */
     pthread_mutex_t mu;        /* threads model: fds[], log state */
     pthread_cond_t cv;         /* threads model: active dropped */
     int *fds;                  /* threads: open connection fds; fork: child pids */
@@ -202,7 +202,7 @@ void sb_server_free(sb_server *s)
 void sb_server_stop(sb_server *s)
 {
     int saved = errno;
-    s->stopping = 1;
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_RELAXED);
     if (s->loop)
         sb_loop_wakeup(s->loop);
     if (s->pipe[1] >= 0)
@@ -293,7 +293,7 @@ static void ev_gone(sb__conn_owner *ow, sb_conn *c)
     if (next)
         *sb__conn_link_prev(next) = prev;
     s->active--;
-    if (s->stopping && s->active == 0)
+    if (__atomic_load_n(&s->stopping, __ATOMIC_RELAXED) && s->active == 0)
         sb_loop_stop(s->loop);
 }
 
@@ -302,7 +302,7 @@ static void ev_accept(sb_loop *l, int fd, int events, void *ud);
 static void ev_accept_resume(sb_loop *l, sb_timer *t)
 {
     sb_server *s = t->data;
-    if (!s->stopping)
+    if (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
         sb_loop_watch(l, s->lfd, SB_READABLE, ev_accept, s);
 }
 
@@ -334,7 +334,7 @@ static void ev_accept(sb_loop *l, int lfd, int events, void *ud)
 {
     sb_server *s = ud;
 
-    for (int i = 0; i < SB_ACCEPT_BATCH && !s->stopping; i++) {
+    for (int i = 0; i < SB_ACCEPT_BATCH && !__atomic_load_n(&s->stopping, __ATOMIC_RELAXED); i++) {
         int fd = accept_one(s, SOCK_NONBLOCK);
         if (fd == -EINTR)
             continue;
@@ -377,7 +377,7 @@ static void ev_begin_stop(sb_server *s)
 static void ev_wakeup(sb_loop *l, void *ud)
 {
     sb_server *s = ud;
-    if (s->stopping && !sb_timer_active(&s->grace_timer))
+    if (__atomic_load_n(&s->stopping, __ATOMIC_RELAXED) && !sb_timer_active(&s->grace_timer))
         ev_begin_stop(s);
 }
 
@@ -403,7 +403,7 @@ static int run_event(sb_server *s)
         sb_loop_signal(s->loop, SIGTERM, ev_signal, s);
     }
     rc = sb_loop_watch(s->loop, s->lfd, SB_READABLE, ev_accept, s);
-    if (rc == 0 && s->stopping)
+    if (rc == 0 && __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
         ev_begin_stop(s);
     if (rc == 0)
         rc = sb_loop_run(s->loop);
@@ -469,7 +469,7 @@ static void *conn_thread(void *p)
     sb__conn_run_blocking(a.fd, &a.s->o.conn, a.s->h, &ow);
     pthread_mutex_lock(&a.s->mu);
     fds_del(a.s, a.fd);
-    a.s->active--;
+    count(&a.s->active, -1);
     pthread_cond_broadcast(&a.s->cv);
     pthread_mutex_unlock(&a.s->mu);
     return NULL;
@@ -487,7 +487,7 @@ static void thr_spawn(sb_server *s, int fd, pthread_attr_t *attr)
         sb__sys.close(fd);
         return;
     }
-    s->active++;
+    count(&s->active, 1);
     pthread_mutex_unlock(&s->mu);
     a->s = s;
     a->fd = fd;
@@ -495,7 +495,7 @@ static void thr_spawn(sb_server *s, int fd, pthread_attr_t *attr)
         srv_log(s, "connection dropped: cannot start a thread");
         pthread_mutex_lock(&s->mu);
         fds_del(s, fd);
-        s->active--;
+        count(&s->active, -1);
         pthread_mutex_unlock(&s->mu);
         sb__free(a);
         sb__sys.close(fd);
@@ -544,7 +544,7 @@ static int run_threads(sb_server *s)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, SB_THREAD_STACK);
-    while (!s->stopping) {
+    while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
         int ev = blk_wait(s, -1), fd;
         if (ev != 'a')
             continue;
@@ -651,7 +651,7 @@ static void fork_stop(sb_server *s)
 static int run_fork(sb_server *s)
 {
     install(SIGCHLD, on_sigchld);
-    while (!s->stopping) {
+    while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
         int ev = blk_wait(s, 1000), fd;
         fork_reap(s);
         if (ev != 'a')
