@@ -289,6 +289,8 @@ class Matrix:
                 timer = threading.Timer(max(0.05, self.args.duration - 0.1), sample_end)
                 timer.start()
                 marks["timer"] = timer
+            elif "window ends" in line:
+                marks["ends_seen"] = time.monotonic()
         res, err = run_bench(self.args, r.port, size, conns, pipeline, self.args.duration,
                              on_line=on_line)
         if "timer" in marks:
@@ -300,7 +302,12 @@ class Matrix:
         else:
             total = res.get("received_total") or 0
             b, e = marks.get("begin"), marks.get("end")
-            if b and e and b[1] is not None and e[1] is not None and res.get("msgs_per_s"):
+            # A sample taken after the client's window closed (a starved
+            # runner) may miss threads or children that already exited:
+            # no figure rather than a wrong one.
+            late = e is not None and e[0] > marks.get("ends_seen", float("inf"))
+            if b and e and b[1] is not None and e[1] is not None and res.get("msgs_per_s") \
+                    and not late and e[1] >= b[1]:
                 cell["server_cpu_us_per_msg"] = (e[1] - b[1]) / ((e[0] - b[0]) * res["msgs_per_s"])
             if served is not None:
                 cell["served"] = served
