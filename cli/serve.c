@@ -22,6 +22,7 @@ static const char serve_usage[] =
     "  --idle-timeout S       close a connection silent for S seconds (off)\n"
     "  --read-timeout S       close when a started message stalls S seconds (off)\n"
     "  --write-timeout S      close when replies make no progress for S seconds (off)\n"
+    "  --keepalive S          TCP keepalive probes after S idle seconds (off)\n"
     "  --out-cap BYTES        disconnect a peer whose unread replies pass this (4M + max-msg)\n"
     "  --backlog N            listen backlog (SOMAXCONN)\n"
     "  --work-us N            CPU microseconds the echo app spends per message (0)\n"
@@ -46,7 +47,7 @@ static int seconds_ms(const char *opt, const char *val, int *out)
 }
 
 enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
-       O_READ, O_WRITE, O_OUTCAP, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_HELP };
+       O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_HELP };
 
 static const struct option serve_opts[] = {
     {"listen", required_argument, NULL, O_LISTEN},   {"app", required_argument, NULL, O_APP},
@@ -54,7 +55,7 @@ static const struct option serve_opts[] = {
     {"frame", required_argument, NULL, O_FRAME},     {"max-msg", required_argument, NULL, O_MAXMSG},
     {"max-conns", required_argument, NULL, O_MAXCONNS}, {"idle-timeout", required_argument, NULL, O_IDLE},
     {"read-timeout", required_argument, NULL, O_READ}, {"write-timeout", required_argument, NULL, O_WRITE},
-    {"out-cap", required_argument, NULL, O_OUTCAP},  {"backlog", required_argument, NULL, O_BACKLOG},
+    {"out-cap", required_argument, NULL, O_OUTCAP},  {"keepalive", required_argument, NULL, O_KEEPALIVE},  {"backlog", required_argument, NULL, O_BACKLOG},
     {"work-us", required_argument, NULL, O_WORK},    {"root", required_argument, NULL, O_ROOT},
     {"access-log", required_argument, NULL, O_LOG},  {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0}};
@@ -99,6 +100,11 @@ static int parse_one(serve_args *a, int opt, const char *val)
         if (cli_parse_long("--max-conns", val, 1, 10000000, &v) < 0)
             return -1;
         a->so.max_conns = (int)v;
+        return 0;
+    case O_KEEPALIVE:
+        if (cli_parse_long("--keepalive", val, 1, 86400, &v) < 0)
+            return -1;
+        a->so.keepalive_s = (int)v;
         return 0;
     case O_BACKLOG:
         if (cli_parse_long("--backlog", val, 1, 1000000, &v) < 0)

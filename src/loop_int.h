@@ -57,7 +57,8 @@ extern const struct sb__backend sb__backend_uring;
 
 /* A completion-based io_uring backend, later.
  *
- * loop_uring.c today is a readiness backend (multishot POLL_ADD), so it fits
+ * loop_uring.c today is a readiness backend (one-shot POLL_ADD re-armed in the
+ * same io_uring_enter that waits), so it fits
  * the four functions above unchanged. A completion backend - multishot
  * accept, recv straight into a provided-buffer ring, sends batched into the
  * submission queue and flushed once per turn by the io_uring_enter that also

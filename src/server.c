@@ -35,6 +35,7 @@ struct sb_server {
     char *listen;              /* owned copy of o.listen */
     const sb_handler *h;
     int lfd;                   /* listening socket */
+    int bound;                 /* we created the listener (and its unix socket file) */
     int spare_fd;              /* reserve fd, given up to shed on EMFILE */
     int pipe[2];               /* blocking models: wakes the accept loop */
     uint64_t *shared;          /* [0] messages; MAP_SHARED so fork children add too */
@@ -163,6 +164,7 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
     if (rc < 0)
         goto fail;
     s->lfd = rc;
+    s->bound = 1;
     sb_set_nonblock(s->lfd, 1);
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* sendfile(2) has no MSG_NOSIGNAL: a server must not die of SIGPIPE. */
@@ -183,6 +185,8 @@ void sb_server_free(sb_server *s)
         sb__signal_server = NULL;
     if (s->lfd >= 0)
         sb__sys.close(s->lfd);
+    if (s->bound && strncmp(s->listen, "unix:", 5) == 0)
+        unlink(s->listen + 5);
     if (s->spare_fd >= 0)
         sb__sys.close(s->spare_fd);
     for (int i = 0; i < 2; i++)
@@ -278,6 +282,14 @@ static int accept_one(sb_server *s, int flags)
     return fd;
 }
 
+/* Options every accepted TCP connection gets, whatever the model. */
+static void tune(sb_server *s, int fd)
+{
+    sb_set_nodelay(fd, 1); /* fails harmlessly on unix sockets */
+    if (s->o.keepalive_s > 0)
+        sb_set_keepalive(fd, 1, s->o.keepalive_s, s->o.keepalive_s / 3 + 1, 3);
+}
+
 /* ------------------------------------------------------------------ */
 /* 2. The event model                                                  */
 
@@ -346,7 +358,7 @@ static void ev_accept(sb_loop *l, int lfd, int events, void *ud)
         }
         if (fd < 0)
             return;
-        sb_set_nodelay(fd, 1);
+        tune(s, fd);
         ev_adopt(s, fd);
     }
 }
@@ -552,7 +564,7 @@ static int run_threads(sb_server *s)
         if (fd == -EBUSY)
             blk_wait(s, SB_ACCEPT_PAUSE_MS);
         if (fd >= 0) {
-            sb_set_nodelay(fd, 1);
+            tune(s, fd);
             thr_spawn(s, fd, &attr);
         }
     }
@@ -659,8 +671,10 @@ static int run_fork(sb_server *s)
         fd = accept_one(s, 0);
         if (fd == -EBUSY)
             blk_wait(s, SB_ACCEPT_PAUSE_MS);
-        if (fd >= 0)
+        if (fd >= 0) {
+            tune(s, fd);
             fork_spawn(s, fd);
+        }
     }
     sb__sys.close(s->lfd);
     s->lfd = -1;

@@ -59,6 +59,11 @@ with tempfile.TemporaryDirectory() as tmp:
                             "switchboard"], env=env, check=True, capture_output=True,
                            text=True).stdout.split()
     check(any(f.startswith("-l") for f in flags), "pkg-config gives link flags")
+    # A sanitizer build's library needs the same runtime at link time.
+    cache = open(os.path.join(args.build, "CMakeCache.txt")).read()
+    m = re.search(r"^SANITIZE:STRING=(.*)$", cache, re.M)
+    if m and m.group(1).strip():
+        flags.append("-fsanitize=" + m.group(1).strip())
     exe = {}
     for name in ("echo_server", "echo_client", "event_echo"):
         out = os.path.join(tmp, name)

@@ -40,7 +40,9 @@ typedef struct sb_handler {
      * a negative code to close the connection after flushing replies. */
     int (*on_message)(sb_conn *c, const sb_msg *m, void *app);
     /* The peer shut down its sending side, after its last message was
-     * delivered. NULL: close once the replies are flushed. */
+     * delivered. NULL: close once the replies are flushed. The event model
+     * keeps the connection open for replies until the handler closes it;
+     * the blocking models close it (after flushing) when on_eof returns. */
     void (*on_eof)(sb_conn *c, void *app);
     /* The connection is closing: err is 0 for a clean close or why it broke
      * (SB_ETOOBIG, -ECONNRESET, -ETIMEDOUT, ...). Last callback. */
@@ -83,7 +85,9 @@ int sb_conn_send(sb_conn *c, int type, const void *p, size_t n);
 /* Queue raw bytes, unframed. Same returns. */
 int sb_conn_write(sb_conn *c, const void *p, size_t n);
 /* Queue n bytes of file fd from offset off, sent with sendfile(2). The
- * connection takes ownership of fd and closes it when done. */
+ * connection takes ownership of fd and closes it when done. sendfile has
+ * no MSG_NOSIGNAL: outside sb_server (which ignores SIGPIPE), ignore
+ * SIGPIPE before using this. */
 int sb_conn_sendfile(sb_conn *c, int fd, off_t off, size_t n);
 /* Send what is queued now instead of at the end of the batch. */
 int sb_conn_flush(sb_conn *c);
@@ -95,7 +99,9 @@ void sb_conn_abort(sb_conn *c);
 /* Half-close: flush the queue, then shutdown(SHUT_WR); keep reading. */
 void sb_conn_shutdown(sb_conn *c);
 
-/* Stop / resume delivering messages (application backpressure). */
+/* Stop / resume delivering messages (application backpressure). Event
+ * model only: a paused blocking-model connection has no one to resume it
+ * and is closed gracefully instead. */
 void sb_conn_pause(sb_conn *c);
 void sb_conn_resume(sb_conn *c);
 

@@ -88,13 +88,10 @@ int sb_frame_parse(const char *spec, sb_frame_spec *out);
  * eof != 0 says the peer has shut down its sending side: p[0..n) is all that
  * will ever come. With eof and n == 0 the result is 0 (clean end). For `eof`
  * framing the whole input is the message once eof is set; for `raw` any
- * non-empty input is one message.
+ * non-empty input is one message (cut into max_msg pieces when longer).
  * max_msg bounds the payload length (0 = no bound). */
 ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
                         const uint8_t *p, size_t n, int eof, sb_msg *msg);
-
-/* Smallest number of bytes from p[0..n) that must be kept for a later call
- * when sb_frame_decode returned 0; always n today, kept for symmetry. */
 
 /* Encoding. A framed message is header + payload + trailer; the header and
  * trailer are at most SB_FRAME_HDR_MAX bytes each, so an encoder can queue

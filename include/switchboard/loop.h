@@ -2,7 +2,8 @@
  * inside-out" - written once so applications do not have to.
  *
  * The core (loop.c) knows nothing of the OS mechanism. A backend
- * (loop_select.c, loop_poll.c, loop_epoll.c) implements a handful of
+ * (loop_select.c, loop_poll.c, loop_epoll.c, loop_uring.c where liburing
+ * is installed) implements a handful of
  * functions over its private state; the backend is chosen at run time by
  * name. Watchers are level-triggered: a callback is called once per turn
  * while its fd stays ready for what it asked.

@@ -8,6 +8,10 @@
  * All run the same sb_handler. SIGINT and SIGTERM stop the server cleanly:
  * the listener closes, open connections get up to `grace_ms` to finish and
  * are then closed, and sb_server_run returns 0.
+ *
+ * sb_server_new sets SIGPIPE to ignored for the process: replies sent
+ * with sendfile(2) cannot ask for MSG_NOSIGNAL. A unix: listener's socket
+ * file is removed by sb_server_free.
  */
 #ifndef SWITCHBOARD_SERVER_H
 #define SWITCHBOARD_SERVER_H
@@ -26,6 +30,9 @@ typedef struct sb_server_opts {
     int backlog;          /* <= 0: SOMAXCONN */
     int max_conns;        /* 0: 1024 (threads, fork), 100000 (event) */
     int grace_ms;         /* shutdown grace period (0: 2000) */
+    int keepalive_s;      /* > 0: TCP keepalive on accepted connections, first probe
+                           * after this many idle seconds (HOWTO 4.1: a peer that
+                           * vanished is found even with no timeout set) */
     int handle_signals;   /* install SIGINT/SIGTERM handlers (CLI: 1) */
     sb_conn_opts conn;    /* per-connection options */
     /* Where the server reports what it did not do (a shed connection, an
