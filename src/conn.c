@@ -76,6 +76,7 @@ struct sb_conn {
     sb__chunk *out_tail;
     size_t queued;             /* bytes in the write queue */
     sb_buf in;                 /* unfinished message; empty (no memory) otherwise */
+    size_t scan;               /* bytes of `in` already searched for a delimiter */
     int64_t last_io;           /* ms: last byte in or out */
     int64_t msg_start;         /* ms: when `in` became non-empty */
     int64_t write_since;       /* ms: last output progress */
@@ -293,7 +294,8 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
 
     while (!conn_stopped(c)) {
         sb_msg m;
-        ssize_t r = sb_frame_decode(&c->o->frame, conn_max_msg(c), p + used, n - used, eof, &m);
+        ssize_t r = sb_frame_decode_from(&c->o->frame, conn_max_msg(c), p + used, n - used, eof,
+                                         &m, &c->scan);
         if (r <= 0) {
             if (r < 0)
                 return r;

@@ -310,14 +310,21 @@ static const uint8_t *find_delim(const sb_frame_spec *spec, const uint8_t *p, si
 /* Line and delim. Only the first window bytes are searched, so a peer that
  * never sends the delimiter costs at most one bounded scan per call. */
 static ssize_t cut_delim(const sb_frame_spec *spec, const uint8_t *p, size_t n, size_t max,
-                         sb_msg *msg)
+                         sb_msg *msg, size_t *scan)
 {
     size_t window = delim_window(spec, max);
-    const uint8_t *d = find_delim(spec, p, n < window ? n : window);
+    size_t end = n < window ? n : window;
+    /* Bytes before *scan were searched by an earlier call; a delimiter may
+     * straddle that edge, so back up by its length less one. */
+    size_t from = scan && *scan >= spec->delim_len ? *scan - (spec->delim_len - 1) : 0;
+    const uint8_t *d = from < end ? find_delim(spec, p + from, end - from) : NULL;
     size_t len;
 
-    if (!d)
+    if (!d) {
+        if (scan)
+            *scan = end;
         return n >= window ? SB_ETOOBIG : 0;
+    }
     len = (size_t)(d - p);
     if (spec->kind == SB_FRAME_LINE && len > 0 && p[len - 1] == '\r')
         len--;
@@ -338,14 +345,14 @@ static ssize_t cut_whole(const uint8_t *p, size_t n, size_t len, sb_msg *msg)
 }
 
 static ssize_t cut_one(const sb_frame_spec *spec, size_t max, const uint8_t *p, size_t n,
-                       int eof, sb_msg *msg)
+                       int eof, sb_msg *msg, size_t *scan)
 {
     switch (spec->kind) {
     case SB_FRAME_RAW:
         return cut_whole(p, n, n < max ? n : max, msg);
     case SB_FRAME_LINE:
     case SB_FRAME_DELIM:
-        return cut_delim(spec, p, n, max, msg);
+        return cut_delim(spec, p, n, max, msg, scan);
     case SB_FRAME_FIXED:
         return spec->n > max ? SB_ETOOBIG : cut_whole(p, n, spec->n, msg);
     case SB_FRAME_ASCII:
@@ -369,8 +376,8 @@ static ssize_t cut_one(const sb_frame_spec *spec, size_t max, const uint8_t *p, 
     }
 }
 
-ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p, size_t n,
-                        int eof, sb_msg *msg)
+ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
+                             size_t n, int eof, sb_msg *msg, size_t *scan)
 {
     size_t max = max_msg ? max_msg : SIZE_MAX;
     ssize_t r;
@@ -380,10 +387,18 @@ ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg, const uint8_t
     if (n == 0)
         return 0;
     msg->type = -1;
-    r = cut_one(spec, max, p, n, eof, msg);
+    r = cut_one(spec, max, p, n, eof, msg, scan);
+    if (r != 0 && scan)
+        *scan = 0; /* the next message starts afresh */
     if (r == 0 && eof)
         return SB_ETRUNCATED;
     return r;
+}
+
+ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p, size_t n,
+                        int eof, sb_msg *msg)
+{
+    return sb_frame_decode_from(spec, max_msg, p, n, eof, msg, NULL);
 }
 
 /* ---- 3. Encoding ------------------------------------------------------ */

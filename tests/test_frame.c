@@ -813,9 +813,43 @@ static void test_custom(void)
     CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"3abc", 4, 0, &m), SB_EBADSPEC);
 }
 
+/* sb_frame_decode_from with a resume point answers exactly as the plain
+ * decoder does when a delimited message grows a byte at a time - including
+ * delimiters that straddle the point where the last search stopped - and
+ * its search point only ever advances until the message is cut. */
+static void test_decode_from_resume(void)
+{
+    static const char *specs[] = {"line", "delim:\\r\\n\\r\\n", "delim:abc", "delim:\\n"};
+    static const char *inputs[] = {"hello world\r\n", "head: 1\r\nhead: 2\r\n\r\n",
+                                   "xxabxabcab", "no delimiter at all", "\r\n\r\r\n\r\n\r\n"};
+
+    for (size_t si = 0; si < sizeof(specs) / sizeof(specs[0]); si++) {
+        sb_frame_spec spec;
+        CHECK_EQ(sb_frame_parse(specs[si], &spec), 0);
+        for (size_t ii = 0; ii < sizeof(inputs) / sizeof(inputs[0]); ii++) {
+            const uint8_t *in = (const uint8_t *)inputs[ii];
+            size_t len = strlen(inputs[ii]), scan = 0, last = 0;
+            for (size_t n = 1; n <= len; n++) {
+                sb_msg a, b;
+                ssize_t ra = sb_frame_decode(&spec, 64, in, n, 0, &a);
+                ssize_t rb = sb_frame_decode_from(&spec, 64, in, n, 0, &b, &scan);
+                CHECK_EQ(ra, rb);
+                if (ra > 0) {
+                    CHECK(a.data == b.data && a.len == b.len);
+                    CHECK_EQ(scan, 0);
+                    break;
+                }
+                CHECK(scan >= last);
+                last = scan;
+            }
+        }
+    }
+}
+
 int main(void)
 {
     RUN(test_parse);
+    RUN(test_decode_from_resume);
     RUN(test_streams_counted);
     RUN(test_streams_delimited);
     RUN(test_streams_fixed_typed);

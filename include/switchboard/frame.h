@@ -93,6 +93,15 @@ int sb_frame_parse(const char *spec, sb_frame_spec *out);
 ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
                         const uint8_t *p, size_t n, int eof, sb_msg *msg);
 
+/* sb_frame_decode with a resume point for the delimiter framings (line,
+ * delim): *scan counts the leading bytes of p already searched by earlier
+ * calls for the same message (start it at 0). After "incomplete" it is
+ * advanced, after a message or an error it is reset to 0, so a long line
+ * arriving in many small reads is searched once, not once per read. Other
+ * framings leave it alone. */
+ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
+                             size_t n, int eof, sb_msg *msg, size_t *scan);
+
 /* Encoding. A framed message is header + payload + trailer; the header and
  * trailer are at most SB_FRAME_HDR_MAX bytes each, so an encoder can queue
  * the payload without copying it (writev).
