@@ -555,8 +555,10 @@ static void ev_progress(sb_conn *c)
             ev_update(c);
             return;
         }
-        if (!(c->flags & F_ABORT) && conn_start_linger(c)) {
-            sb_timer_start(c->loop, &c->timer, SB_LINGER_MS);
+        /* The timer is the only bound on lingering: without one (out of
+         * memory for the timer heap), close at once. */
+        if (!(c->flags & F_ABORT) && conn_start_linger(c) &&
+            sb_timer_start(c->loop, &c->timer, SB_LINGER_MS) == 0) {
             ev_update(c);
             return;
         }

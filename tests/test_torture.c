@@ -573,6 +573,46 @@ static int web_exchange(const void *unused)
     return 0;
 }
 
+/* ---- a lingering close with no memory for its timer ---- */
+
+static int close_at_once(sb_conn *c, const sb_msg *m, void *app)
+{
+    echo_state *s = app;
+    s->messages++;
+    return -1; /* close, with the peer's other bytes still unread */
+}
+
+/* A graceful close with unread bytes lingers for the peer's FIN, bounded by
+ * a timer. With no memory for the timer heap, the close must not linger
+ * unbounded: this peer never closes. */
+static void test_linger_without_timer(void)
+{
+    static uint8_t junk[200 * 1024];
+    echo_state st = {0};
+    sb_handler h = {NULL, close_at_once, NULL, echo_close, &st};
+    sb_conn_opts o;
+    sb_loop *l;
+    int sv[2];
+    size_t got = 0;
+
+    memset(junk, 'j', sizeof junk);
+    junk[0] = '\n';
+    sb_conn_opts_default(&o);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(sb_loop_new(&l, "epoll"), 0);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK(send(sv[1], junk, sizeof junk, MSG_DONTWAIT) > 64 * 1024);
+    fault_arm(FM_ALLOC, FK_FAIL, 1, 1); /* every allocation fails from now on */
+    for (int t = 0; t < 400 && st.closes == 0; t++)
+        sb_loop_run_once(l, TURN_MS);
+    total_faults += fault_disarm();
+    CHECK_EQ(st.messages, 1);
+    CHECK_EQ(st.closes, 1);
+    peer_read(sv[1], rx, sizeof rx, &got);
+    sb_loop_free(l);
+    close(sv[1]);
+}
+
 /* ---- main ---- */
 
 static void test_echo(void)
@@ -625,6 +665,7 @@ int main(void)
     RUN(test_echo);
     RUN(test_blocking);
     RUN(test_http);
+    RUN(test_linger_without_timer);
     fprintf(stderr, "torture: %lu injected failures in %lu runs, all survived\n", total_faults,
             total_runs);
     printf("torture: %lu injected failures, all survived\n", total_faults);
