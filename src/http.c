@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "switchboard.h"
@@ -32,15 +33,12 @@ enum { C_TCHAR = 1, C_TARGET = 2, C_VALUE = 4, C_HEX = 8 };
 
 static unsigned char cls[256];
 
-/* Filled on first use; racing initialisers write the same bytes. Plain
- * static data would be clearer but is 256 lines of noise. */
-static void cls_init(void)
+/* Filled on first use. Plain static data would be clearer but is 256
+ * lines of noise. */
+static void cls_build(void)
 {
-    static volatile int done;
     const char *special = "!#$%&'*+-.^_`|~";
 
-    if (done)
-        return;
     for (int c = 0; c < 256; c++) {
         unsigned char v = 0;
         int alnum = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -54,7 +52,16 @@ static void cls_init(void)
             v |= C_HEX;
         cls[c] = v;
     }
-    done = 1;
+}
+
+/* Once, by whichever thread gets here first: the threads model parses on
+ * many threads at once, and racing initialisers - even writing the same
+ * bytes, behind a volatile flag - are a data race (TSan reports it, and
+ * nothing orders the table's stores before the flag's). */
+static void cls_init(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, cls_build);
 }
 
 #define IS(c, k) (cls[(unsigned char)(c)] & (k))

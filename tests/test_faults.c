@@ -6,6 +6,9 @@
  * server, under the event model (epoll, poll, select) and the threads
  * model: every reply must be exact and no call may fail.
  *
+ * Also: the HTTP parser's first use from several threads at once (its
+ * lazily built table), judged by TSan.
+ *
  * Bounded: a fixed number of exchanges per client (continued until the
  * storm has visibly happened, up to a cap), stream timeouts on every call,
  * and a watchdog thread that aborts a run that does not finish.
@@ -212,6 +215,37 @@ static void test_signal_storm(void)
     storm_stop();
 }
 
+/* ---- the HTTP parser's first use on many threads at once ---- */
+
+static pthread_barrier_t first_use;
+
+static void *parse_first(void *arg)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    sb_http_request r;
+    sb_http_header h[4];
+
+    (void)arg;
+    pthread_barrier_wait(&first_use);
+    CHECK_EQ(sb_http_parse_request(req, sizeof req - 1, &r, h, 4, NULL), (int)sizeof req - 1);
+    return NULL;
+}
+
+/* The parser builds its character table on first use; under the threads
+ * model that first use can come from several threads at once. Must run
+ * before anything else in this process parses HTTP (TSan judges it). */
+static void test_http_first_use(void)
+{
+    pthread_t t[4];
+
+    CHECK_EQ(pthread_barrier_init(&first_use, NULL, 4), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, parse_first, NULL), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+    pthread_barrier_destroy(&first_use);
+}
+
 int main(void)
 {
     pthread_t wd;
@@ -220,6 +254,7 @@ int main(void)
     for (size_t i = 0; i < sizeof pattern; i++)
         pattern[i] = (uint8_t)(i * 131 + 7);
     CHECK_EQ(pthread_create(&wd, NULL, watchdog, NULL), 0);
+    RUN(test_http_first_use);
     RUN(test_signal_storm);
     pthread_mutex_lock(&wd_lock);
     wd_done = 1;
