@@ -29,6 +29,7 @@
 #include "switchboard.h"
 #include "conn_int.h"
 #include "sys.h"
+#include "transport.h"
 
 #define SB_IOV_MAX 64
 #define SB_CHUNK_SMALL 992         /* first chunk: fits glibc's tcache */
@@ -69,6 +70,8 @@ struct sb_conn {
     int depth;                 /* event model: our callbacks on the stack */
     const sb_conn_opts *o;     /* shared, not owned */
     const sb_handler *h;       /* shared, not owned */
+    const sb__transport *tp;   /* how bytes move (plain socket today) */
+    void *tp_state;            /* the transport's per-connection state, owned */
     sb_loop *loop;             /* NULL in the blocking models */
     sb__conn_owner *owner;     /* server hooks, may be NULL */
     void *data;                /* sb_conn_set_data */
@@ -207,12 +210,28 @@ static void queue_advance(sb_conn *c, size_t n)
     }
 }
 
+/* A file range through a transport without sendfile: read a piece of the
+ * file and write it like memory. */
+static ssize_t queue_copy_file(sb_conn *c, sb__chunk *k, int dontwait)
+{
+    uint8_t buf[16 * 1024];
+    size_t want = k->end - k->start < sizeof(buf) ? k->end - k->start : sizeof(buf);
+    ssize_t n = pread(k->fd, buf, want, (off_t)k->start);
+    struct iovec iov;
+
+    if (n <= 0)
+        return n == 0 ? -EIO : -errno;
+    iov.iov_base = buf;
+    iov.iov_len = (size_t)n;
+    n = c->tp->writev(c->tp_state, c->fd, &iov, 1, dontwait);
+    return n < 0 ? -errno : n;
+}
+
 /* One gathered write or one sendfile. Returns bytes sent or -errno. */
 static ssize_t queue_write_once(sb_conn *c, int dontwait)
 {
     sb__chunk *k = c->out_head;
     struct iovec iov[SB_IOV_MAX];
-    struct msghdr mh;
     ssize_t n;
     int cnt = 0;
 
@@ -220,7 +239,9 @@ static ssize_t queue_write_once(sb_conn *c, int dontwait)
         off_t off = (off_t)k->start;
         if (dontwait)
             return -EAGAIN; /* sendfile has no per-call non-blocking flag */
-        n = sb__sys.sendfile(c->fd, k->fd, &off, k->end - k->start);
+        if (c->tp->sendfile == NULL)
+            return queue_copy_file(c, k, dontwait);
+        n = c->tp->sendfile(c->tp_state, c->fd, k->fd, &off, k->end - k->start);
         if (n == 0)
             return -EIO; /* the file shrank under us */
         return n < 0 ? -errno : n;
@@ -230,10 +251,7 @@ static ssize_t queue_write_once(sb_conn *c, int dontwait)
         iov[cnt].iov_len = k->end - k->start;
         cnt++;
     }
-    memset(&mh, 0, sizeof(mh));
-    mh.msg_iov = iov;
-    mh.msg_iovlen = (size_t)cnt;
-    n = sb__sys.sendmsg(c->fd, &mh, MSG_NOSIGNAL | (dontwait ? MSG_DONTWAIT : 0));
+    n = c->tp->writev(c->tp_state, c->fd, iov, cnt, dontwait);
     return n < 0 ? -errno : n;
 }
 
@@ -389,7 +407,7 @@ static int conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
     if (p == NULL)
         return SB_ETOOBIG;
     do
-        n = sb__sys.recv(c->fd, p, size, 0);
+        n = c->tp->read(c->tp_state, c->fd, p, size, 0);
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
@@ -414,6 +432,8 @@ static int conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
 
 static void conn_free(sb_conn *c)
 {
+    if (c->tp->free)
+        c->tp->free(c->tp_state);
     queue_clear(c);
     sb_buf_free(&c->in);
     if (c->lock) {
@@ -465,7 +485,7 @@ static int conn_start_linger(sb_conn *c)
 
     if ((c->flags & F_EOF) || ioctl(c->fd, FIONREAD, &pending) < 0 || pending <= 0)
         return 0;
-    if (shutdown(c->fd, SHUT_WR) < 0)
+    if (c->tp->shutdown(c->tp_state, c->fd) < 0)
         return 0;
     c->flags |= F_LINGER | F_SHUT_DONE;
     return 1;
@@ -476,7 +496,7 @@ static int conn_start_linger(sb_conn *c)
 static int conn_linger_read(sb_conn *c, uint8_t *buf, size_t size)
 {
     for (int i = 0; i < 16; i++) {
-        ssize_t n = sb__sys.recv(c->fd, buf, size, MSG_DONTWAIT);
+        ssize_t n = c->tp->read(c->tp_state, c->fd, buf, size, 1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -529,7 +549,7 @@ static void ev_flush(sb_conn *c)
     else if (c->queued <= conn_out_low(c))
         c->flags &= ~F_BACKPRESS;
     if (c->queued == 0 && (c->flags & F_SHUT_WANT) && !(c->flags & F_SHUT_DONE)) {
-        shutdown(c->fd, SHUT_WR);
+        c->tp->shutdown(c->tp_state, c->fd);
         c->flags |= F_SHUT_DONE;
     }
 }
@@ -667,6 +687,7 @@ static sb_conn *conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, s
     c->fd = fd;
     c->o = o;
     c->h = h;
+    c->tp = &sb__transport_plain;
     c->owner = ow;
     sb_buf_init(&c->in, conn_max_msg(c) + SB_FRAME_HDR_MAX + SB_DELIM_MAX);
     return c;
@@ -741,7 +762,7 @@ static void blk_flush(sb_conn *c)
     pthread_mutex_lock(c->lock);
     rc = queue_flush(c, SIZE_MAX, 0);
     if (rc == 0 && c->queued == 0 && (c->flags & F_SHUT_WANT) && !(c->flags & F_SHUT_DONE)) {
-        shutdown(c->fd, SHUT_WR);
+        c->tp->shutdown(c->tp_state, c->fd);
         c->flags |= F_SHUT_DONE;
     }
     pthread_mutex_unlock(c->lock);
@@ -791,7 +812,7 @@ static void blk_linger(sb_conn *c, uint8_t *buf, size_t size)
 
     set_timeo(c->fd, SO_RCVTIMEO, SB_LINGER_MS);
     while (sb_now_ms() < end) {
-        ssize_t n = sb__sys.recv(c->fd, buf, size, 0);
+        ssize_t n = c->tp->read(c->tp_state, c->fd, buf, size, 0);
         if (n == 0 || (n < 0 && errno != EINTR))
             return;
     }
@@ -1077,6 +1098,14 @@ int sb_conn_fd(const sb_conn *c) { return c->fd; }
 sb_loop *sb_conn_loop(const sb_conn *c) { return c->loop; }
 const sb_conn_opts *sb_conn_options(const sb_conn *c) { return c->o; }
 size_t sb_conn_queued(const sb_conn *c) { return c->queued; }
+void sb__conn_set_transport(sb_conn *c, const sb__transport *tp, void *state)
+{
+    if (c->tp->free)
+        c->tp->free(c->tp_state);
+    c->tp = tp;
+    c->tp_state = state;
+}
+
 sb_conn **sb__conn_link_next(sb_conn *c) { return &c->next; }
 sb_conn **sb__conn_link_prev(sb_conn *c) { return &c->prev; }
 

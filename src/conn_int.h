@@ -29,6 +29,11 @@ int sb__conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h,
 sb_conn **sb__conn_link_next(sb_conn *c);
 sb_conn **sb__conn_link_prev(sb_conn *c);
 
+/* Replace the connection's transport (see transport.h) before any I/O -
+ * the hook a TLS layer uses. The connection owns state from now on. */
+struct sb__transport;
+void sb__conn_set_transport(sb_conn *c, const struct sb__transport *tp, void *state);
+
 /* Begin a close with reason err (graceful: flush first). Safe anywhere. */
 void sb__conn_close_err(sb_conn *c, int err, int graceful);
 

@@ -14,6 +14,8 @@
 #include <arpa/inet.h>
 
 #include "test.h"
+#include "conn_int.h"
+#include "transport.h"
 
 static const char *backend;
 
@@ -467,6 +469,58 @@ static void test_sendfile_order(void)
     sb_loop_free(l);
 }
 
+/* A transport without sendfile (what TLS will be): file ranges are read
+ * and written through writev instead, in order with memory chunks. */
+static ssize_t t_read(void *st, int fd, void *p, size_t n, int dw)
+{
+    (*(int *)st)++;
+    return sb__transport_plain.read(NULL, fd, p, n, dw);
+}
+
+static ssize_t t_writev(void *st, int fd, const struct iovec *iov, int cnt, int dw)
+{
+    (*(int *)st)++;
+    return sb__transport_plain.writev(NULL, fd, iov, cnt, dw);
+}
+
+static int t_shutdown(void *st, int fd)
+{
+    return sb__transport_plain.shutdown(NULL, fd);
+}
+
+static const sb__transport no_sendfile = {"test", t_read, t_writev, NULL, t_shutdown, NULL};
+
+static void test_transport_without_sendfile(void)
+{
+    sb_loop *l = new_loop();
+    file_state f = {0};
+    sb_handler h = {NULL, file_message, NULL, NULL, &f};
+    sb_conn_opts o;
+    sb_conn *c;
+    sb_buf back = {0};
+    char path[] = "/tmp/sb_conn_XXXXXX";
+    int sv[2], calls = 0;
+
+    f.file_fd = mkstemp(path);
+    CHECK(f.file_fd >= 0);
+    unlink(path);
+    CHECK_EQ(write(f.file_fd, "0123456789", 10), 10);
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    sb__conn_set_transport(c, &no_sendfile, &calls);
+    CHECK_EQ(write(sv[1], "go\n", 3), 3);
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == 15));
+    CHECK(memcmp(sb_buf_data(&back), "head:23456:tail", 15) == 0);
+    CHECK(calls >= 3); /* read + writes all went through the transport */
+    close(sv[1]);
+    for (int i = 0; i < 5; i++)
+        sb_loop_run_once(l, 1);
+    close(f.file_fd);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -486,6 +540,7 @@ int main(void)
         RUN(test_idle_and_read_timeouts);
         RUN(test_close_other_in_batch);
         RUN(test_sendfile_order);
+        RUN(test_transport_without_sendfile);
     }
     return 0;
 }

@@ -17,6 +17,10 @@
  * drains below out_low; above out_cap the peer is disconnected), idle, read
  * and write timeouts.
  *
+ * Bytes move through a small transport interface (src/transport.h): the
+ * plain socket today, and the place where a TLS transport plugs in without
+ * changing this API.
+ *
  * Lifetime: a connection is freed by the library after on_close has run,
  * never while one of its callbacks is on the stack. Handlers must not use
  * an sb_conn after its on_close.

@@ -1,0 +1,37 @@
+/* transport: the plain transport - bytes go straight to the socket through
+ * the system-call table (sys.h), so fault injection sees every call. */
+#include <string.h>
+#include <sys/socket.h>
+
+#include "sys.h"
+#include "transport.h"
+
+static ssize_t plain_read(void *state, int fd, void *p, size_t n, int dontwait)
+{
+    return sb__sys.recv(fd, p, n, dontwait ? MSG_DONTWAIT : 0);
+}
+
+static ssize_t plain_writev(void *state, int fd, const struct iovec *iov, int cnt, int dontwait)
+{
+    struct msghdr mh;
+
+    memset(&mh, 0, sizeof(mh));
+    mh.msg_iov = (struct iovec *)iov;
+    mh.msg_iovlen = (size_t)cnt;
+    /* sendmsg rather than writev: MSG_NOSIGNAL, a closed peer is EPIPE. */
+    return sb__sys.sendmsg(fd, &mh, MSG_NOSIGNAL | (dontwait ? MSG_DONTWAIT : 0));
+}
+
+static ssize_t plain_sendfile(void *state, int fd, int file, off_t *off, size_t n)
+{
+    return sb__sys.sendfile(fd, file, off, n);
+}
+
+static int plain_shutdown(void *state, int fd)
+{
+    return shutdown(fd, SHUT_WR);
+}
+
+const sb__transport sb__transport_plain = {
+    "plain", plain_read, plain_writev, plain_sendfile, plain_shutdown, NULL,
+};

@@ -1,0 +1,37 @@
+/* transport: how a connection moves its bytes.
+ *
+ * conn.c never calls recv/sendmsg/sendfile/shutdown itself; it goes
+ * through one of these, chosen when the connection is opened. The plain
+ * transport is the socket itself. A TLS transport (OpenSSL's SSL_read /
+ * SSL_write over the same fd) fits the same five calls: its read and
+ * writev report EAGAIN when the TLS engine needs the socket readable or
+ * writable - the event driver already retries on readiness - and it sets
+ * sendfile to NULL, for which conn reads the file range itself and writes
+ * it through writev. `state` is the transport's per-connection data (the
+ * SSL object), owned by the connection and released with free.
+ *
+ * Every call keeps libc's convention: a count, or -1 with errno set.
+ */
+#ifndef SB_TRANSPORT_H
+#define SB_TRANSPORT_H
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+typedef struct sb__transport {
+    const char *name;
+    /* Up to n bytes into p: the count, 0 at the peer's end, -1/errno. */
+    ssize_t (*read)(void *state, int fd, void *p, size_t n, int dontwait);
+    /* Gathered write of up to cnt buffers: bytes written, -1/errno. */
+    ssize_t (*writev)(void *state, int fd, const struct iovec *iov, int cnt, int dontwait);
+    /* n bytes of file from *off (advanced); NULL if not possible. */
+    ssize_t (*sendfile)(void *state, int fd, int file, off_t *off, size_t n);
+    /* Our side is done sending (TCP: FIN; TLS: close_notify then FIN). */
+    int (*shutdown)(void *state, int fd);
+    /* Release state (NULL for the plain transport). */
+    void (*free)(void *state);
+} sb__transport;
+
+extern const sb__transport sb__transport_plain;
+
+#endif
