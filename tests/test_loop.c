@@ -698,31 +698,13 @@ static void test_hangup(void)
     sb_loop_free(l);
 }
 
-/* io_uring may be compiled in yet refused at run time (old kernel,
- * seccomp, io_uring_disabled): skip it then, never the others. */
-static int backend_usable(const char *name)
-{
-    sb_loop *l = NULL;
-    int r;
-    if (!sb_test_backend_ok(name))
-        return 0;
-    r = sb_loop_new(&l, name);
-    if (r < 0 && strcmp(name, "uring") == 0) {
-        fprintf(stderr, "backend %s skipped: %s\n", name, sb_strerror(r));
-        return 0;
-    }
-    CHECK_EQ(r, 0);
-    sb_loop_free(l);
-    return 1;
-}
-
 int main(void)
 {
     const char *const *names = sb_loop_backends();
     CHECK(names[0] != NULL && strcmp(names[0], "epoll") == 0);
     for (int i = 0; names[i] != NULL; i++) {
         g_backend = names[i];
-        if (!backend_usable(g_backend))
+        if (!sb_test_backend_ok(g_backend))
             continue;
         fprintf(stderr, "backend %s\n", g_backend);
         RUN(test_new_and_names);
