@@ -294,6 +294,9 @@ def fd_soak(model, cycles=4000):
                         reset_close(b)
                     else:
                         b.close()
+                # until the server has let go of the burst, a new connection
+                # may rightly be shed: wait (bounded) for the fds to come back
+                settle_fds(srv, baseline)
                 continue
             s = srv.connect(timeout=10)
             if kind == 3:
