@@ -10,6 +10,7 @@
 typedef struct sb_app_config {
     const char *root;        /* http: document root */
     const char *access_log;  /* http: "-" for stdout, a path, or NULL (off) */
+    int no_file_cache;       /* http: 1 turns the open-file cache off */
     int work_us;             /* CPU microseconds to burn per message (bench knob) */
     sb_model model;          /* the dispatch model the app will run under */
 } sb_app_config;

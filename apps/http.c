@@ -24,13 +24,29 @@
  * the opened file's real path is checked against the root's instead).
  * Slow clients are bounded by the connection's read and idle timeouts.
  *
- * Runs under every dispatch model: all state after init is read-only or
- * per thread, and access-log lines go out with one write(2) on an O_APPEND
- * descriptor, so threads and forked children never interleave them.
+ * The open-file cache (like nginx's open_file_cache): a regular file of at
+ * most CACHE_FILE_MAX bytes, once opened by the safe path above, is kept in
+ * memory keyed by its decoded path: its metadata, its validators, its
+ * fixed 200 header lines and its content. A hit costs no system call at
+ * all; the request's recv and the reply's sendmsg are all that is left. An
+ * entry is revalidated at most once per CACHE_VALID_MS, by opening the path
+ * again through the same safe open and comparing device, inode, size and
+ * mtime: a file changed, removed or replaced (by a symlink out of the root,
+ * say) is dropped and the request takes the full path. So a change is seen
+ * within about a second, as with nginx's open_file_cache_valid 1s. Bigger
+ * files, directories and everything else are never cached.
+ *
+ * Runs under every dispatch model: the cache is one per process (a forked
+ * child starts with the parent's, empty) behind a mutex, entries are
+ * reference counted so a reply copies from an entry without holding the
+ * lock, all other state after init is read-only or per thread, and
+ * access-log lines go out with one write(2) on an O_APPEND descriptor, so
+ * threads and forked children never interleave them.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +66,16 @@
 /* Files up to this size go out in the same write as the head: one copy of
  * at most 16 KiB is cheaper than a second queue entry and a sendfile call. */
 #define SMALL_FILE (16 * 1024)
+/* The open-file cache: files up to CACHE_FILE_MAX bytes are kept in memory
+ * (a copy of 64 KiB costs less than the open, fstat, read and close it
+ * replaces), at most CACHE_ENTRIES of them and CACHE_BYTES of content per
+ * process; an entry is checked against the file system at most once per
+ * CACHE_VALID_MS. */
+#define CACHE_FILE_MAX (64 * 1024)
+#define CACHE_ENTRIES 1024
+#define CACHE_BYTES (16 * 1024 * 1024)
+#define CACHE_BUCKETS 2048        /* a power of two, twice CACHE_ENTRIES */
+#define CACHE_VALID_MS 1000
 #define HEAD_BUF 1024             /* our response heads are far below this */
 
 #define IDLE_MS 15000   /* keep-alive connections idle this long are closed */
@@ -63,7 +89,8 @@ static struct http_app {
     int log_fd;                /* access log, -1 when off */
     int log_owned;             /* log_fd is ours to close */
     int beneath;               /* openat2(RESOLVE_BENEATH) works here */
-} app = {-1, "", 0, -1, 0, 0};
+    int cache;                 /* the open-file cache is on */
+} app = {-1, "", 0, -1, 0, 0, 0};
 
 /* One parsed request, as the cutter leaves it for the handler. */
 typedef struct parsed {
@@ -186,6 +213,14 @@ static const char *date_now(time_t now)
 
 static void status_line(out *o, int status)
 {
+    static const char ok[] = "HTTP/1.1 200 OK\r\nServer: switchboard/" SB_VERSION_STRING "\r\nDate: ";
+
+    if (status == 200) {
+        put(o, ok, sizeof ok - 1);
+        put(o, date_now(time(NULL)), SB_HTTP_DATE_LEN);
+        put(o, "\r\n", 2);
+        return;
+    }
     puts_(o, "HTTP/1.1 ");
     putu(o, (uint64_t)status);
     put(o, " ", 1);
@@ -395,19 +430,299 @@ static int errno_status(int err)
     return err == -EACCES || err == -EPERM ? 403 : 404;
 }
 
-/* ---- conditional requests and ranges ---- */
+/* ---- what a reply needs to know about a file ---- */
 
-static int etag_make(char *buf, const struct stat *st)
+/* A file to answer with: either open (fd) or in a cache entry (data). */
+typedef struct file {
+    int fd;                         /* the open file, or -1: the content is at data */
+    const uint8_t *data;            /* the whole content in memory, or NULL */
+    uint64_t size;
+    time_t mtime;                   /* seconds: what Last-Modified can say */
+    const char *ctype;              /* the Content-Type value */
+    const char *fixed;              /* a 200's header lines after Date, prebuilt, or NULL */
+    size_t fixed_len;
+    int tag_len;
+    char tag[48];                   /* the ETag, "size-mtime" in hex, quoted */
+    char lm[SB_HTTP_DATE_LEN + 1];  /* the Last-Modified date */
+} file;
+
+typedef struct reply {
+    int status;
+    uint64_t first, len;     /* the bytes of the file to send */
+} reply;
+
+static void file_describe(file *f, const struct stat *st, const char *path)
 {
-    out o = {buf, buf + 48};
+    out o = {f->tag, f->tag + sizeof f->tag};
 
+    f->data = NULL;
+    f->size = (uint64_t)st->st_size;
+    f->mtime = st->st_mtim.tv_sec;
+    f->ctype = content_type(path);
+    f->fixed = NULL;
+    f->fixed_len = 0;
     put(&o, "\"", 1);
-    putx(&o, (uint64_t)st->st_size);
+    putx(&o, f->size);
     put(&o, "-", 1);
-    putx(&o, (uint64_t)st->st_mtim.tv_sec);
+    putx(&o, (uint64_t)f->mtime);
     put(&o, "\"", 1);
-    return (int)(o.p - buf);
+    f->tag_len = (int)(o.p - f->tag);
+    sb_http_format_date(f->mtime, f->lm);
 }
+
+static void file_close(const file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+}
+
+/* The header lines of a 200 or 206 between Date and the connection line. */
+static void file_lines(out *o, const file *f, const reply *r)
+{
+    puts_(o, "Content-Type: ");
+    puts_(o, f->ctype);
+    puts_(o, "\r\nContent-Length: ");
+    putu(o, r->len);
+    if (r->status == 206) {
+        puts_(o, "\r\nContent-Range: bytes ");
+        putu(o, r->first);
+        put(o, "-", 1);
+        putu(o, r->first + r->len - 1);
+        put(o, "/", 1);
+        putu(o, f->size);
+    }
+    puts_(o, "\r\nLast-Modified: ");
+    put(o, f->lm, SB_HTTP_DATE_LEN);
+    puts_(o, "\r\nETag: ");
+    put(o, f->tag, (size_t)f->tag_len);
+    puts_(o, "\r\nAccept-Ranges: bytes\r\n");
+}
+
+/* ---- the open-file cache ---- */
+
+/* Room for file_lines of a 200: a Content-Type of our table, a 20-digit
+ * length, the date and the tag fit in well under this. */
+#define FIXED_MAX 256
+
+typedef struct centry {
+    struct centry *hnext;       /* next in its hash bucket */
+    struct centry *prev, *next; /* the LRU list, most recently used first */
+    uint64_t hash;              /* of the key */
+    int refs;                   /* the cache's own + one per reply in progress (atomic) */
+    int64_t checked_ms;         /* when the file was last found unchanged */
+    dev_t dev;                  /* what "unchanged" compares */
+    ino_t ino;
+    struct timespec mtim;
+    size_t bytes;               /* what the entry counts against CACHE_BYTES */
+    file f;                     /* f.data and f.fixed point into this allocation */
+    size_t key_len;
+    char key[];                 /* the decoded path below the root, NUL-terminated */
+} centry;
+
+/* One per process. The lock covers every field and every linked entry's
+ * links and checked_ms; an entry's file is immutable once published. */
+static struct {
+    pthread_mutex_t lock;
+    centry *bucket[CACHE_BUCKETS];
+    centry *mru, *lru;          /* the two ends of the LRU list */
+    size_t entries, bytes;
+} cache = {PTHREAD_MUTEX_INITIALIZER, {NULL}, NULL, NULL, 0, 0};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    /* The coarse clock is read without a system call and is plenty for a
+     * once-per-second check. */
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t key_hash(const char *k, size_t n)
+{
+    uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
+    return h;
+}
+
+static void centry_unref(centry *e)
+{
+    if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        free(e);
+}
+
+static void lru_unlink(centry *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        cache.mru = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        cache.lru = e->prev;
+}
+
+static void lru_push(centry *e)
+{
+    e->prev = NULL;
+    e->next = cache.mru;
+    if (cache.mru)
+        cache.mru->prev = e;
+    else
+        cache.lru = e;
+    cache.mru = e;
+}
+
+/* Locked. Take e out of the cache; replies still using it keep it alive. */
+static void cache_drop(centry *e)
+{
+    centry **pp = &cache.bucket[e->hash & (CACHE_BUCKETS - 1)];
+
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+    lru_unlink(e);
+    cache.entries--;
+    cache.bytes -= e->bytes;
+    centry_unref(e);
+}
+
+/* Locked. */
+static centry *cache_find(const char *key, size_t n, uint64_t h)
+{
+    centry *e = cache.bucket[h & (CACHE_BUCKETS - 1)];
+
+    while (e && !(e->hash == h && e->key_len == n && memcmp(e->key, key, n) == 0))
+        e = e->hnext;
+    return e;
+}
+
+static int same_file(const centry *e, const struct stat *st)
+{
+    return S_ISREG(st->st_mode) && st->st_dev == e->dev && st->st_ino == e->ino &&
+           (uint64_t)st->st_size == e->f.size && st->st_mtim.tv_sec == e->mtim.tv_sec &&
+           st->st_mtim.tv_nsec == e->mtim.tv_nsec;
+}
+
+/* Locked. Is e still what its path names? Asked of the file system at most
+ * once per CACHE_VALID_MS, through the same safe open as a miss, so a path
+ * that now leaves the root (a symlink put in its place) fails here. */
+static int cache_valid(centry *e, int64_t now)
+{
+    struct stat st;
+    int fd, ok;
+
+    if (now - e->checked_ms < CACHE_VALID_MS)
+        return 1;
+    fd = open_beneath(app.root_fd, e->key);
+    if (fd < 0)
+        return 0;
+    ok = fstat(fd, &st) == 0 && same_file(e, &st);
+    close(fd);
+    if (ok)
+        e->checked_ms = now;
+    return ok;
+}
+
+/* The entry for key, pinned (centry_unref when done), or NULL. */
+static centry *cache_get(const char *key, size_t n)
+{
+    uint64_t h = key_hash(key, n);
+    centry *e;
+
+    pthread_mutex_lock(&cache.lock);
+    e = cache_find(key, n, h);
+    if (e && !cache_valid(e, now_ms())) {
+        cache_drop(e);
+        e = NULL;
+    }
+    if (e) {
+        lru_unlink(e);
+        lru_push(e);
+        __atomic_add_fetch(&e->refs, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&cache.lock);
+    return e;
+}
+
+/* Locked. Publish e (replacing an older entry for its key) and evict from
+ * the cold end until the bounds hold again. */
+static void cache_insert(centry *e)
+{
+    centry *old = cache_find(e->key, e->key_len, e->hash), **b;
+
+    if (old)
+        cache_drop(old);
+    b = &cache.bucket[e->hash & (CACHE_BUCKETS - 1)];
+    e->hnext = *b;
+    *b = e;
+    lru_push(e);
+    cache.entries++;
+    cache.bytes += e->bytes;
+    while ((cache.entries > CACHE_ENTRIES || cache.bytes > CACHE_BYTES) && cache.lru != e)
+        cache_drop(cache.lru);
+}
+
+/* Read the regular file fd (described by st, at most CACHE_FILE_MAX bytes)
+ * into a new entry for key and publish it. Returns the entry pinned, or
+ * NULL (out of memory, a read error, the file shrank): serve from fd. */
+static centry *cache_put(const char *key, size_t n, int fd, const struct stat *st)
+{
+    size_t size = (size_t)st->st_size, got = 0, total = sizeof(centry) + n + 1 + size + FIXED_MAX;
+    centry *e = malloc(total);
+    uint8_t *data;
+    char *fixed;
+    out o;
+
+    if (e == NULL)
+        return NULL;
+    data = (uint8_t *)e->key + n + 1;
+    while (got < size) {
+        ssize_t r = pread(fd, data + got, size - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0) {
+            free(e);
+            return NULL;
+        }
+        got += (size_t)r;
+    }
+    memcpy(e->key, key, n);
+    e->key[n] = '\0';
+    e->key_len = n;
+    e->hash = key_hash(key, n);
+    e->dev = st->st_dev;
+    e->ino = st->st_ino;
+    e->mtim = st->st_mtim;
+    e->bytes = total;
+    e->refs = 2; /* the cache's and the caller's */
+    e->checked_ms = now_ms();
+    file_describe(&e->f, st, e->key);
+    e->f.fd = -1;
+    e->f.data = data;
+    fixed = (char *)data + size;
+    o = (out){fixed, fixed + FIXED_MAX};
+    file_lines(&o, &e->f, &(reply){200, 0, e->f.size});
+    e->f.fixed = fixed;
+    e->f.fixed_len = (size_t)(o.p - fixed);
+    pthread_mutex_lock(&cache.lock);
+    cache_insert(e);
+    pthread_mutex_unlock(&cache.lock);
+    return e;
+}
+
+static void cache_clear(void)
+{
+    pthread_mutex_lock(&cache.lock);
+    while (cache.lru)
+        cache_drop(cache.lru);
+    pthread_mutex_unlock(&cache.lock);
+}
+
+/* ---- conditional requests and ranges ---- */
 
 /* If-None-Match: "*" or a list of entity tags, compared weakly. */
 static int etag_matches(const char *v, size_t n, const char *tag, size_t tl)
@@ -441,68 +756,93 @@ static const sb_http_header *header(const parsed *ps, const char *name)
 
 /* 304 applies? (RFC 9110 section 13.2.2: If-None-Match wins over
  * If-Modified-Since.) */
-static int not_modified(const parsed *ps, const struct stat *st, const char *tag, size_t tl)
+static int not_modified(const parsed *ps, const file *f)
 {
     const sb_http_header *inm = header(ps, "if-none-match"), *ims;
     time_t t;
 
     if (inm)
-        return etag_matches(inm->value, inm->value_len, tag, tl);
+        return etag_matches(inm->value, inm->value_len, f->tag, (size_t)f->tag_len);
     ims = header(ps, "if-modified-since");
     if (ims && sb_http_parse_date(ims->value, ims->value_len, &t) == 0)
-        return st->st_mtim.tv_sec <= t;
+        return f->mtime <= t;
     return 0;
 }
 
 /* If-Range: the Range applies only if the validator still matches (a
  * strong ETag or the exact Last-Modified date). */
-static int if_range_ok(const parsed *ps, const char *tag, size_t tl, const char *lm)
+static int if_range_ok(const parsed *ps, const file *f)
 {
     const sb_http_header *ir = header(ps, "if-range");
 
     if (ir == NULL)
         return 1;
-    if (ir->value_len == tl && memcmp(ir->value, tag, tl) == 0)
+    if (ir->value_len == (size_t)f->tag_len && memcmp(ir->value, f->tag, ir->value_len) == 0)
         return 1;
-    return ir->value_len == SB_HTTP_DATE_LEN && memcmp(ir->value, lm, SB_HTTP_DATE_LEN) == 0;
+    return ir->value_len == SB_HTTP_DATE_LEN && memcmp(ir->value, f->lm, SB_HTTP_DATE_LEN) == 0;
 }
 
 /* ---- serving a file ---- */
 
-typedef struct reply {
-    int status;
-    uint64_t first, len;     /* the bytes of the file to send */
-} reply;
-
-/* Head + body of a 200/206. Small bodies travel in the head's write; big
- * ones are handed to the connection with sendfile (it owns fd then). */
-static int send_file(sb_conn *c, const parsed *ps, int fd, const struct stat *st,
-                     const char *path, const reply *r, int is_head)
+/* The body of a 200/206 from an open file, after the head in buf[0..hl)
+ * (buf holds HEAD_BUF + SMALL_FILE bytes). Small bodies travel in the
+ * head's write; big ones are handed to the connection with sendfile (it
+ * owns fd then). Closes fd in every case. */
+static int send_from_fd(sb_conn *c, char *buf, size_t hl, int fd, const reply *r)
 {
-    char buf[HEAD_BUF + SMALL_FILE], tag[48], lm[SB_HTTP_DATE_LEN + 1];
+    size_t got = 0;
+    int rc;
+
+    if (r->len > SMALL_FILE) {
+        rc = sb_conn_write(c, buf, hl);
+        if (rc == 0)
+            return sb_conn_sendfile(c, fd, (off_t)r->first, (size_t)r->len);
+        close(fd);
+        return rc;
+    }
+    while (got < r->len) {
+        ssize_t n = pread(fd, buf + hl + got, (size_t)r->len - got, (off_t)(r->first + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    rc = sb_conn_write(c, buf, hl + got);
+    if (rc == 0 && got < r->len)
+        rc = SB_ETRUNCATED;     /* the file shrank: the length we sent is a lie */
+    return rc;
+}
+
+/* The body from memory (a pinned cache entry). A small one is copied
+ * behind the head; a larger one is queued as it is, saving a copy (the
+ * queue gathers both into one sendmsg). */
+static int send_from_memory(sb_conn *c, char *buf, size_t hl, const uint8_t *p, size_t n)
+{
+    int rc;
+
+    if (n <= 1024) {
+        memcpy(buf + hl, p, n);
+        return sb_conn_write(c, buf, hl + n);
+    }
+    rc = sb_conn_write(c, buf, hl);
+    return rc < 0 ? rc : sb_conn_write(c, p, n);
+}
+
+/* Head + body of a 200/206. Closes f's fd, if any. */
+static int send_file(sb_conn *c, const parsed *ps, const file *f, const reply *r, int is_head)
+{
+    char buf[HEAD_BUF + SMALL_FILE];
     out o = {buf, buf + HEAD_BUF};
-    int tl = etag_make(tag, st), keep = ps->fr.keep_alive, rc;
+    int keep = ps->fr.keep_alive, rc;
     size_t hl;
 
-    sb_http_format_date(st->st_mtim.tv_sec, lm);
     status_line(&o, r->status);
-    puts_(&o, "Content-Type: ");
-    puts_(&o, content_type(path));
-    puts_(&o, "\r\nContent-Length: ");
-    putu(&o, r->len);
-    if (r->status == 206) {
-        puts_(&o, "\r\nContent-Range: bytes ");
-        putu(&o, r->first);
-        put(&o, "-", 1);
-        putu(&o, r->first + r->len - 1);
-        put(&o, "/", 1);
-        putu(&o, (uint64_t)st->st_size);
-    }
-    puts_(&o, "\r\nLast-Modified: ");
-    put(&o, lm, SB_HTTP_DATE_LEN);
-    puts_(&o, "\r\nETag: ");
-    put(&o, tag, (size_t)tl);
-    puts_(&o, "\r\nAccept-Ranges: bytes\r\n");
+    if (r->status == 200 && f->fixed)
+        put(&o, f->fixed, f->fixed_len);
+    else
+        file_lines(&o, f, r);
     conn_line(&o, ps, keep);
     put(&o, "\r\n", 2);
     hl = (size_t)(o.p - buf);
@@ -510,63 +850,55 @@ static int send_file(sb_conn *c, const parsed *ps, int fd, const struct stat *st
     if (app.log_fd >= 0)
         log_request(c, ps, r->status, is_head ? 0 : r->len);
     if (is_head || r->len == 0) {
-        close(fd);
+        file_close(f);
         rc = sb_conn_write(c, buf, hl);
-    } else if (r->len <= SMALL_FILE) {
-        size_t got = 0;
-        while (got < r->len) {
-            ssize_t n = pread(fd, buf + hl + got, (size_t)r->len - got, (off_t)(r->first + got));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n <= 0)
-                break;
-            got += (size_t)n;
-        }
-        close(fd);
-        rc = sb_conn_write(c, buf, hl + got);
-        if (rc == 0 && got < r->len)
-            rc = SB_ETRUNCATED;     /* the file shrank: the length we sent is a lie */
+    } else if (f->data) {
+        rc = send_from_memory(c, buf, hl, f->data + r->first, (size_t)r->len);
     } else {
-        rc = sb_conn_write(c, buf, hl);
-        if (rc == 0)
-            rc = sb_conn_sendfile(c, fd, (off_t)r->first, (size_t)r->len);
-        else
-            close(fd);
+        rc = send_from_fd(c, buf, hl, f->fd, r);
     }
     if (rc < 0)
         return rc;
     return keep ? 0 : SB_ECLOSED;
 }
 
-/* 304, 416 or the file itself. Takes ownership of fd. */
-static int answer_file(sb_conn *c, const parsed *ps, int fd, const struct stat *st,
-                       const char *path, int is_head)
+/* 304, 416 or the file itself. Closes f's fd, if any. */
+static int answer_file(sb_conn *c, const parsed *ps, const file *f, int is_head)
 {
-    char tag[48], lm[SB_HTTP_DATE_LEN + 1], extra[HEAD_BUF];
-    int tl = etag_make(tag, st);
-    uint64_t size = (uint64_t)st->st_size, a, b;
+    char extra[HEAD_BUF];
+    uint64_t a, b;
     const sb_http_header *range;
-    reply r = {200, 0, size};
+    reply r = {200, 0, f->size};
 
-    sb_http_format_date(st->st_mtim.tv_sec, lm);
-    if (not_modified(ps, st, tag, (size_t)tl)) {
-        close(fd);
-        snprintf(extra, sizeof extra, "ETag: %.*s\r\nLast-Modified: %s\r\n", tl, tag, lm);
+    if (not_modified(ps, f)) {
+        file_close(f);
+        snprintf(extra, sizeof extra, "ETag: %.*s\r\nLast-Modified: %s\r\n", f->tag_len, f->tag,
+                 f->lm);
         return reply_simple(c, ps, 304, extra, is_head);
     }
     /* Range is defined for GET only (RFC 9110 section 14.2). */
     range = is_head ? NULL : header(ps, "range");
-    if (range && if_range_ok(ps, tag, (size_t)tl, lm)) {
-        int rc = sb_http_parse_range(range->value, range->value_len, size, &a, &b);
+    if (range && if_range_ok(ps, f)) {
+        int rc = sb_http_parse_range(range->value, range->value_len, f->size, &a, &b);
         if (rc == SB_HTTP_EUNSAT) {
-            close(fd);
-            snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n", (unsigned long long)size);
+            file_close(f);
+            snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n",
+                     (unsigned long long)f->size);
             return reply_simple(c, ps, 416, extra, is_head);
         }
         if (rc == 1)
             r = (reply){206, a, b - a + 1};
     }
-    return send_file(c, ps, fd, st, path, &r, is_head);
+    return send_file(c, ps, f, &r, is_head);
+}
+
+/* Answer from a pinned cache entry, then let go of it. */
+static int answer_cached(sb_conn *c, const parsed *ps, centry *e, int is_head)
+{
+    int rc = answer_file(c, ps, &e->f, is_head);
+
+    centry_unref(e);
+    return rc;
 }
 
 /* A directory: "dir" -> 301 "dir/"; "dir/" -> dir/index.html. Takes fd.
@@ -606,9 +938,11 @@ static int serve_get(sb_conn *c, const parsed *ps, int is_head)
 {
     char path[LINE_LIMIT + 16];
     const char *raw, *rel;
-    size_t raw_len;
+    size_t raw_len, rel_len;
     ssize_t n;
     struct stat st;
+    centry *e;
+    file f;
     int fd, rc = 0;
 
     if (target_path(ps, &raw, &raw_len) < 0)
@@ -620,6 +954,11 @@ static int serve_get(sb_conn *c, const parsed *ps, int is_head)
     rel = path;
     while (*rel == '/')
         rel++;
+    rel_len = (size_t)(path + n - rel);
+    /* The key is the path exactly as a miss opens it, so a hit answers what
+     * the full path would have (as of the entry's last check). */
+    if (app.cache && rel_len > 0 && (e = cache_get(rel, rel_len)) != NULL)
+        return answer_cached(c, ps, e, is_head);
     fd = open_beneath(app.root_fd, *rel ? rel : ".");
     if (fd < 0)
         return reply_simple(c, ps, errno_status(fd), NULL, is_head);
@@ -635,8 +974,14 @@ static int serve_get(sb_conn *c, const parsed *ps, int is_head)
     } else if (!S_ISREG(st.st_mode)) {
         close(fd);
         return reply_simple(c, ps, 404, NULL, is_head);
+    } else if (app.cache && st.st_size <= CACHE_FILE_MAX &&
+               (e = cache_put(rel, rel_len, fd, &st)) != NULL) {
+        close(fd);
+        return answer_cached(c, ps, e, is_head);
     }
-    return answer_file(c, ps, fd, &st, rel, is_head);
+    file_describe(&f, &st, rel);
+    f.fd = fd;
+    return answer_file(c, ps, &f, is_head);
 }
 
 /* ---- the handler ---- */
@@ -708,6 +1053,7 @@ static int http_init(const sb_app_config *cfg, sb_server_opts *o, sb_handler *h,
         close(fd);
     if ((rc = open_log(cfg->access_log, why)) < 0)
         return rc;
+    app.cache = !cfg->no_file_cache;
 
     o->conn.frame.kind = SB_FRAME_CUSTOM;
     o->conn.frame.cut = http_cut;
@@ -728,6 +1074,7 @@ static int http_init(const sb_app_config *cfg, sb_server_opts *o, sb_handler *h,
 
 static void http_fini(void)
 {
+    cache_clear();
     if (app.root_fd >= 0)
         close(app.root_fd);
     if (app.log_owned)

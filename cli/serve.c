@@ -28,6 +28,7 @@ static const char serve_usage[] =
     "  --work-us N            CPU microseconds the echo app spends per message (0)\n"
     "  --root DIR             http: directory to serve (.)\n"
     "  --access-log FILE|-    http: Common Log Format access log (off)\n"
+    "  --no-file-cache        http: open and read every file on every request\n"
     "  --help                 this text\n"
     "\n"
     "SIGINT or SIGTERM stops the server cleanly.\n";
@@ -47,7 +48,7 @@ static int seconds_ms(const char *opt, const char *val, int *out)
 }
 
 enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
-       O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_HELP };
+       O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_NOCACHE, O_HELP };
 
 static const struct option serve_opts[] = {
     {"listen", required_argument, NULL, O_LISTEN},   {"app", required_argument, NULL, O_APP},
@@ -57,7 +58,8 @@ static const struct option serve_opts[] = {
     {"read-timeout", required_argument, NULL, O_READ}, {"write-timeout", required_argument, NULL, O_WRITE},
     {"out-cap", required_argument, NULL, O_OUTCAP},  {"keepalive", required_argument, NULL, O_KEEPALIVE},  {"backlog", required_argument, NULL, O_BACKLOG},
     {"work-us", required_argument, NULL, O_WORK},    {"root", required_argument, NULL, O_ROOT},
-    {"access-log", required_argument, NULL, O_LOG},  {"help", no_argument, NULL, O_HELP},
+    {"access-log", required_argument, NULL, O_LOG},  {"no-file-cache", no_argument, NULL, O_NOCACHE},
+    {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0}};
 
 typedef struct {
@@ -121,6 +123,7 @@ static int parse_one(serve_args *a, int opt, const char *val)
     case O_WRITE: return seconds_ms("--write-timeout", val, &a->so.conn.write_timeout_ms);
     case O_ROOT: a->cfg.root = val; return 0;
     case O_LOG: a->cfg.access_log = val; return 0;
+    case O_NOCACHE: a->cfg.no_file_cache = 1; return 0;
     default: return -1;
     }
 }

@@ -7,10 +7,12 @@ URLs on one reused connection), http.client keep-alive, pipelined raw
 requests on one socket, a GET body discarded, conditional requests (304),
 ranges (206/416), directory index and redirect, the traversal set (never the
 secret file), the smuggling set (400 + close), 414, 431, 405 + Allow, 413,
-a wrk smoke run, and slowloris (50 trickling connections while a normal
-client is still answered).
+a wrk smoke run, slowloris (50 trickling connections while a normal
+client is still answered), and the open-file cache (a file changed,
+removed, or replaced by a symlink out of the root is seen within a bounded
+wait; the symlink's target is never served).
 
-Once: the access log in Common Log Format, and `switchboard get` against a
+Once: the access log in Common Log Format, --no-file-cache, and `switchboard get` against a
 Python http.server (200 body, 404 -> exit 1, chunked), our server (-i, -o),
 a refused port, a bad URL and https.
 
@@ -451,6 +453,97 @@ def check_read_timeout(bin_path, root, model):
         srv.kill()
 
 
+def poll(c, path, done, allowed, what, limit=5.0):
+    """GET path on c until done(status, body); every answer before must be
+    allowed(status, body). The limit is a liveness bound (the cache checks
+    a file at most once a second), not a timing measurement."""
+    deadline = time.monotonic() + limit
+    while True:
+        c.send(get(path))
+        st, _, body = c.response()
+        if done(st, body):
+            return
+        assert allowed(st, body), f"{what}: unexpected {st} {body[:40]!r}"
+        assert time.monotonic() < deadline, f"{what}: still {st} {body[:40]!r} after {limit} s"
+        time.sleep(0.1)
+
+
+def check_file_cache(srv, root, top, model):
+    name = f"cached-{model}.txt"
+    path, url = os.path.join(root, name), "/" + name
+    v1, v2, v3 = b"version one\n", b"version two\n", b"version three, longer\n"
+    with open(path, "wb") as f:
+        f.write(v1)
+    c = Conn(srv)
+    try:
+        for _ in range(3):      # the first fills the cache, the others hit it
+            c.send(get(url))
+            st, hs, body = c.response()
+            assert st == 200 and body == v1, (st, body)
+        etag = hs["etag"]
+        # HEAD, a range and a 304 from the cached entry.
+        c.send(b"HEAD " + url.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        st, hs, _ = c.response(head=True)
+        assert st == 200 and hs["content-length"] == str(len(v1)), hs
+        c.send(get(url, extra="Range: bytes=8-10\r\n"))
+        st, hs, body = c.response()
+        assert st == 206 and body == v1[8:11] and hs["content-range"] == "bytes 8-10/12", (st, hs, body)
+        c.send(get(url, extra=f"If-None-Match: {etag}\r\n"))
+        assert c.response()[0] == 304
+        # Same size, new content and mtime, same inode: seen after a while.
+        with open(path, "r+b") as f:
+            f.write(v2)
+        t = time.time() + 10
+        os.utime(path, (t, t))
+        poll(c, url, lambda st, b: st == 200 and b == v2,
+             lambda st, b: st == 200 and b == v1, "changed file")
+        # Removed: 404.
+        os.unlink(path)
+        poll(c, url, lambda st, b: st == 404,
+             lambda st, b: st == 200 and b == v2, "removed file")
+        # Back, cached again, then atomically replaced by a symlink out of
+        # the root: never the secret, and soon refused.
+        with open(path, "wb") as f:
+            f.write(v3)
+        poll(c, url, lambda st, b: st == 200 and b == v3,
+             lambda st, b: st == 404, "recreated file")
+        tmp = path + ".new"
+        os.symlink(os.path.join(top, "secret.txt"), tmp)
+        os.rename(tmp, path)
+        poll(c, url, lambda st, b: st in (403, 404),
+             lambda st, b: st == 200 and b == v3, "symlink out of the root")
+        for _ in range(3):
+            c.send(get(url))
+            st, _, body = c.response()
+            assert st in (403, 404) and SECRET not in body, (st, body)
+        assert one(srv, get(url))[0] in (403, 404)
+    finally:
+        c.close()
+        if os.path.lexists(path):
+            os.unlink(path)
+
+
+def check_no_file_cache(bin_path, root):
+    path = os.path.join(root, "uncached.txt")
+    with open(path, "wb") as f:
+        f.write(b"first\n")
+    srv = sbtest.start_server(bin_path, "--app", "http", "--root", root, "--no-file-cache")
+    c = None
+    try:
+        c = Conn(srv)
+        c.send(get("/uncached.txt"))
+        assert c.response()[2] == b"first\n"
+        with open(path, "wb") as f:
+            f.write(b"second\n")
+        c.send(get("/uncached.txt"))     # no cache: seen at once
+        assert c.response()[2] == b"second\n"
+    finally:
+        if c is not None:
+            c.close()
+        srv.kill()
+        os.unlink(path)
+
+
 def check_alive(srv):
     assert srv.alive(), "server died"
     assert one(srv, get("/a.txt"))[0] == 200
@@ -568,6 +661,8 @@ def main():
                 R.check(f"{model}: conditional, ranges, directories", check_conditional, srv)
                 R.check(f"{model}: wrk smoke", check_wrk, srv)
                 R.check(f"{model}: slowloris", check_slowloris, srv, limit=30)
+                R.check(f"{model}: file cache sees changes, removal, symlink out", check_file_cache,
+                        srv, root, top, model)
                 R.check(f"{model}: alive after all of it", check_alive, srv)
             finally:
                 if srv is not None:
@@ -575,6 +670,7 @@ def main():
             R.check(f"{model}: read timeout cuts off a stalled request", check_read_timeout,
                     args.bin, root, model)
         R.check("access log (Common Log Format)", check_access_log, args.bin, root, top)
+        R.check("--no-file-cache: a change is seen at once", check_no_file_cache, args.bin, root)
         R.check("get: against python http.server", check_get, args.bin, root)
         R.check("get: against our server (-o, 301)", check_get_ours, args.bin, root, top)
         R.check("get: refused, bad URLs, https, usage", check_get_errors, args.bin)
