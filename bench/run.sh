@@ -2,7 +2,9 @@
 # bench/run.sh [--quick] [runner options] SWITCHBOARD_BIN
 #
 # Measures switchboard against echo servers of our own on other event
-# libraries (bench/peers/) and answers HOWTO section 5.1 with numbers.
+# libraries (bench/peers/), answers HOWTO section 5.1 with numbers, and
+# measures `serve --app http` against nginx under wrk (`--only http` runs
+# that part alone).
 # This script prepares the machine (Debian packages, peer binaries, file
 # descriptor limit) and hands over to bench/runner.py, which runs every
 # workload against every server, interleaved by repetition, and writes

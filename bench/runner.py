@@ -695,9 +695,10 @@ def report(args, m, servers, elapsed, http_servers=()):
     L.append("# switchboard bench results\n")
     L.append("Run: `%s`, %s, %d repetition(s), %.1f s per cell (+%.2f s warmup), "
              "total %.0f s. Server pinned to CPU 0, client to CPU 1. Values are medians "
-             "over repetitions; MB/s counts payload both ways.\n"
+             "over repetitions; MB/s counts payload both ways.%s\n"
              % (" ".join(sys.argv[1:]), time.strftime("%Y-%m-%d %H:%M:%S"),
-                args.reps, args.duration, args.warmup, elapsed))
+                args.reps, args.duration, args.warmup, elapsed,
+                " HTTP cells: %d s of wrk each." % args.http_duration if http_servers else ""))
     L.append("Machine: %s, %d CPUs, Linux %s.\n" % (cpu_model(), os.cpu_count(), os.uname().release))
     for w in args.workloads:
         spec = WORKLOADS[w]
