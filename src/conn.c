@@ -68,6 +68,7 @@ struct sb_conn {
     int err;                   /* why the connection ends (0: clean) */
     int mask;                  /* event model: what the loop watches */
     int depth;                 /* event model: our callbacks on the stack */
+    uint32_t read_hint;        /* bytes of the last read: sizes the next reply chunk */
     const sb_conn_opts *o;     /* shared, not owned */
     const sb_handler *h;       /* shared, not owned */
     const sb__transport *tp;   /* how bytes move (plain socket today) */
@@ -164,7 +165,11 @@ static uint8_t *queue_reserve(sb_conn *c, size_t n)
 
     if (t && t->fd < 0 && t->cap - t->end >= n)
         return t->data + t->end;
-    cap = c->queued ? SB_CHUNK_LARGE : SB_CHUNK_SMALL;
+    /* The first chunk of a batch is sized by the read that caused it, so
+     * replies to a pipelined read usually fit one chunk (and one send). */
+    cap = SB_CHUNK_LARGE;
+    if (c->queued == 0 && c->read_hint + 64 < SB_CHUNK_LARGE)
+        cap = c->read_hint + 64 > SB_CHUNK_SMALL ? c->read_hint + 64 : SB_CHUNK_SMALL;
     if (cap < n)
         cap = n;
     t = sb__malloc(sizeof(*t) + cap);
@@ -416,6 +421,7 @@ static int conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
         conn_on_eof(c);
         return 0;
     }
+    c->read_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     if (from_in) {
         sb_buf_commit(&c->in, (size_t)n);
         rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 0);
