@@ -24,7 +24,8 @@ static int echo_message(sb_conn *c, const sb_msg *m, void *app)
 {
     int rc;
 
-    sb_app_burn(echo_work_us);
+    if (echo_work_us > 0)
+        sb_app_burn(echo_work_us);
     rc = sb_conn_send(c, m->type, m->data, m->len);
     /* A reply the framing cannot carry (cannot happen for an echo of a
      * message the same framing decoded) or a closed peer ends the conn. */

@@ -285,10 +285,12 @@ static int queue_flush(sb_conn *c, size_t budget, int dontwait)
 /* ------------------------------------------------------------------ */
 /* 2. Message delivery                                                 */
 
-static void conn_count(sb_conn *c)
+/* Add a batch's messages to the owner's counter: one atomic per read, not
+ * one per message. */
+static void conn_count(sb_conn *c, uint64_t n)
 {
-    if (c->owner && c->owner->messages)
-        __atomic_fetch_add(c->owner->messages, 1, __ATOMIC_RELAXED);
+    if (n && c->owner && c->owner->messages)
+        __atomic_fetch_add(c->owner->messages, n, __ATOMIC_RELAXED);
 }
 
 /* Mark the connection for closing. The first error wins, even over a
@@ -313,24 +315,23 @@ static int conn_stopped(const sb_conn *c)
  * pauses the connection; the rest stays for later. */
 static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
 {
-    size_t used = 0;
+    const sb_frame_spec *spec = &c->o->frame;
+    size_t used = 0, max = conn_max_msg(c);
+    uint64_t count = 0;
+    ssize_t r = 0;
 
     while (!conn_stopped(c)) {
         sb_msg m;
-        ssize_t r = sb_frame_decode_from(&c->o->frame, conn_max_msg(c), p + used, n - used, eof,
-                                         &m, &c->scan);
-        if (r <= 0) {
-            if (r < 0)
-                return r;
+        r = sb_frame_decode_from(spec, max, p + used, n - used, eof, &m, &c->scan);
+        if (r <= 0)
             break;
-        }
         used += (size_t)r;
-        conn_count(c);
-        int rc = c->h->on_message(c, &m, c->h->app);
-        if (rc < 0)
+        count++;
+        if (c->h->on_message(c, &m, c->h->app) < 0)
             conn_mark_close(c, 0, 1);
     }
-    return (ssize_t)used;
+    conn_count(c, count);
+    return r < 0 ? r : (ssize_t)used;
 }
 
 /* Messages now in p[0..n) (from scratch when `in` was empty, else `in`
