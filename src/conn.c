@@ -168,7 +168,9 @@ static uint8_t *queue_reserve(sb_conn *c, size_t n)
     /* The first chunk of a batch is sized by the read that caused it, so
      * replies to a pipelined read usually fit one chunk (and one send). */
     cap = SB_CHUNK_LARGE;
-    if (c->queued == 0 && c->read_hint + 64 < SB_CHUNK_LARGE)
+    /* Event model only: under the threads model another thread may be
+     * queueing here while the owner's read updates the hint. */
+    if (c->loop && c->queued == 0 && c->read_hint + 64 < SB_CHUNK_LARGE)
         cap = c->read_hint + 64 > SB_CHUNK_SMALL ? c->read_hint + 64 : SB_CHUNK_SMALL;
     if (cap < n)
         cap = n;
@@ -271,7 +273,7 @@ static int queue_flush(sb_conn *c, size_t budget, int dontwait)
         if (n == -EINTR)
             continue;
         if (n == -EAGAIN || n == -EWOULDBLOCK)
-            return (c->flags & F_BLOCKING) && !dontwait ? -ETIMEDOUT : 0;
+            return c->lock != NULL && !dontwait ? -ETIMEDOUT : 0; /* lock: see blk_foreign */
         if (n < 0)
             return (int)n;
         queue_advance(c, (size_t)n);
