@@ -835,8 +835,8 @@ int sb__conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h, sb
     int tmo = conn_min_timeout(o);
     int err;
 
-    if (c)
-        c->lock = sb__malloc(sizeof(*c->lock));
+    if (c && (c->lock = sb__malloc(sizeof(*c->lock))) != NULL)
+        pthread_mutex_init(c->lock, NULL); /* conn_free destroys it */
     if (scratch == NULL || c == NULL || c->lock == NULL) {
         sb__free(scratch);
         if (c)
@@ -844,7 +844,6 @@ int sb__conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h, sb
         sb__sys.close(fd);
         return -ENOMEM;
     }
-    pthread_mutex_init(c->lock, NULL);
     c->flags |= F_BLOCKING;
     c->thread = pthread_self();
     c->last_io = c->write_since = sb_now_ms();
