@@ -259,6 +259,21 @@ static void limits(const sb_http_limits *lim, size_t *line, size_t *head)
         *line = *head;
 }
 
+/* The header fields after a request or status line at p, up to the head
+ * limit: the head's length, incomplete, or SB_HTTP_EHEAD past the limit. */
+static int head_rest(ptr b, ptr p, size_t len, size_t max_head, sb_http_header *headers,
+                     size_t max_headers, size_t *num, int response)
+{
+    int rc = header_fields(&p, b + (len < max_head ? len : max_head), headers, max_headers, num,
+                           response);
+
+    if (rc == SB_HTTP_INCOMPLETE && len >= max_head)
+        return SB_HTTP_EHEAD;
+    if (rc != 0)
+        return rc;
+    return (int)(p - b);
+}
+
 int sb_http_parse_request(const char *buf, size_t len, sb_http_request *req,
                           sb_http_header *headers, size_t max_headers,
                           const sb_http_limits *lim)
@@ -281,13 +296,7 @@ int sb_http_parse_request(const char *buf, size_t len, sb_http_request *req,
         return SB_HTTP_ELINE;
     if (rc != 0)
         return rc;
-    rc = header_fields(&p, b + (len < max_head ? len : max_head), headers, max_headers,
-                       &req->num_headers, 0);
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_head)
-        return SB_HTTP_EHEAD;
-    if (rc != 0)
-        return rc;
-    return (int)(p - b);
+    return head_rest(b, p, len, max_head, headers, max_headers, &req->num_headers, 0);
 }
 
 int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
@@ -305,13 +314,7 @@ int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
         return SB_EHTTP;
     if (rc != 0)
         return rc;
-    rc = header_fields(&p, b + (len < max_head ? len : max_head), headers, max_headers,
-                       &res->num_headers, 1);
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_head)
-        return SB_HTTP_EHEAD;
-    if (rc != 0)
-        return rc;
-    return (int)(p - b);
+    return head_rest(b, p, len, max_head, headers, max_headers, &res->num_headers, 1);
 }
 
 int sb_http_name_is(const sb_http_header *h, const char *l)

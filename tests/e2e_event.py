@@ -45,14 +45,7 @@ def eq(got, want, what="reply"):
 
 def sanitized():
     """True if the build under test uses sanitizers (memory bounds differ)."""
-    try:
-        with open(os.path.join(args.build, "CMakeCache.txt")) as f:
-            for line in f:
-                if line.startswith("SANITIZE:") and line.strip().split("=", 1)[1]:
-                    return True
-    except OSError:
-        pass
-    return False
+    return bool(sbtest.sanitizers(args.build))
 
 
 def server(backend, *extra, **kw):

@@ -11,6 +11,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sbtest  # noqa: E402
+
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin")
 ap.add_argument("--src")
@@ -60,10 +63,9 @@ with tempfile.TemporaryDirectory() as tmp:
                            text=True).stdout.split()
     check(any(f.startswith("-l") for f in flags), "pkg-config gives link flags")
     # A sanitizer build's library needs the same runtime at link time.
-    cache = open(os.path.join(args.build, "CMakeCache.txt")).read()
-    m = re.search(r"^SANITIZE:STRING=(.*)$", cache, re.M)
-    if m and m.group(1).strip():
-        flags.append("-fsanitize=" + m.group(1).strip())
+    san = sbtest.sanitizers(args.build)
+    if san:
+        flags.append("-fsanitize=" + san)
     exe = {}
     for name in ("echo_server", "echo_client", "event_echo"):
         out = os.path.join(tmp, name)

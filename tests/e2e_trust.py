@@ -41,14 +41,7 @@ LINE = sbtest.Framing("line")
 
 def sanitized():
     """True if the build under test uses sanitizers (memory bounds differ)."""
-    try:
-        with open(os.path.join(args.build, "CMakeCache.txt")) as f:
-            for line in f:
-                if line.startswith("SANITIZE:") and line.strip().split("=", 1)[1]:
-                    return True
-    except OSError:
-        pass
-    return False
+    return bool(sbtest.sanitizers(args.build))
 
 
 def model_args(model):

@@ -165,6 +165,19 @@ class Runner:
         return 1 if self.failed else 0
 
 
+def sanitizers(build_dir):
+    """The -fsanitize= list the build under test used ('' for a plain
+    build): memory bounds and timeouts differ under sanitizers."""
+    try:
+        with open(os.path.join(build_dir, "CMakeCache.txt")) as f:
+            for line in f:
+                if line.startswith("SANITIZE:"):
+                    return line.strip().split("=", 1)[1]
+    except OSError:
+        pass
+    return ""
+
+
 def wait_until(pred, timeout, interval=0.05):
     """Call pred() until it returns a truthy value or timeout seconds pass.
     Returns the last value."""
