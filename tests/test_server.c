@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <unistd.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/wait.h>
 
 #include "test.h"
@@ -147,6 +149,63 @@ static void test_max_conns(void)
     run_model(SB_MODEL_FORK, NULL, 2);
 }
 
+/* keepalive_s: every accepted connection gets SO_KEEPALIVE and the idle
+ * time, under each model (checked from inside the handler). */
+static int ka_seen = -1;
+
+static int ka_open(sb_conn *c, void *app)
+{
+    int on = 0, idle = 0;
+    socklen_t len = sizeof(on);
+
+    getsockopt(sb_conn_fd(c), SOL_SOCKET, SO_KEEPALIVE, &on, &len);
+    len = sizeof(idle);
+    getsockopt(sb_conn_fd(c), IPPROTO_TCP, TCP_KEEPIDLE, &idle, &len);
+    ka_seen = on ? idle : 0;
+    return 0;
+}
+
+static void *ka_client(void *p)
+{
+    sb_server *s = p;
+    char addr[64];
+    int fd;
+
+    sb_server_address(s, addr, sizeof(addr));
+    fd = sb_dial(addr, 2000);
+    CHECK(fd >= 0);
+    CHECK_EQ(sb_send_all(fd, "x\n", 2, sb_now_ms() + 2000), 2);
+    char b[2];
+    CHECK_EQ(sb_recv_exact(fd, b, 2, sb_now_ms() + 5000), 2);
+    close(fd);
+    sb_server_stop(s);
+    return NULL;
+}
+
+static void test_keepalive(void)
+{
+    static const sb_handler h = {ka_open, echo, NULL, NULL, NULL};
+    sb_model models[] = {SB_MODEL_EVENT, SB_MODEL_THREADS};
+
+    for (int i = 0; i < 2; i++) {
+        sb_server_opts o;
+        sb_server *s;
+        pthread_t t;
+
+        sb_server_opts_default(&o);
+        o.listen = "127.0.0.1:0";
+        o.model = models[i];
+        o.keepalive_s = 7;
+        ka_seen = -1;
+        CHECK_EQ(sb_server_new(&s, &o, &h), 0);
+        CHECK_EQ(pthread_create(&t, NULL, ka_client, s), 0);
+        CHECK_EQ(sb_server_run(s), 0);
+        pthread_join(t, NULL);
+        CHECK_EQ(ka_seen, 7);
+        sb_server_free(s);
+    }
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -167,5 +226,6 @@ int main(void)
     RUN(test_bad_listen);
     RUN(test_models);
     RUN(test_max_conns);
+    RUN(test_keepalive);
     return 0;
 }
