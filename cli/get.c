@@ -141,6 +141,16 @@ static int read_head(fetch *f, sb_http_response *res, sb_http_header *h, size_t 
     }
 }
 
+/* More body bytes must come: the peer closing now cuts the body short. */
+static int fill_more(fetch *f)
+{
+    ssize_t n = fill(f, IO_CHUNK);
+
+    if (n == 0)
+        return SB_ETRUNCATED;
+    return n < 0 ? (int)n : 0;
+}
+
 static int body_length(fetch *f, uint64_t left)
 {
     int rc;
@@ -153,11 +163,8 @@ static int body_length(fetch *f, uint64_t left)
         f->have = 0;
         if (left == 0)
             return 0;
-        ssize_t n = fill(f, IO_CHUNK);
-        if (n == 0)
-            return SB_ETRUNCATED;
-        if (n < 0)
-            return (int)n;
+        if ((rc = fill_more(f)) < 0)
+            return rc;
     }
 }
 
@@ -177,11 +184,8 @@ static int body_chunked(fetch *f)
         f->have = 0;
         if (r >= 0)
             return 0;
-        ssize_t n = fill(f, IO_CHUNK);
-        if (n == 0)
-            return SB_ETRUNCATED;
-        if (n < 0)
-            return (int)n;
+        if ((rc = fill_more(f)) < 0)
+            return rc;
     }
 }
 

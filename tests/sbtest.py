@@ -209,8 +209,9 @@ def _stat_fields(pid):
     return data[data.rindex(")") + 2:].split()
 
 
-def proc_children(ppid):
-    """[(pid, state)] of the processes whose parent is ppid."""
+def _procs_where(field, value):
+    """[(pid, state)] of the processes whose /proc/PID/stat field (1 =
+    ppid, 2 = pgid) equals value."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -219,24 +220,19 @@ def proc_children(ppid):
             fl = _stat_fields(d)
         except (OSError, ValueError):
             continue
-        if int(fl[1]) == ppid:
+        if int(fl[field]) == value:
             out.append((int(d), fl[0]))
     return out
+
+
+def proc_children(ppid):
+    """[(pid, state)] of the processes whose parent is ppid."""
+    return _procs_where(1, ppid)
 
 
 def proc_group(pgid):
     """[(pid, state)] of the processes in process group pgid."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            fl = _stat_fields(d)
-        except (OSError, ValueError):
-            continue
-        if int(fl[2]) == pgid:
-            out.append((int(d), fl[0]))
-    return out
+    return _procs_where(2, pgid)
 
 
 # --------------------------------------------------------------------------
