@@ -444,6 +444,25 @@ static int blk_wait(sb_server *s, int timeout_ms)
     return p[1].revents ? 'a' : 0;
 }
 
+/* The accept step of both blocking models: wait up to timeout_ms for the
+ * listener (or a stop), accept and tune one connection. Returns its fd, or
+ * -1 when there is none this time (stop, timeout, shed, or a pause after
+ * EMFILE when even shedding failed). */
+static int blk_next(sb_server *s, int timeout_ms)
+{
+    int fd;
+
+    if (blk_wait(s, timeout_ms) != 'a')
+        return -1;
+    fd = accept_one(s, 0);
+    if (fd == -EBUSY)
+        blk_wait(s, SB_ACCEPT_PAUSE_MS);
+    if (fd < 0)
+        return -1;
+    tune(s, fd);
+    return fd;
+}
+
 static int fds_add(sb_server *s, int v)
 {
     if (s->nfds == s->capfds) {
@@ -557,16 +576,9 @@ static int run_threads(sb_server *s)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, SB_THREAD_STACK);
     while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
-        int ev = blk_wait(s, -1), fd;
-        if (ev != 'a')
-            continue;
-        fd = accept_one(s, 0);
-        if (fd == -EBUSY)
-            blk_wait(s, SB_ACCEPT_PAUSE_MS);
-        if (fd >= 0) {
-            tune(s, fd);
+        int fd = blk_next(s, -1);
+        if (fd >= 0)
             thr_spawn(s, fd, &attr);
-        }
     }
     pthread_attr_destroy(&attr);
     sb__sys.close(s->lfd);
@@ -664,17 +676,11 @@ static int run_fork(sb_server *s)
 {
     install(SIGCHLD, on_sigchld);
     while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
-        int ev = blk_wait(s, 1000), fd;
-        fork_reap(s);
-        if (ev != 'a')
-            continue;
-        fd = accept_one(s, 0);
-        if (fd == -EBUSY)
-            blk_wait(s, SB_ACCEPT_PAUSE_MS);
-        if (fd >= 0) {
-            tune(s, fd);
+        int fd;
+        fork_reap(s); /* before accepting: the cap counts live children only */
+        fd = blk_next(s, 1000);
+        if (fd >= 0)
             fork_spawn(s, fd);
-        }
     }
     sb__sys.close(s->lfd);
     s->lfd = -1;
