@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "test.h"
+#include "sys.h"
 
 #define CONNS 8
 #define ROUNDS 50
@@ -206,6 +207,80 @@ static void test_keepalive(void)
     }
 }
 
+/* EMFILE on every accept for a while, so that even shedding (give up the
+ * spare fd, accept, close) fails: the server pauses accepting instead of
+ * spinning on a listener that stays readable, and serves again once
+ * accept works. */
+static int emfile_left;
+
+static int emfile_accept4(int fd, struct sockaddr *sa, socklen_t *len, int flags)
+{
+    if (__atomic_fetch_sub(&emfile_left, 1, __ATOMIC_RELAXED) > 0) {
+        errno = EMFILE;
+        return -1;
+    }
+    return accept4(fd, sa, len, flags);
+}
+
+static int paused_logged;
+
+static void emfile_log(void *ud, const char *msg)
+{
+    if (strstr(msg, "accept paused") != NULL)
+        __atomic_store_n(&paused_logged, 1, __ATOMIC_RELAXED);
+}
+
+static void *emfile_client(void *p)
+{
+    client_job *j = p;
+    int ok = 0;
+
+    /* Until accept works the connection waits in the backlog; it is then
+     * either served or was shed (closed): retry a bounded number of times. */
+    for (int i = 0; i < 50 && !ok; i++) {
+        int fd = sb_dial(j->addr, 2000);
+        sb_stream *st;
+        sb_msg m;
+        CHECK(fd >= 0);
+        CHECK_EQ(sb_stream_open(&st, fd, &j->spec, 1 << 10, 5000), 0);
+        ok = sb_stream_request(st, -1, "ping", 4, &m) == 1 && m.len == 4;
+        sb_stream_close(st);
+        close(fd);
+    }
+    j->ok = ok;
+    sb_server_stop(j->s);
+    return NULL;
+}
+
+static void test_accept_emfile(void)
+{
+    sb_server_opts o;
+    sb_server_stats st;
+    client_job j;
+    pthread_t t;
+
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.log = emfile_log;
+    CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
+    j.spec = o.conn.frame;
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    sb_server_address(j.s, j.addr, sizeof(j.addr));
+    emfile_left = 6;
+    sb__sys.accept4 = emfile_accept4;
+    CHECK_EQ(pthread_create(&t, NULL, emfile_client, &j), 0);
+    CHECK_EQ(sb_server_run(j.s), 0);
+    pthread_join(t, NULL);
+    sb__sys_reset();
+    sb_server_stats_get(j.s, &st);
+    CHECK_EQ(j.ok, 1);                /* served once accept worked again */
+    CHECK(emfile_left < 0);           /* every injected EMFILE was met */
+    CHECK(st.refused >= 1);           /* and counted as shed */
+    CHECK_EQ(paused_logged, 1);       /* shedding failed too: accept paused */
+    sb_server_free(j.s);
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -227,5 +302,6 @@ int main(void)
     RUN(test_models);
     RUN(test_max_conns);
     RUN(test_keepalive);
+    RUN(test_accept_emfile);
     return 0;
 }
