@@ -3,8 +3,8 @@
  * Bytes read from the socket are cut into messages by the connection's
  * framing; the handler's on_message runs once per message. Replies are
  * framed into the connection's write queue (sb_conn_send) and flushed with
- * writev after the batch of messages from one read, so a pipelining peer
- * gets its replies in one write.
+ * one gathered write after the batch of messages from one read, so a
+ * pipelining peer gets its replies in one write.
  *
  * The same handler runs under every dispatch model of sb_server: in the
  * event model the connection lives on a loop and never blocks; in the
