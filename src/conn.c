@@ -28,6 +28,7 @@
 
 #include "switchboard.h"
 #include "conn_int.h"
+#include "loop_int.h"
 #include "sys.h"
 #include "transport.h"
 
@@ -127,11 +128,33 @@ static int64_t conn_now(const sb_conn *c)
     return c->loop ? sb_loop_now(c->loop) : sb_now_ms();
 }
 
-static void chunk_free(sb__chunk *k)
+/* A memory chunk with room for cap bytes; the loop's spare buffer when it
+ * is large enough (event model), else the allocator's. */
+static sb__chunk *chunk_new(sb_conn *c, size_t cap)
 {
-    if (k->fd >= 0)
+    size_t size;
+    sb__chunk *k = c->loop ? sb__loop_spare_take(c->loop, sizeof(*k) + cap, &size) : NULL;
+
+    if (k != NULL)
+        cap = size - sizeof(*k);
+    else if ((k = sb__malloc(sizeof(*k) + cap)) == NULL)
+        return NULL;
+    k->start = k->end = 0;
+    k->cap = cap;
+    k->fd = -1;
+    return k;
+}
+
+static void chunk_free(sb_conn *c, sb__chunk *k)
+{
+    if (k->fd >= 0) {
         sb__sys.close(k->fd);
-    sb__free(k);
+        sb__free(k);
+    } else if (c->loop) {
+        sb__loop_spare_give(c->loop, k, sizeof(*k) + k->cap);
+    } else {
+        sb__free(k);
+    }
 }
 
 static void queue_clear(sb_conn *c)
@@ -139,7 +162,7 @@ static void queue_clear(sb_conn *c)
     while (c->out_head) {
         sb__chunk *k = c->out_head;
         c->out_head = k->next;
-        chunk_free(k);
+        chunk_free(c, k);
     }
     c->out_tail = NULL;
     c->queued = 0;
@@ -174,12 +197,9 @@ static uint8_t *queue_reserve(sb_conn *c, size_t n)
         cap = c->read_hint + 64 > SB_CHUNK_SMALL ? c->read_hint + 64 : SB_CHUNK_SMALL;
     if (cap < n)
         cap = n;
-    t = sb__malloc(sizeof(*t) + cap);
+    t = chunk_new(c, cap);
     if (t == NULL)
         return NULL;
-    t->start = t->end = 0;
-    t->cap = cap;
-    t->fd = -1;
     queue_push(c, t);
     return t->data;
 }
@@ -203,7 +223,7 @@ static void queue_advance(sb_conn *c, size_t n)
         }
         n -= left;
         c->out_head = k->next;
-        chunk_free(k);
+        chunk_free(c, k);
     }
     if (c->out_head == NULL)
         c->out_tail = NULL;
@@ -211,7 +231,7 @@ static void queue_advance(sb_conn *c, size_t n)
     while (c->out_head && c->out_head->start == c->out_head->end) {
         sb__chunk *k = c->out_head;
         c->out_head = k->next;
-        chunk_free(k);
+        chunk_free(c, k);
         if (c->out_head == NULL)
             c->out_tail = NULL;
     }
@@ -324,6 +344,11 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
 
     while (!conn_stopped(c)) {
         sb_msg m;
+        /* Nothing left to cut (a custom cutter may still want eof). */
+        if (used == n && spec->kind != SB_FRAME_CUSTOM) {
+            r = 0;
+            break;
+        }
         r = sb_frame_decode_from(spec, max, p + used, n - used, eof, &m, &c->scan);
         if (r <= 0)
             break;
@@ -985,7 +1010,7 @@ int sb_conn_send(sb_conn *c, int type, const void *p, size_t n)
     }
     if (n)
         memcpy(dst + hl, p, n);
-    tl = sb_frame_trailer(s, dst + hl + n);
+    tl = s->kind == SB_FRAME_LINE || s->kind == SB_FRAME_DELIM ? sb_frame_trailer(s, dst + hl + n) : 0;
     queue_commit(c, (size_t)hl + n + (size_t)(tl > 0 ? tl : 0));
     rc = conn_queued_more(c);
     conn_unlock(c);

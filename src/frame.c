@@ -382,12 +382,18 @@ ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const ui
     size_t max = max_msg ? max_msg : SIZE_MAX;
     ssize_t r;
 
-    if (spec->kind == SB_FRAME_CUSTOM)
-        return spec->cut ? spec->cut(spec->cut_ud, p, n, eof, msg) : SB_EBADSPEC;
-    if (n == 0)
-        return 0;
+    /* The HOWTO's framing of choice, and the hot path: a length-prefixed
+     * message whose header is in. Same checks as cut_len. */
     msg->type = -1;
-    r = cut_one(spec, max, p, n, eof, msg, scan);
+    if (spec->kind == SB_FRAME_LEN32 && n >= 4) {
+        r = cut_counted(4, sb_get_u32be(p), max, p, n, msg);
+    } else {
+        if (spec->kind == SB_FRAME_CUSTOM)
+            return spec->cut ? spec->cut(spec->cut_ud, p, n, eof, msg) : SB_EBADSPEC;
+        if (n == 0)
+            return 0;
+        r = cut_one(spec, max, p, n, eof, msg, scan);
+    }
     if (r != 0 && scan)
         *scan = 0; /* the next message starts afresh */
     if (r == 0 && eof)

@@ -67,6 +67,8 @@ struct sb_loop {
     void *wake_ud;
     struct sb__signals *sig;
     void *scratch;             /* SB_SCRATCH_SIZE bytes */
+    void *spare;               /* one freed buffer for the next taker */
+    size_t spare_size;
 };
 
 /* Backends in order of preference; the first is the default. */
@@ -623,6 +625,29 @@ void *sb_loop_scratch(sb_loop *l, size_t *size)
     return l->scratch;
 }
 
+/* A reply chunk is allocated, sent and freed within one turn, connection
+ * after connection; one slot turns that into no allocator call at all. */
+void *sb__loop_spare_take(sb_loop *l, size_t need, size_t *size)
+{
+    void *p = l->spare;
+    if (p == NULL || l->spare_size < need)
+        return NULL;
+    *size = l->spare_size;
+    l->spare = NULL;
+    return p;
+}
+
+void sb__loop_spare_give(sb_loop *l, void *p, size_t size)
+{
+    if (size > SB_SPARE_MAX || (l->spare != NULL && l->spare_size >= size)) {
+        sb__free(p);
+        return;
+    }
+    sb__free(l->spare);
+    l->spare = p;
+    l->spare_size = size;
+}
+
 const char *sb_loop_backend(const sb_loop *l)
 {
     return l->be->name;
@@ -695,5 +720,6 @@ void sb_loop_free(sb_loop *l)
     sb__free(l->w);
     sb__free(l->fired);
     sb__free(l->scratch);
+    sb__free(l->spare);
     sb__free(l);
 }

@@ -55,6 +55,14 @@ extern const struct sb__backend sb__backend_select;
 extern const struct sb__backend sb__backend_uring;
 #endif
 
+/* For conn.c: one spare buffer per loop. take() hands it over when it
+ * holds at least need bytes (its real size in *size), else returns NULL;
+ * give() keeps p (size bytes, at most SB_SPARE_MAX) unless the slot
+ * already holds one at least as large, and frees the other. */
+#define SB_SPARE_MAX (16 * 1024 + 64)
+void *sb__loop_spare_take(sb_loop *l, size_t need, size_t *size);
+void sb__loop_spare_give(sb_loop *l, void *p, size_t size);
+
 /* A completion-based io_uring backend, later.
  *
  * loop_uring.c today is a readiness backend (one-shot POLL_ADD re-armed in the

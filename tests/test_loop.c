@@ -11,6 +11,7 @@
 #include <sys/select.h>
 
 #include "test.h"
+#include "loop_int.h"
 
 static const char *g_backend; /* the backend under test */
 
@@ -698,6 +699,29 @@ static void test_hangup(void)
     sb_loop_free(l);
 }
 
+/* The spare-buffer slot: empty at first, hands back only a buffer large
+ * enough, keeps the larger of two, refuses (frees) oversized ones. */
+static void test_spare(void)
+{
+    sb_loop *l = new_loop();
+    size_t size = 0;
+    void *a = malloc(100), *b = malloc(50), *big = malloc(SB_SPARE_MAX + 1);
+
+    CHECK(sb__loop_spare_take(l, 1, &size) == NULL);
+    sb__loop_spare_give(l, a, 100);
+    CHECK(sb__loop_spare_take(l, 101, &size) == NULL); /* too small: stays */
+    CHECK(sb__loop_spare_take(l, 60, &size) == a);
+    CHECK_EQ(size, 100);
+    CHECK(sb__loop_spare_take(l, 1, &size) == NULL); /* taken */
+    sb__loop_spare_give(l, a, 100);
+    sb__loop_spare_give(l, b, 50); /* smaller than the held one: freed */
+    CHECK(sb__loop_spare_take(l, 1, &size) == a);
+    sb__loop_spare_give(l, big, SB_SPARE_MAX + 1); /* oversized: freed */
+    CHECK(sb__loop_spare_take(l, 1, &size) == NULL);
+    sb__loop_spare_give(l, a, 100); /* freed with the loop */
+    sb_loop_free(l);
+}
+
 int main(void)
 {
     const char *const *names = sb_loop_backends();
@@ -725,6 +749,7 @@ int main(void)
         RUN(test_signal);
         RUN(test_fdsetsize);
         RUN(test_dead_fd);
+        RUN(test_spare);
     }
     fprintf(stderr, "ok\n");
     return 0;
