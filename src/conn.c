@@ -28,6 +28,7 @@
 
 #include "switchboard.h"
 #include "conn_int.h"
+#include "frame_int.h"
 #include "loop_int.h"
 #include "sys.h"
 #include "transport.h"
@@ -349,7 +350,11 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
             r = 0;
             break;
         }
-        r = sb_frame_decode_from(spec, max, p + used, n - used, eof, &m, &c->scan);
+        /* len32 inline; what it cannot settle (incomplete, too big) takes
+         * the full decoder, which also knows about eof. */
+        r = spec->kind == SB_FRAME_LEN32 ? sb__cut_len32(p + used, n - used, max, &m) : 0;
+        if (r <= 0)
+            r = sb_frame_decode_from(spec, max, p + used, n - used, eof, &m, &c->scan);
         if (r <= 0)
             break;
         used += (size_t)r;
@@ -988,8 +993,24 @@ static void conn_unlock(sb_conn *c)
 int sb_conn_send(sb_conn *c, int type, const void *p, size_t n)
 {
     const sb_frame_spec *s = &c->o->frame;
+    sb__chunk *t = c->out_tail;
     uint8_t *dst;
     int hl, tl, rc;
+
+    /* The event model adding a len32 reply to a batch whose chunk has
+     * room: what conn_lock, queue_reserve, sb_frame_header and
+     * conn_queued_more below come to in that case, without the calls. */
+    if (s->kind == SB_FRAME_LEN32 && c->lock == NULL && t != NULL && t->fd < 0 &&
+        n <= UINT32_MAX && t->cap - t->end >= n + 4 &&
+        !(c->flags & (F_CLOSED | F_ABORT | F_SHUT_DONE | F_SHUT_WANT)) &&
+        c->queued + n + 4 <= conn_out_cap(c)) {
+        sb__put_len32(t->data + t->end, n);
+        memcpy(t->data + t->end + 4, p, n);
+        queue_commit(c, n + 4);
+        if (c->depth == 0)
+            ev_kick(c);
+        return 0;
+    }
 
     if (s->kind == SB_FRAME_LINE || s->kind == SB_FRAME_DELIM) {
         rc = sb_frame_check_payload(s, p, n);

@@ -19,6 +19,7 @@
 
 #include "switchboard/error.h"
 #include "switchboard/frame.h"
+#include "frame_int.h"
 #include "switchboard/pack.h"
 #include "sys.h"
 
@@ -386,7 +387,7 @@ ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const ui
      * message whose header is in. Same checks as cut_len. */
     msg->type = -1;
     if (spec->kind == SB_FRAME_LEN32 && n >= 4) {
-        r = cut_counted(4, sb_get_u32be(p), max, p, n, msg);
+        r = sb__cut_len32(p, n, max, msg);
     } else {
         if (spec->kind == SB_FRAME_CUSTOM)
             return spec->cut ? spec->cut(spec->cut_ud, p, n, eof, msg) : SB_EBADSPEC;

@@ -218,6 +218,53 @@ static void test_output_cap(void)
     sb_loop_free(l);
 }
 
+/* len32 replies added to a batch's chunk take a shorter path in
+ * sb_conn_send: the bytes must be the same, and the output cap must still
+ * cut in at the exact reply that crosses it. */
+static void test_len32_batch(void)
+{
+    uint8_t in[40 * 14], want[40 * 14];
+    for (int cap = 0; cap < 2; cap++) {
+        sb_loop *l = new_loop();
+        state s = {0};
+        sb_handler h = handler(&s);
+        sb_conn_opts o;
+        sb_conn *c;
+        sb_buf back = {0};
+        int sv[2];
+
+        for (int i = 0; i < 40; i++) {
+            uint8_t *m = in + 14 * i;
+            sb_put_u32be(m, 10);
+            for (int j = 0; j < 10; j++)
+                m[4 + j] = (uint8_t)(i * 10 + j);
+        }
+        memcpy(want, in, sizeof in);
+        opts_for(&o, "len32");
+        o.out_high = SIZE_MAX / 2;
+        if (cap)
+            o.out_cap = 14 * 10; /* the 11th reply crosses it */
+        pair(sv);
+        CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+        CHECK_EQ(write(sv[1], in, sizeof in), (ssize_t)sizeof in);
+        if (cap) {
+            SPIN_UNTIL(l, s.closes == 1);
+            CHECK_EQ(s.close_err, SB_EOUTPUT);
+            CHECK_EQ(s.messages, 11);
+            CHECK_EQ(drain(sv[1], &back), 0); /* the queue was discarded */
+        } else {
+            SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == sizeof want));
+            CHECK(memcmp(sb_buf_data(&back), want, sizeof want) == 0);
+            CHECK_EQ(s.messages, 40);
+            sb_conn_close(c);
+            SPIN_UNTIL(l, s.closes == 1);
+        }
+        sb_buf_free(&back);
+        close(sv[1]);
+        sb_loop_free(l);
+    }
+}
+
 /* HOWTO 4: the peer sends and shuts down its side; with `eof` framing the
  * message is everything up to the shutdown; the reply still reaches it. */
 static void test_half_close(void)
@@ -532,6 +579,7 @@ int main(void)
         RUN(test_echo_splits);
         RUN(test_backpressure);
         RUN(test_output_cap);
+        RUN(test_len32_batch);
         RUN(test_half_close);
         RUN(test_shutdown);
         RUN(test_truncated_and_oversize);
