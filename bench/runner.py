@@ -54,6 +54,7 @@ WORKLOADS = {
     "C": dict(size=16384, conns=10, pipeline=1),
 }
 D_CONNS = 10000
+PARITY = ("A", "B")  # workloads whose bare-epoll parity is measured in pairs
 
 
 # ----------------------------------------------------------------- servers
@@ -273,9 +274,11 @@ class Matrix:
             return None, msg
         return r, None
 
-    def load(self, rep, table, server, label, size, conns, pipeline, work_us=0):
+    def load(self, rep, table, server, label, size, conns, pipeline, work_us=0, pair=None):
         cell = dict(rep=rep, table=table, server=server.name, workload=label,
                     size=size, conns=conns, pipeline=pipeline, work_us=work_us)
+        if pair is not None:
+            cell["pair"] = "%d/%s/%d" % (rep, pair[0], pair[1])
         r, why = self.start(server, work_us)
         if r is None:
             cell["error"] = why
@@ -373,8 +376,20 @@ def plan(args, servers, http_servers=(), http_root=None):
                                            "sb event+poll", "sb threads", "sb fork")]
     for w in wl:
         spec = WORKLOADS[w]
+        load = lambda n, pair=None: ("load", "ABC", by[n], w, spec["size"], spec["conns"],
+                                     spec["pipeline"], 0, pair)
+        paired = w in PARITY and not args.quick and "bare_epoll" in by
+        if paired:
+            # The parity cells: bare epoll and sb event+epoll back to back,
+            # plus --pairs more such pairs in the other order, so each pair
+            # shares the machine's state of the moment (see report()).
+            cells += [load("bare_epoll", (w, 0)), load("sb event+epoll", (w, 0))]
         for n in names:
-            cells.append(("load", "ABC", by[n], w, spec["size"], spec["conns"], spec["pipeline"], 0))
+            if not (paired and n in ("bare_epoll", "sb event+epoll")):
+                cells.append(load(n))
+        for k in range(1, args.pairs + 1 if paired else 1):
+            first, second = ("sb event+epoll", "bare_epoll") if k % 2 else ("bare_epoll", "sb event+epoll")
+            cells += [load(first, (w, k)), load(second, (w, k))]
     if args.table51:
         t51 = ["sb threads", "sb fork", "sb event+select", "sb event+poll", "sb event+epoll"]
         conns = [10] if args.quick else [10, 100, 1000]
@@ -382,7 +397,7 @@ def plan(args, servers, http_servers=(), http_root=None):
         for c in conns:
             for wu in works:
                 for n in t51:
-                    cells.append(("load", "5.1", by[n], "%dc/%dus" % (c, wu), 64, c, 1, wu))
+                    cells.append(("load", "5.1", by[n], "%dc/%dus" % (c, wu), 64, c, 1, wu, None))
     if args.idle:
         dnames = ["bare_epoll", "libuv", "libevent", "asyncio", "sb event+epoll"]
         if args.quick:
@@ -688,6 +703,22 @@ def summarize(m):
     return out
 
 
+def ratio_of_medians(s, w):
+    a = (s.get(("ABC", w, "sb event+epoll")) or {}).get("msgs_per_s")
+    b = (s.get(("ABC", w, "bare_epoll")) or {}).get("msgs_per_s")
+    return a / b if a and b else None
+
+
+def paired_ratios(m, w):
+    """msgs/s of sb event+epoll over bare epoll, per back-to-back pair."""
+    pairs = {}
+    for c in m.cells:
+        if c.get("pair") and c["workload"] == w and c.get("bench") and "error" not in c:
+            pairs.setdefault(c["pair"], {})[c["server"]] = c["bench"]["msgs_per_s"]
+    return [p["sb event+epoll"] / p["bare_epoll"] for p in pairs.values()
+            if p.get("bare_epoll") and p.get("sb event+epoll")]
+
+
 def report(args, m, servers, elapsed, http_servers=()):
     s = summarize(m)
     names = [x.name for x in servers]
@@ -719,6 +750,13 @@ def report(args, m, servers, elapsed, http_servers=()):
             if w == "A":
                 row += " %s |" % (fmt(r["agreement"], "%.2f%%") if n.startswith("sb ") else "n/a")
             L.append(row)
+        pr = paired_ratios(m, w)
+        if pr:
+            L.append("\nParity, paired: sb event+epoll / bare epoll run back to back in %d pairs: "
+                     "median ratio %.3f (min %.2f, max %.2f), sb ahead in %d of %d; ratio of the "
+                     "medians above: %s.\n" % (
+                         len(pr), statistics.median(pr), min(pr), max(pr), sum(x >= 1 for x in pr),
+                         len(pr), fmt(ratio_of_medians(s, w), "%.3f")))
     if args.table51:
         L.append("\n## HOWTO 5.1: dispatch models (64 B, pipeline 1; msgs/s, p99 µs, server CPU µs/msg)\n")
         labels = sorted({c["workload"] for c in m.cells if c["table"] == "5.1"},
@@ -803,6 +841,8 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="CI smoke: 1 rep, 0.5 s cells, a subset, fails on any error")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=1,
+                    help="A and B: extra back-to-back bare epoll / sb event+epoll pairs per repetition")
     ap.add_argument("--duration", type=float, default=1.0, help="measured seconds per cell")
     ap.add_argument("--warmup", type=float, default=0.25)
     ap.add_argument("--hold", type=float, default=1.0, help="workload D: seconds to hold")
@@ -860,8 +900,8 @@ def main():
     for rep in range(1, args.reps + 1):
         for i, c in enumerate(cells):
             if c[0] == "load":
-                _, table, server, label, size, conns, pipe, wu = c
-                cell = m.load(rep, table, server, label, size, conns, pipe, wu)
+                _, table, server, label, size, conns, pipe, wu, pair = c
+                cell = m.load(rep, table, server, label, size, conns, pipe, wu, pair)
                 b = cell.get("bench") or {}
                 print("rep %d [%d/%d] %-4s %-10s %-16s %10s msgs/s  p99 %s µs%s" % (
                     rep, i + 1, len(cells), table, label, server.name,
