@@ -40,6 +40,10 @@
 #define SB_READ_MAX (64 * 1024)    /* bytes read into the own buffer at once */
 #define SB_LINGER_MS 2000          /* lingering close: longest wait for the peer's FIN */
 
+/* The steps of sb_conn_send, run once per reply: inlined so that their
+ * checks cost no calls (-O2 alone keeps them out of line). */
+#define SB_PER_SEND static inline __attribute__((always_inline))
+
 enum {
     F_BLOCKING = 1 << 0,   /* driven by sb__conn_run_blocking */
     F_EOF = 1 << 1,        /* the peer shut down its side */
@@ -182,7 +186,7 @@ static void queue_push(sb_conn *c, sb__chunk *k)
 }
 
 /* Room for n more bytes at the tail of the queue, in one memory chunk. */
-static uint8_t *queue_reserve(sb_conn *c, size_t n)
+SB_PER_SEND uint8_t *queue_reserve(sb_conn *c, size_t n)
 {
     sb__chunk *t = c->out_tail;
     size_t cap;
@@ -350,11 +354,7 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
             r = 0;
             break;
         }
-        /* len32 inline; what it cannot settle (incomplete, too big) takes
-         * the full decoder, which also knows about eof. */
-        r = spec->kind == SB_FRAME_LEN32 ? sb__cut_len32(p + used, n - used, max, &m) : 0;
-        if (r <= 0)
-            r = sb_frame_decode_from(spec, max, p + used, n - used, eof, &m, &c->scan);
+        r = sb__frame_decode(spec, max, p + used, n - used, eof, &m, &c->scan);
         if (r <= 0)
             break;
         used += (size_t)r;
@@ -948,7 +948,7 @@ static void conn_request_close(sb_conn *c, int err, int graceful)
 }
 
 /* After bytes were queued: enforce the cap, and make sure they will go. */
-static int conn_queued_more(sb_conn *c)
+SB_PER_SEND int conn_queued_more(sb_conn *c)
 {
     if (c->queued > conn_out_cap(c)) {
         if (blk_foreign(c))
@@ -966,7 +966,7 @@ static int conn_queued_more(sb_conn *c)
     return 0;
 }
 
-static int conn_lock(sb_conn *c)
+SB_PER_SEND int conn_lock(sb_conn *c)
 {
     int closed;
 
@@ -993,24 +993,8 @@ static void conn_unlock(sb_conn *c)
 int sb_conn_send(sb_conn *c, int type, const void *p, size_t n)
 {
     const sb_frame_spec *s = &c->o->frame;
-    sb__chunk *t = c->out_tail;
     uint8_t *dst;
     int hl, tl, rc;
-
-    /* The event model adding a len32 reply to a batch whose chunk has
-     * room: what conn_lock, queue_reserve, sb_frame_header and
-     * conn_queued_more below come to in that case, without the calls. */
-    if (s->kind == SB_FRAME_LEN32 && c->lock == NULL && t != NULL && t->fd < 0 &&
-        n <= UINT32_MAX && t->cap - t->end >= n + 4 &&
-        !(c->flags & (F_CLOSED | F_ABORT | F_SHUT_DONE | F_SHUT_WANT)) &&
-        c->queued + n + 4 <= conn_out_cap(c)) {
-        sb__put_len32(t->data + t->end, n);
-        memcpy(t->data + t->end + 4, p, n);
-        queue_commit(c, n + 4);
-        if (c->depth == 0)
-            ev_kick(c);
-        return 0;
-    }
 
     if (s->kind == SB_FRAME_LINE || s->kind == SB_FRAME_DELIM) {
         rc = sb_frame_check_payload(s, p, n);
@@ -1024,15 +1008,15 @@ int sb_conn_send(sb_conn *c, int type, const void *p, size_t n)
         conn_unlock(c);
         return -ENOMEM;
     }
-    hl = sb_frame_header(s, type, n, dst);
+    hl = sb__frame_header(s, type, n, dst);
     if (hl < 0) {
         conn_unlock(c);
         return hl;
     }
     if (n)
         memcpy(dst + hl, p, n);
-    tl = s->kind == SB_FRAME_LINE || s->kind == SB_FRAME_DELIM ? sb_frame_trailer(s, dst + hl + n) : 0;
-    queue_commit(c, (size_t)hl + n + (size_t)(tl > 0 ? tl : 0));
+    tl = sb__frame_trailer(s, dst + hl + n);
+    queue_commit(c, (size_t)hl + n + (size_t)tl);
     rc = conn_queued_more(c);
     conn_unlock(c);
     return rc;

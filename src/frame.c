@@ -240,8 +240,6 @@ static ssize_t cut_len(size_t hdr, const uint8_t *p, size_t n, size_t max, sb_ms
         return 0;
     if (hdr == 2)
         len = sb_get_u16be(p);
-    else if (hdr == 4)
-        len = sb_get_u32be(p);
     else
         len = sb_get_u64be(p);
     return cut_counted(hdr, len, max, p, n, msg);
@@ -361,7 +359,7 @@ static ssize_t cut_one(const sb_frame_spec *spec, size_t max, const uint8_t *p, 
     case SB_FRAME_LEN16:
         return cut_len(2, p, n, max, msg);
     case SB_FRAME_LEN32:
-        return cut_len(4, p, n, max, msg);
+        return sb__cut_len32(p, n, max, msg);
     case SB_FRAME_LEN64:
         return cut_len(8, p, n, max, msg);
     case SB_FRAME_VARINT:
@@ -383,18 +381,12 @@ ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const ui
     size_t max = max_msg ? max_msg : SIZE_MAX;
     ssize_t r;
 
-    /* The HOWTO's framing of choice, and the hot path: a length-prefixed
-     * message whose header is in. Same checks as cut_len. */
+    if (spec->kind == SB_FRAME_CUSTOM)
+        return spec->cut ? spec->cut(spec->cut_ud, p, n, eof, msg) : SB_EBADSPEC;
+    if (n == 0)
+        return 0;
     msg->type = -1;
-    if (spec->kind == SB_FRAME_LEN32 && n >= 4) {
-        r = sb__cut_len32(p, n, max, msg);
-    } else {
-        if (spec->kind == SB_FRAME_CUSTOM)
-            return spec->cut ? spec->cut(spec->cut_ud, p, n, eof, msg) : SB_EBADSPEC;
-        if (n == 0)
-            return 0;
-        r = cut_one(spec, max, p, n, eof, msg, scan);
-    }
+    r = cut_one(spec, max, p, n, eof, msg, scan);
     if (r != 0 && scan)
         *scan = 0; /* the next message starts afresh */
     if (r == 0 && eof)

@@ -5,6 +5,7 @@
 #define SB_FRAME_INT_H
 
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "switchboard/error.h"
@@ -29,6 +30,23 @@ static inline ssize_t sb__cut_len32(const uint8_t *p, size_t n, size_t max, sb_m
     return (ssize_t)len + 4;
 }
 
+/* sb_frame_decode_from with a whole len32 message cut inline; whatever
+ * that cannot settle (incomplete, too big, eof) goes to the full decoder,
+ * which reads the header once more - once per read, not per message. */
+static inline ssize_t sb__frame_decode(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
+                                       size_t n, int eof, sb_msg *msg, size_t *scan)
+{
+    if (spec->kind == SB_FRAME_LEN32) {
+        ssize_t r = sb__cut_len32(p, n, max_msg ? max_msg : SIZE_MAX, msg);
+        if (r > 0) {
+            if (scan)
+                *scan = 0;
+            return r;
+        }
+    }
+    return sb_frame_decode_from(spec, max_msg, p, n, eof, msg, scan);
+}
+
 /* The len32 header for a payload of n bytes (n <= UINT32_MAX). */
 static inline void sb__put_len32(uint8_t *hdr, size_t n)
 {
@@ -36,6 +54,24 @@ static inline void sb__put_len32(uint8_t *hdr, size_t n)
     hdr[1] = (uint8_t)(n >> 16);
     hdr[2] = (uint8_t)(n >> 8);
     hdr[3] = (uint8_t)n;
+}
+
+/* sb_frame_header and sb_frame_trailer with their common cases inline:
+ * len32 writes its 4 bytes here, and only line and delim have a trailer. */
+static inline int sb__frame_header(const sb_frame_spec *spec, int type, size_t n, uint8_t *hdr)
+{
+    if (spec->kind == SB_FRAME_LEN32 && n <= UINT32_MAX) {
+        sb__put_len32(hdr, n);
+        return 4;
+    }
+    return sb_frame_header(spec, type, n, hdr);
+}
+
+static inline int sb__frame_trailer(const sb_frame_spec *spec, uint8_t *trl)
+{
+    if (spec->kind != SB_FRAME_LINE && spec->kind != SB_FRAME_DELIM)
+        return 0;
+    return sb_frame_trailer(spec, trl);
 }
 
 #endif

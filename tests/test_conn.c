@@ -218,9 +218,9 @@ static void test_output_cap(void)
     sb_loop_free(l);
 }
 
-/* len32 replies added to a batch's chunk take a shorter path in
- * sb_conn_send: the bytes must be the same, and the output cap must still
- * cut in at the exact reply that crosses it. */
+/* len32 replies of one read share a chunk and an inline header writer:
+ * the bytes must be exact, and the output cap must still cut in at the
+ * exact reply that crosses it. */
 static void test_len32_batch(void)
 {
     uint8_t in[40 * 14], want[40 * 14];
