@@ -379,11 +379,17 @@ static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int
         sb_buf_consume(&c->in, (size_t)used);
     } else if ((size_t)used < n) {
         rc = sb_buf_append(&c->in, p + used, n - (size_t)used);
-        c->msg_start = conn_now(c);
     }
-    if (sb_buf_len(&c->in) == 0)
-        sb_buf_free(&c->in);
-    else if (conn_stopped(c) && !(c->flags & (F_CLOSING | F_ABORT)))
+    if (sb_buf_len(&c->in) == 0) {
+        if (c->in.data != NULL)
+            sb_buf_free(&c->in);
+        return rc;
+    }
+    /* What stays is a new message (the old one, if any, was delivered):
+     * the read timeout counts from now. */
+    if (used > 0 || !from_in)
+        c->msg_start = conn_now(c);
+    if (conn_stopped(c) && !(c->flags & (F_CLOSING | F_ABORT)))
         c->flags |= F_DELIVER;
     return rc;
 }
@@ -706,9 +712,7 @@ static void ev_timer(sb_loop *l, sb_timer *t)
         return;
     }
     if (d <= now) {
-        conn_mark_close(c, -ETIMEDOUT, c->queued == 0);
-        if (c->queued > 0)
-            c->flags |= F_ABORT;
+        conn_mark_close(c, -ETIMEDOUT, c->queued == 0); /* output stuck: abort */
         ev_progress(c);
         return;
     }

@@ -10,6 +10,7 @@
 
 #include "switchboard/error.h"
 #include "switchboard/frame.h"
+#include "pack_int.h"
 
 /* Cut one len32 message from p[0..n): bytes consumed, 0 when incomplete,
  * SB_ETOOBIG when the declared length exceeds max. */
@@ -19,7 +20,7 @@ static inline ssize_t sb__cut_len32(const uint8_t *p, size_t n, size_t max, sb_m
 
     if (n < 4)
         return 0;
-    len = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    len = sb__load_u32be(p);
     if (len > max)
         return SB_ETOOBIG;
     if (len > n - 4)
@@ -30,30 +31,19 @@ static inline ssize_t sb__cut_len32(const uint8_t *p, size_t n, size_t max, sb_m
     return (ssize_t)len + 4;
 }
 
-/* sb_frame_decode_from with a whole len32 message cut inline; whatever
- * that cannot settle (incomplete, too big, eof) goes to the full decoder,
- * which reads the header once more - once per read, not per message. */
+/* sb_frame_decode_from, with len32 settled inline (same results: a
+ * message, 0 for more, SB_ETOOBIG, SB_ETRUNCATED at eof). */
 static inline ssize_t sb__frame_decode(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
                                        size_t n, int eof, sb_msg *msg, size_t *scan)
 {
-    if (spec->kind == SB_FRAME_LEN32) {
-        ssize_t r = sb__cut_len32(p, n, max_msg ? max_msg : SIZE_MAX, msg);
-        if (r > 0) {
-            if (scan)
-                *scan = 0;
-            return r;
-        }
-    }
-    return sb_frame_decode_from(spec, max_msg, p, n, eof, msg, scan);
-}
+    ssize_t r;
 
-/* The len32 header for a payload of n bytes (n <= UINT32_MAX). */
-static inline void sb__put_len32(uint8_t *hdr, size_t n)
-{
-    hdr[0] = (uint8_t)(n >> 24);
-    hdr[1] = (uint8_t)(n >> 16);
-    hdr[2] = (uint8_t)(n >> 8);
-    hdr[3] = (uint8_t)n;
+    if (spec->kind != SB_FRAME_LEN32)
+        return sb_frame_decode_from(spec, max_msg, p, n, eof, msg, scan);
+    r = sb__cut_len32(p, n, max_msg ? max_msg : SIZE_MAX, msg);
+    if (r != 0 && scan)
+        *scan = 0;
+    return r == 0 && eof && n > 0 ? SB_ETRUNCATED : r;
 }
 
 /* sb_frame_header and sb_frame_trailer with their common cases inline:
@@ -61,7 +51,7 @@ static inline void sb__put_len32(uint8_t *hdr, size_t n)
 static inline int sb__frame_header(const sb_frame_spec *spec, int type, size_t n, uint8_t *hdr)
 {
     if (spec->kind == SB_FRAME_LEN32 && n <= UINT32_MAX) {
-        sb__put_len32(hdr, n);
+        sb__store_u32be(hdr, (uint32_t)n);
         return 4;
     }
     return sb_frame_header(spec, type, n, hdr);

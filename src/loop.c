@@ -643,7 +643,8 @@ void sb__loop_spare_give(sb_loop *l, void *p, size_t size)
         sb__free(p);
         return;
     }
-    sb__free(l->spare);
+    if (l->spare != NULL)
+        sb__free(l->spare);
     l->spare = p;
     l->spare_size = size;
 }

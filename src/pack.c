@@ -8,6 +8,7 @@
 
 #include "switchboard/error.h"
 #include "switchboard/pack.h"
+#include "pack_int.h"
 
 void sb_put_u16be(uint8_t *p, uint16_t v)
 {
@@ -17,10 +18,7 @@ void sb_put_u16be(uint8_t *p, uint16_t v)
 
 void sb_put_u32be(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    sb__store_u32be(p, v);
 }
 
 void sb_put_u64be(uint8_t *p, uint64_t v)
@@ -56,7 +54,7 @@ uint16_t sb_get_u16be(const uint8_t *p)
 
 uint32_t sb_get_u32be(const uint8_t *p)
 {
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    return sb__load_u32be(p);
 }
 
 uint64_t sb_get_u64be(const uint8_t *p)

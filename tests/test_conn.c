@@ -442,6 +442,66 @@ static void test_idle_and_read_timeouts(void)
     sb_loop_free(l);
 }
 
+/* Run loop turns until the clock reaches t (ms). */
+static void spin_to(sb_loop *l, int64_t t)
+{
+    while (sb_now_ms() < t)
+        sb_loop_run_once(l, 5);
+}
+
+/* The read timeout counts from the start of the message still unfinished:
+ * a read that completes an old message and starts a new one restarts it.
+ * The new message cannot time out before t1 + 200 ms, t1 >= t0 + 150 ms. */
+static void test_read_timeout_restarts(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    int sv[2];
+    int64_t t0;
+
+    opts_for(&o, "line");
+    o.read_timeout_ms = 200;
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    t0 = sb_now_ms();
+    CHECK_EQ(write(sv[1], "first ha", 8), 8);
+    spin_to(l, t0 + 150);
+    CHECK_EQ(write(sv[1], "lf\nsecond ha", 12), 12);
+    spin_to(l, t0 + 260); /* the first message's deadline is long past */
+    CHECK_EQ(s.messages, 1);
+    CHECK_EQ(s.closes, 0);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, -ETIMEDOUT);
+    close(sv[1]);
+    sb_loop_free(l);
+}
+
+/* The write timeout: a peer that reads nothing while a reply waits in the
+ * queue is dropped, abortively (the queued bytes are discarded). */
+static void test_write_timeout(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    int sv[2];
+
+    opts_for(&o, "line");
+    o.write_timeout_ms = 50;
+    o.out_high = SIZE_MAX / 2;
+    s.reply_size = 1 << 20; /* more than a socket buffer holds */
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "x\n", 2), 2);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, -ETIMEDOUT);
+    CHECK_EQ(s.messages, 1);
+    close(sv[1]);
+    sb_loop_free(l);
+}
+
 /* Issue: a callback closes another connection whose event is pending in
  * the same batch. Both peers write before the turn; the first message
  * aborts the other connection. No use-after-free (ASan), one close each. */
@@ -586,6 +646,8 @@ int main(void)
         RUN(test_reset_mid_message);
         RUN(test_pause_resume);
         RUN(test_idle_and_read_timeouts);
+        RUN(test_read_timeout_restarts);
+        RUN(test_write_timeout);
         RUN(test_close_other_in_batch);
         RUN(test_sendfile_order);
         RUN(test_transport_without_sendfile);
