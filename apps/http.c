@@ -166,7 +166,7 @@ typedef struct out {
 static void put(out *o, const char *s, size_t n)
 {
     if ((size_t)(o->end - o->p) < n)
-        n = (size_t)(o->end - o->p);    /* cannot happen with HEAD_BUF; stay in bounds */
+        n = (size_t)(o->end - o->p);    /* stay in bounds: the rest is cut */
     memcpy(o->p, s, n);
     o->p += n;
 }
@@ -244,11 +244,12 @@ static void log_request(sb_conn *c, const parsed *ps, int status, uint64_t bytes
 {
     static _Thread_local time_t when = -1;
     static _Thread_local char stamp[40];
-    char line[1024], host[80];
+    char line[1024];
     const char *peer = sb_conn_peer(c), *colon;
     time_t now = time(NULL);
     struct tm tm;
     size_t n, hl;
+    out o;
 
     if (now != when) {
         localtime_r(&now, &tm);
@@ -262,28 +263,38 @@ static void log_request(sb_conn *c, const parsed *ps, int status, uint64_t bytes
         peer++;
         hl -= 2;
     }
-    snprintf(host, sizeof host, "%.*s", (int)hl, peer);
-    n = (size_t)snprintf(line, sizeof line, "%s - - [%s] \"", host, stamp);
+    /* Built with the bounded writers: a long method or target is cut at
+     * the line's end, never past it. The target is visible ASCII; only
+     * '"' and '\' need escaping. */
+    o.p = line;
+    o.end = line + sizeof line - 1; /* room for the newline */
+    put(&o, peer, hl < 79 ? hl : 79);
+    puts_(&o, " - - [");
+    puts_(&o, stamp);
+    puts_(&o, "] \"");
     if (ps->verdict == 0 || ps->verdict == SB_HTTP_EBODY) {
-        /* The target is visible ASCII; only '"' and '\' need escaping. */
-        n += (size_t)snprintf(line + n, sizeof line - n, "%.*s ", (int)ps->req.method_len, ps->req.method);
-        for (size_t i = 0; i < ps->req.target_len && n < 900; i++) {
+        put(&o, ps->req.method, ps->req.method_len < 32 ? ps->req.method_len : 32);
+        put(&o, " ", 1);
+        for (size_t i = 0; i < ps->req.target_len && o.end - o.p > 64; i++) {
             char ch = ps->req.target[i];
             if (ch == '"' || ch == '\\')
-                line[n++] = '\\';
-            line[n++] = ch;
+                put(&o, "\\", 1);
+            put(&o, &ch, 1);
         }
-        n += (size_t)snprintf(line + n, sizeof line - n, " HTTP/1.%d", ps->req.minor_version);
+        puts_(&o, " HTTP/1.");
+        putu(&o, (uint64_t)ps->req.minor_version);
     } else {
-        line[n++] = '-';
+        put(&o, "-", 1);
     }
-    n += (size_t)snprintf(line + n, sizeof line - n, "\" %d ", status);
+    puts_(&o, "\" ");
+    putu(&o, (uint64_t)status);
+    put(&o, " ", 1);
     if (bytes)
-        n += (size_t)snprintf(line + n, sizeof line - n, "%llu\n", (unsigned long long)bytes);
+        putu(&o, bytes);
     else
-        n += (size_t)snprintf(line + n, sizeof line - n, "-\n");
-    if (n > sizeof line)
-        n = sizeof line;
+        put(&o, "-", 1);
+    *o.p++ = '\n';
+    n = (size_t)(o.p - line);
     /* A lost log line is not worth failing the request for. */
     if (write(app.log_fd, line, n) < 0)
         return;

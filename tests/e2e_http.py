@@ -559,11 +559,20 @@ def check_access_log(bin_path, root, top):
         one(srv, get("/a.txt"))
         one(srv, get("/nope"))
         one(srv, get('/q"x'))
+        # a method and a target far longer than a log line: cut, not overrun
+        one(srv, b"A" * 3000 + b" / HTTP/1.1\r\nHost: x\r\n\r\n")
+        one(srv, get("/" + '"' * 3000))
+        one(srv, get("/a.txt"))  # still serving
     finally:
         srv.stop()
         srv.kill()
     lines = open(log).read().splitlines()
-    assert len(lines) == 3, lines
+    assert len(lines) == 6, lines
+    for ln, status in ((lines[3], "405"), (lines[4], "404")):
+        assert len(ln) < 1024 and re.search(rf'" {status} (\d+|-)$', ln), ln
+    assert lines[3].split('"')[1] == "A" * 32 + " / HTTP/1.1", lines[3]
+    assert lines[5].endswith('"GET /a.txt HTTP/1.1" 200 30'), lines[5]
+    lines = lines[:3]
     clf = re.compile(r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
                      r'"(GET \S+ HTTP/1\.1)" (\d{3}) (\d+|-)$')
     m = [clf.match(ln) for ln in lines]
