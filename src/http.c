@@ -445,7 +445,8 @@ int sb_http_framing_get(const sb_http_header *h, size_t n, int minor_version,
 
 enum {
     CK_SIZE,       /* hex digits of the chunk size */
-    CK_EXT,        /* after the size: BWS, ";" extensions, until CR */
+    CK_BWS,        /* after the size: spaces and tabs before ";" or CR */
+    CK_EXT,        /* ";" extensions, until CR */
     CK_SIZE_LF,    /* LF ending the size line */
     CK_DATA,       /* chunk data */
     CK_DATA_CR,    /* CRLF after the data */
@@ -470,8 +471,9 @@ static int chunk_byte(sb_http_chunked *d, unsigned char c)
         }
         if (d->digits == 0)
             return SB_EHTTP;
-        d->state = CK_EXT;
+        d->state = CK_BWS;
         return chunk_byte(d, c);
+    case CK_BWS:
     case CK_EXT:
         if (c == '\r') {
             d->state = CK_SIZE_LF;
@@ -480,11 +482,12 @@ static int chunk_byte(sb_http_chunked *d, unsigned char c)
         if (!IS(c, C_VALUE))
             return SB_EHTTP;
         /* Only BWS may come before the first ';'. */
-        if (d->extra == 0 && c != ';' && c != ' ' && c != '\t')
+        if (d->state == CK_BWS && c == ';')
+            d->state = CK_EXT;
+        else if (d->state == CK_BWS && c != ' ' && c != '\t')
             return SB_EHTTP;
-        if (c == ';' || d->extra > 0)
-            d->extra++;
-        return d->extra > CHUNK_EXTRA_MAX ? SB_HTTP_EHEAD : 0;
+        /* Every byte after the size counts: BWS is no way around the bound. */
+        return ++d->extra > CHUNK_EXTRA_MAX ? SB_HTTP_EHEAD : 0;
     case CK_SIZE_LF:
         if (c != '\n')
             return SB_EHTTP;

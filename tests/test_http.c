@@ -420,6 +420,17 @@ static void test_chunked(void)
         n += (size_t)snprintf(trl + n, sizeof trl - n, "T: xxxxxxxxx\r\n");
     chunked_in_steps(trl, n, 4096, out, &rest, &err);
     CHECK_EQ(err, SB_HTTP_EHEAD);
+    /* ... and so are unbounded chunk extensions, or blanks before them. */
+    for (int blank = 0; blank < 2; blank++) {
+        n = (size_t)snprintf(trl, sizeof trl, blank ? "5" : "5;");
+        memset(trl + n, blank ? ' ' : 'x', sizeof trl - n);
+        chunked_in_steps(trl, sizeof trl, 4096, out, &rest, &err);
+        CHECK_EQ(err, SB_HTTP_EHEAD);
+    }
+    /* A few blanks and an extension are fine. */
+    const char *ok = "5 \t;a=b\r\nhello\r\n0\r\n\r\n";
+    CHECK_EQ(chunked_in_steps(ok, strlen(ok), 3, out, &rest, &err), 5);
+    CHECK_EQ(err, 0);
 }
 
 static void test_range(void)
