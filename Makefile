@@ -45,7 +45,7 @@ fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
 
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf build build-*

@@ -19,7 +19,7 @@ struct sb__conn_owner {
     void *ud;
 };
 
-/* sb_conn_open with an owner; c->owner_link is the owner's to use. */
+/* sb_conn_open with an owner; the links below are the owner's to use. */
 int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h,
                   sb__conn_owner *ow, sb_conn **out);
 int sb__conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h,

@@ -20,7 +20,9 @@
  *     keeps only the bits the watcher asked for, plus SB_ERROR. EINTR is
  *     not an error: return 0 events.
  *   - No allocation or system call on the wait path beyond the multiplexer
- *     call itself, except to grow a private array when max grew.
+ *     call itself, except to grow a private array when max grew (select
+ *     also probes its fds with fcntl after EBADF; uring submits when its
+ *     queue is full).
  */
 #ifndef SB_LOOP_INT_H
 #define SB_LOOP_INT_H

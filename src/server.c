@@ -168,8 +168,10 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
     sb_set_nonblock(s->lfd, 1);
     s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     /* sendfile(2) has no MSG_NOSIGNAL: a server must not die of SIGPIPE. */
-    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR)
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        rc = -errno;
         goto fail;
+    }
     *out = s;
     return 0;
 fail:
@@ -262,8 +264,9 @@ static int shed_one(sb_server *s)
     return fd >= 0 && s->spare_fd >= 0 ? 0 : -1;
 }
 
-/* Accept one connection: returns an fd, 0-less codes: -EAGAIN (none),
- * -EMFILE handled (shed, returns -EAGAIN or -EBUSY to pause). */
+/* Accept one connection: returns an fd or a negative code: -EAGAIN (none),
+ * -EINTR (out of descriptors or memory, one connection shed: try again),
+ * -EBUSY (shedding failed too: pause accepting). */
 static int accept_one(sb_server *s, int flags)
 {
     int fd = sb_accept(s->lfd, NULL, flags);

@@ -1,5 +1,6 @@
 /* transport: the plain transport - bytes go straight to the socket through
- * the system-call table (sys.h), so fault injection sees every call. */
+ * the system-call table (sys.h), so fault injection sees every call but
+ * shutdown. */
 #include <string.h>
 #include <sys/socket.h>
 

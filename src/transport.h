@@ -1,6 +1,8 @@
 /* transport: how a connection moves its bytes.
  *
- * conn.c never calls recv/sendmsg/sendfile/shutdown itself; it goes
+ * conn.c never calls recv/sendmsg/sendfile/shutdown(SHUT_WR) itself (only
+ * a close requested from another thread shuts the socket down directly,
+ * to wake the owner's blocking recv); it goes
  * through one of these, chosen when the connection is opened. The plain
  * transport is the socket itself. A TLS transport (OpenSSL's SSL_read /
  * SSL_write over the same fd) fits the same five calls: its read and

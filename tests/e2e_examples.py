@@ -74,6 +74,19 @@ with tempfile.TemporaryDirectory() as tmp:
                         "-o", out] + flags + ["-Wl,-rpath," + libdir], check=True)
         exe[name] = out
     check(True, "examples compile against the installed headers and library")
+    # Every C snippet of docs/howto.md compiles against the installed headers,
+    # so the guide cannot drift from the API unnoticed.
+    howto = open(os.path.join(args.src, "docs", "howto.md")).read()
+    snippets = re.findall(r"```c\n(.*?)```", howto, re.S)
+    cflags = [f for f in flags if f.startswith("-I")]
+    for i, code in enumerate(snippets):
+        path = os.path.join(tmp, "howto_%d.c" % i)
+        with open(path, "w") as f:
+            f.write(code)
+        r = subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Werror",
+                            "-fsyntax-only", path] + cflags, capture_output=True, text=True)
+        check(r.returncode == 0, "docs/howto.md snippet %d compiles%s" % (i + 1, ": " + r.stderr[:400] if r.returncode else ""))
+    check(len(snippets) >= 16, "docs/howto.md has its %d snippets" % len(snippets))
 
     for model in ("event", "threads", "fork"):
         p, addr = start([exe["echo_server"], "127.0.0.1:0", model], env)

@@ -83,8 +83,8 @@ int sb_conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h);
 
 /* Frame and queue one message (type for typed framing, else ignored).
  * Returns 0, SB_ETOOBIG/SB_EMALFORMED/SB_EBADTYPE (framing refused it),
- * SB_EOUTPUT (queue over its cap: the connection is being closed), or
- * SB_ECLOSED. Safe from any thread under the threads model. */
+ * SB_EOUTPUT (queue over its cap: the connection is being closed),
+ * SB_ECLOSED, or -ENOMEM. Safe from any thread under the threads model. */
 int sb_conn_send(sb_conn *c, int type, const void *p, size_t n);
 /* Queue raw bytes, unframed. Same returns. */
 int sb_conn_write(sb_conn *c, const void *p, size_t n);

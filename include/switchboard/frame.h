@@ -98,7 +98,7 @@ ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
  * calls for the same message (start it at 0). After "incomplete" it is
  * advanced, after a message or an error it is reset to 0, so a long line
  * arriving in many small reads is searched once, not once per read. Other
- * framings leave it alone. */
+ * framings only reset it. */
 ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
                              size_t n, int eof, sb_msg *msg, size_t *scan);
 
@@ -122,7 +122,9 @@ int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t l
 int sb_frame_encode(const sb_frame_spec *spec, int type, const void *p, size_t len, sb_buf *out);
 
 /* A buffering decoder for arbitrary chunks. The decoder copies fed bytes
- * into its own buffer (bounded by max_msg plus one header); messages
+ * into its own buffer; the unfinished message in it is bounded by max_msg
+ * plus the largest header and delimiter (whole messages fed but not yet
+ * taken are not bounded: take them with sb_decoder_next). Messages
  * returned by sb_decoder_next point into that buffer and are valid until
  * the next call to sb_decoder_feed, sb_decoder_next or sb_decoder_free. */
 typedef struct sb_decoder {
@@ -137,7 +139,8 @@ typedef struct sb_decoder {
 void sb_decoder_init(sb_decoder *d, const sb_frame_spec *spec, size_t max_msg);
 void sb_decoder_free(sb_decoder *d);
 /* Append bytes. Returns 0, -ENOMEM, or SB_ETOOBIG if buffering them would
- * exceed the bound (the message they belong to is too big). */
+ * exceed the bound. A message whose header already declares too much is
+ * reported by sb_decoder_next instead (SB_ETOOBIG there). */
 int sb_decoder_feed(sb_decoder *d, const void *p, size_t n);
 /* Mark end of stream (peer shut down). */
 void sb_decoder_eof(sb_decoder *d);

@@ -10,8 +10,8 @@
  *
  * Each turn: wait for I/O (bounded by the nearest timer), run I/O callbacks,
  * run expired timers, run deferred callbacks. Timers live in a min-heap on
- * the monotonic clock. sb_loop_wakeup() is the only call that is safe from
- * other threads; sb_loop_signal() delivers signals into the loop as
+ * the monotonic clock. sb_loop_wakeup() and sb_loop_stop_async() are the
+ * only calls that are safe from other threads; sb_loop_signal() delivers signals into the loop as
  * ordinary callbacks (the handler only writes a byte to a pipe).
  *
  * Nothing here is thread-safe except sb_loop_wakeup and sb_loop_stop_async.
@@ -116,8 +116,8 @@ void *sb_loop_scratch(sb_loop *l, size_t *size);
 
 /* Non-blocking connect (EINPROGRESS -> writable -> SO_ERROR) with a
  * timeout. cb gets a connected non-blocking fd (owned by cb) or a negative
- * error (-ECONNREFUSED, -ETIMEDOUT, ...). Every resolved address is tried in
- * turn. Returns 0 (cb will be called exactly once, never from inside this
+ * error (-ECONNREFUSED, -ETIMEDOUT, ...). The resolved addresses (the
+ * first 8) are tried in turn. Returns 0 (cb will be called exactly once, never from inside this
  * call) or an immediate error (parse/resolve failure, cb not called). */
 typedef void (*sb_connect_cb)(sb_loop *l, int fd_or_err, void *ud);
 int sb_loop_connect(sb_loop *l, const char *addr, int timeout_ms, sb_connect_cb cb, void *ud);

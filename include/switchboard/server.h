@@ -56,7 +56,8 @@ void sb_server_opts_default(sb_server_opts *o);
 /* Bind and listen now (so the port is known), dispatch on run. The handler
  * must outlive the server. Returns 0 with *out, or an error. */
 int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h);
-/* Serve until stopped. Returns 0 after a clean stop or a fatal error. */
+/* Serve until stopped. Returns 0 after a clean stop, or the negative error
+ * that ended it (the loop or the accept step failed). */
 int sb_server_run(sb_server *s);
 /* Ask the server to stop: thread-safe and async-signal-safe. */
 void sb_server_stop(sb_server *s);
