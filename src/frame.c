@@ -607,7 +607,8 @@ int sb_decoder_next(sb_decoder *d, sb_msg *msg)
     if (d->error)
         return d->error;
     decoder_settle(d);
-    r = sb_frame_decode(&d->spec, d->max_msg, decoder_data(d), sb_buf_len(&d->in), d->eof, msg);
+    r = sb_frame_decode_from(&d->spec, d->max_msg, decoder_data(d), sb_buf_len(&d->in), d->eof, msg,
+                             &d->scan);
     if (r > 0) {
         d->pending = (size_t)r;
         return 1;

@@ -36,6 +36,7 @@ struct sb_stream {
     sb_buf in;            /* received, not yet handed out */
     sb_buf out;           /* written, not yet sent */
     size_t consumed;      /* bytes of the last message, dropped at the next read */
+    size_t scan;          /* bytes of `in` already searched for a delimiter */
     int eof;              /* the peer has shut down its sending side */
     int werr;             /* sticky send error: how much was sent is unknown */
 };
@@ -216,6 +217,7 @@ ssize_t sb_stream_read(sb_stream *s, void *p, size_t n)
         have = n;
     memcpy(p, sb_buf_data(&s->in), have);
     sb_buf_consume(&s->in, have);
+    s->scan = 0; /* the unfinished message, if any, lost its start */
     return (ssize_t)have;
 }
 
@@ -256,7 +258,8 @@ int sb_stream_read_msg(sb_stream *s, sb_msg *msg)
         n = sb_buf_len(&s->in);
         /* An empty buffer may have no memory yet: give the decoder a real
          * address rather than NULL plus an offset. */
-        r = sb_frame_decode(&s->spec, s->max_msg, n ? sb_buf_data(&s->in) : none, n, s->eof, msg);
+        r = sb_frame_decode_from(&s->spec, s->max_msg, n ? sb_buf_data(&s->in) : none, n, s->eof,
+                                 msg, &s->scan);
         if (r > 0) {
             s->consumed = (size_t)r;
             return 1;

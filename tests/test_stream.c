@@ -439,6 +439,31 @@ static void test_mixed_reads(void)
     close(sv[1]);
 }
 
+/* A line searched in part (the read timed out), then partly taken by a raw
+ * read, then completed: the resumed search still finds the right end. */
+static void test_scan_after_raw_read(void)
+{
+    sb_stream *r;
+    sb_msg m;
+    char buf[16];
+    int sv[2];
+
+    pair(sv);
+    r = open_stream(sv[1], "line", 64, 50);
+    CHECK_EQ(sb_send_all(sv[0], "hello wor", 9, sb_now_ms() + SOON_MS), 9);
+    CHECK_EQ(sb_stream_read_msg(r, &m), -ETIMEDOUT);
+    CHECK_EQ(sb_stream_read(r, buf, 6), 6);
+    CHECK(memcmp(buf, "hello ", 6) == 0);
+    CHECK_EQ(sb_send_all(sv[0], "ld\nnext\n", 8, sb_now_ms() + SOON_MS), 8);
+    CHECK_EQ(sb_stream_read_msg(r, &m), 1);
+    CHECK(msg_is(&m, "world"));
+    CHECK_EQ(sb_stream_read_msg(r, &m), 1);
+    CHECK(msg_is(&m, "next"));
+    sb_stream_close(r);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* ---- large transfers and write timeouts -------------------------------------- */
 
 #define BIG (1u << 20)
@@ -562,6 +587,7 @@ int main(void)
     RUN(test_truncated_and_too_big);
     RUN(test_write_msg_refused);
     RUN(test_mixed_reads);
+    RUN(test_scan_after_raw_read);
     RUN(test_large_writes);
     RUN(test_write_errors);
     RUN(test_open_nomem);

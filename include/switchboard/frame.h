@@ -132,6 +132,7 @@ typedef struct sb_decoder {
     size_t max_msg;
     sb_buf in;
     size_t pending; /* bytes of the last returned message still to consume */
+    size_t scan;    /* bytes of the unfinished message already searched (delimiters) */
     int eof;
     int error;      /* sticky: once a decode fails, it keeps failing */
 } sb_decoder;
