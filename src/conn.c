@@ -56,6 +56,7 @@ enum {
     F_CLOSED = 1 << 8,     /* finished: fd closed, on_close called */
     F_DELIVER = 1 << 9,    /* messages wait in `in` (after resume) */
     F_LINGER = 1 << 10,    /* closing: our FIN is out, draining the peer's bytes */
+    F_HUP = 1 << 11,       /* event model: the loop reported SB_HUP; read to the end */
 };
 
 typedef struct sb__chunk sb__chunk;
@@ -288,12 +289,15 @@ static ssize_t queue_write_once(sb_conn *c, int dontwait)
 }
 
 /* Write until the queue is empty, the socket is full (returns 0 with data
- * left) or budget bytes went out. Returns 0 or -errno. */
+ * left) or budget bytes went out (returns 1 with data left: the socket may
+ * take more). Returns 0, 1 or -errno. */
 static int queue_flush(sb_conn *c, size_t budget, int dontwait)
 {
     size_t sent = 0;
 
-    while (c->out_head && sent < budget) {
+    while (c->out_head) {
+        if (sent >= budget)
+            return 1;
         ssize_t n = queue_write_once(c, dontwait);
         if (n == -EINTR)
             continue;
@@ -536,8 +540,9 @@ static int conn_start_linger(sb_conn *c)
     return 1;
 }
 
-/* Drain during lingering: 1 when done (EOF, error, or nothing more now is
- * fine too - the timer bounds the wait). */
+/* Drain during lingering: 1 when done (EOF or error), 0 when nothing more
+ * is there now, 2 when bytes keep coming (read again next turn; the timer
+ * bounds the wait). */
 static int conn_linger_read(sb_conn *c, uint8_t *buf, size_t size)
 {
     for (int i = 0; i < 16; i++) {
@@ -549,7 +554,7 @@ static int conn_linger_read(sb_conn *c, uint8_t *buf, size_t size)
         if (n <= 0)
             return 1;
     }
-    return 0;
+    return 2;
 }
 
 static int ev_want_read(const sb_conn *c)
@@ -569,6 +574,13 @@ static void ev_update(sb_conn *c)
         mask |= SB_READABLE;
     if (c->queued > 0)
         mask |= SB_WRITABLE;
+    /* Edge-triggered where the loop can be: reads go until a short one
+     * (the kernel empties a stream socket's queue before it returns short)
+     * and ask for another turn when they stop early. An edge missed while
+     * not reading is not lost: re-adding SB_READABLE is an epoll_ctl that
+     * reports the fd at once if bytes wait. */
+    if (mask)
+        mask |= SB_EDGE;
     if (mask != c->mask) {
         /* A failure here (out of memory growing the backend's table) leaves
          * the old mask; the timers still bound the connection's life. */
@@ -589,6 +601,8 @@ static void ev_flush(sb_conn *c)
         conn_mark_close(c, rc, 0);
         return;
     }
+    if (rc > 0) /* budget spent, the socket not full: no edge will come */
+        sb_loop_again(c->loop, c->fd, SB_WRITABLE);
     if (c->queued > conn_out_high(c))
         c->flags |= F_BACKPRESS;
     else if (c->queued <= conn_out_low(c))
@@ -641,17 +655,26 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
 
     if (c->flags & F_LINGER) {
         scratch = sb_loop_scratch(l, &scratch_size);
-        if (conn_linger_read(c, scratch, scratch_size))
+        int rc = conn_linger_read(c, scratch, scratch_size);
+        if (rc == 1)
             conn_finish(c);
+        else if (rc == 2)
+            sb_loop_again(l, fd, SB_READABLE);
         return;
     }
     c->depth++;
+    if (events & SB_HUP)
+        c->flags |= F_HUP;
     if ((events & SB_WRITABLE) && c->queued > 0)
         ev_flush(c);
     if ((events & (SB_READABLE | SB_ERROR)) && ev_want_read(c)) {
         scratch = sb_loop_scratch(l, &scratch_size);
         int rc = conn_read(c, scratch, scratch_size);
-        if (rc < 0 && rc != -EAGAIN)
+        /* A full buffer, or a short read with the end still to come: more
+         * waits, and no edge will say so. */
+        if (rc == 1 || (rc == 0 && (c->flags & (F_HUP | F_EOF)) == F_HUP))
+            sb_loop_again(l, fd, SB_READABLE);
+        else if (rc < 0 && rc != -EAGAIN)
             conn_mark_close(c, rc, rc != -ECONNRESET && rc != -EPIPE);
         ev_flush(c);
     }
@@ -752,13 +775,13 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
     c->last_io = c->write_since = sb_loop_now(l);
     sb_timer_init(&c->timer, ev_timer, c);
     sb_defer_init(&c->defer, ev_deferred, c);
-    rc = sb_loop_watch(l, fd, SB_READABLE, ev_io, c);
+    rc = sb_loop_watch(l, fd, SB_READABLE | SB_EDGE, ev_io, c);
     if (rc < 0) {
         sb__sys.close(fd);
         conn_free(c);
         return rc;
     }
-    c->mask = SB_READABLE;
+    c->mask = SB_READABLE | SB_EDGE;
     tmo = conn_min_timeout(o);
     if (tmo > 0)
         sb_timer_start(l, &c->timer, tmo);
@@ -1088,8 +1111,8 @@ int sb_conn_flush(sb_conn *c)
     rc = queue_flush(c, SB_WRITE_BUDGET, 0);
     if (rc < 0)
         conn_mark_close(c, rc, 0);
-    ev_kick(c);
-    return rc;
+    ev_kick(c); /* the rest, if the budget ran out, goes from there */
+    return rc < 0 ? rc : 0;
 }
 
 void sb__conn_close_err(sb_conn *c, int err, int graceful)

@@ -33,7 +33,9 @@
 struct sb__watcher {
     sb_io_cb cb;
     void *ud;
-    int mask;       /* SB_READABLE | SB_WRITABLE, 0 = not watched */
+    int mask;       /* SB_READABLE | SB_WRITABLE (| SB_EDGE), 0 = not watched */
+    int again;      /* events asked for by sb_loop_again, not yet delivered */
+    int listed;     /* the fd is in the loop's again list */
     uint64_t stamp; /* turn in which the slot last changed owner */
 };
 
@@ -50,6 +52,8 @@ struct sb_loop {
     void *bs;                  /* backend state */
     struct sb__watcher *w;     /* fd-indexed, cap slots */
     struct sb__fired *fired;   /* wait() output, cap entries */
+    int *again;                /* fds for sb_loop_again, 2 * cap entries */
+    int nagain;
     int cap;                   /* slots in w and fired */
     uint64_t turn;             /* incremented once per turn, after wait */
     int64_t now;               /* cached monotonic ms */
@@ -129,6 +133,12 @@ static int grow(sb_loop *l, int fd)
     if (f == NULL)
         return -ENOMEM;
     l->fired = f;
+    /* Each fd is listed at most once, plus once more while the list is
+     * being run (an fd run and listed again by its callback). */
+    int *a = sb__realloc(l->again, 2 * n * sizeof *a);
+    if (a == NULL)
+        return -ENOMEM;
+    l->again = a;
     l->cap = (int)n;
     return 0;
 }
@@ -137,7 +147,10 @@ int sb_loop_watch(sb_loop *l, int fd, int mask, sb_io_cb cb, void *ud)
 {
     if (fd < 0)
         return -EBADF;
-    mask &= SB_READABLE | SB_WRITABLE;
+    /* SB_EDGE is kept only where the backend honours it, and only with
+     * something to watch. */
+    int io = mask & (SB_READABLE | SB_WRITABLE);
+    mask = io == 0 ? 0 : io | (l->be->edge ? mask & SB_EDGE : 0);
     if (fd >= l->cap) {
         if (mask == 0)
             return 0;
@@ -155,12 +168,29 @@ int sb_loop_watch(sb_loop *l, int fd, int mask, sb_io_cb cb, void *ud)
         if (r < 0 && mask != 0)
             return r;
     }
-    if ((w->mask == 0) != (mask == 0) || new_owner)
+    if ((w->mask == 0) != (mask == 0) || new_owner) {
         w->stamp = l->turn;
+        w->again = 0; /* asked for by the old owner */
+    }
     w->mask = mask;
     w->cb = cb;
     w->ud = ud;
     return 0;
+}
+
+void sb_loop_again(sb_loop *l, int fd, int events)
+{
+    if (fd < 0 || fd >= l->cap)
+        return;
+    struct sb__watcher *w = &l->w[fd];
+    events &= w->mask & (SB_READABLE | SB_WRITABLE);
+    if (!(w->mask & SB_EDGE) || events == 0)
+        return; /* level-triggered: reported again anyway while ready */
+    w->again |= events;
+    if (!w->listed) {
+        w->listed = 1;
+        l->again[l->nagain++] = fd;
+    }
 }
 
 int sb_loop_mask(const sb_loop *l, int fd)
@@ -379,7 +409,7 @@ void sb_loop_update_time(sb_loop *l)
  * defers are waiting to run. */
 static int wait_timeout(const sb_loop *l, int timeout_ms)
 {
-    if (l->dhead != NULL)
+    if (l->dhead != NULL || l->nagain > 0)
         return 0;
     if (l->nheap == 0)
         return timeout_ms;
@@ -403,12 +433,33 @@ static void dispatch_io(sb_loop *l, int n)
         struct sb__watcher *w = &l->w[fd];
         if (w->mask == 0 || w->stamp == l->turn)
             continue;
-        int ev = l->fired[i].events & (w->mask | SB_ERROR);
+        int ev = l->fired[i].events & (w->mask | SB_ERROR | (w->mask & SB_EDGE ? SB_HUP : 0));
         if ((ev & w->mask) == 0)
             continue;
         w->cb(l, fd, ev, w->ud);
         l->ncb++;
     }
+}
+
+/* The first k listed fds: those listed by sb_loop_again before this turn.
+ * Any listed during this turn go after them, for the next turn; an fd
+ * unwatched or given to another owner meanwhile has its request dropped
+ * (w->again == 0). */
+static void dispatch_again(sb_loop *l, int k)
+{
+    for (int i = 0; i < k; i++) {
+        int fd = l->again[i];
+        struct sb__watcher *w = &l->w[fd];
+        int ev = w->again & w->mask;
+        w->again = 0;
+        w->listed = 0;
+        if (ev == 0)
+            continue;
+        w->cb(l, fd, ev, w->ud);
+        l->ncb++;
+    }
+    l->nagain -= k;
+    memmove(l->again, l->again + k, (size_t)l->nagain * sizeof *l->again);
 }
 
 int sb_loop_run_once(sb_loop *l, int timeout_ms)
@@ -419,7 +470,10 @@ int sb_loop_run_once(sb_loop *l, int timeout_ms)
         return n;
     l->turn++;
     l->ncb = 0;
+    int k = l->nagain;
     dispatch_io(l, n);
+    if (k > 0)
+        dispatch_again(l, k);
     run_timers(l);
     run_defers(l);
     return l->ncb;
@@ -720,6 +774,7 @@ void sb_loop_free(sb_loop *l)
     sb__free(l->heap);
     sb__free(l->w);
     sb__free(l->fired);
+    sb__free(l->again);
     sb__free(l->scratch);
     sb__free(l->spare);
     sb__free(l);

@@ -2,8 +2,10 @@
  *
  * The interest set lives in the kernel, so a turn is a single epoll_wait
  * and a mask change is a single epoll_ctl. Level-triggered, like every
- * backend: the core relies on an fd being reported again next turn when a
- * callback did not drain it.
+ * backend, except for watchers that ask for SB_EDGE (connections): those
+ * are registered EPOLLET, so the kernel does not poll them again on the
+ * next epoll_wait after each report; their owners call sb_loop_again when
+ * they stop before draining.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -54,7 +56,8 @@ static void ep_free(void *state)
 
 static uint32_t to_epoll(int mask)
 {
-    return (mask & SB_READABLE ? EPOLLIN : 0) | (mask & SB_WRITABLE ? EPOLLOUT : 0);
+    return (mask & SB_READABLE ? EPOLLIN : 0) | (mask & SB_WRITABLE ? EPOLLOUT : 0) |
+           (mask & SB_EDGE ? EPOLLET | EPOLLRDHUP : 0);
 }
 
 /* MOD on an fd the kernel dropped (closed and reused behind the loop's
@@ -93,8 +96,10 @@ static int ep_reserve(struct ep_state *s, int max)
 static int from_epoll(uint32_t e)
 {
     int ev = (e & EPOLLIN ? SB_READABLE : 0) | (e & EPOLLOUT ? SB_WRITABLE : 0);
+    if (e & EPOLLRDHUP) /* registered for SB_EDGE watchers only */
+        ev |= SB_READABLE | SB_HUP;
     if (e & (EPOLLERR | EPOLLHUP))
-        ev |= SB_READABLE | SB_WRITABLE | SB_ERROR;
+        ev |= SB_READABLE | SB_WRITABLE | SB_ERROR | SB_HUP;
     return ev;
 }
 
@@ -102,7 +107,8 @@ static int ep_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
 {
     struct ep_state *s = state;
     /* Out of memory for a bigger array: take fewer events this turn; the
-     * rest are reported again next turn (level-triggered). */
+     * rest are reported next turn (an edge-triggered fd's event stays
+     * queued in the kernel until it is taken). */
     if (ep_reserve(s, max) < 0)
         max = s->cap;
     int n = epoll_wait(s->epfd, s->ev, max, timeout_ms);
@@ -117,6 +123,7 @@ static int ep_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
 
 const struct sb__backend sb__backend_epoll = {
     .name = "epoll",
+    .edge = 1,
     .init = ep_init,
     .free = ep_free,
     .set = ep_set,

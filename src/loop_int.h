@@ -14,9 +14,11 @@
  *     loop's back: re-register it). Removing (new_mask == 0) never fails:
  *     the fd may already be closed.
  *   - wait() reports level-triggered readiness: an fd stays reported every
- *     turn while it is ready. It writes at most max entries; the core sizes
+ *     turn while it is ready - except an fd set with SB_EDGE on a backend
+ *     with edge = 1, reported once per change to ready. It writes at most max entries; the core sizes
  *     max to its watcher table, so every ready fd fits. Errors and hangups
- *     are reported as SB_READABLE | SB_WRITABLE | SB_ERROR; the core then
+ *     are reported as SB_READABLE | SB_WRITABLE | SB_ERROR (| SB_HUP, which
+ *     an edge backend also reports for the peer's shutdown); the core then
  *     keeps only the bits the watcher asked for, plus SB_ERROR. EINTR is
  *     not an error: return 0 events.
  *   - No allocation or system call on the wait path beyond the multiplexer
@@ -37,6 +39,10 @@ struct sb__fired {
 
 struct sb__backend {
     const char *name; /* what sb_loop_new() and --backend accept */
+    /* 1: set() honours SB_EDGE in a mask (the fd is then reported when it
+     * becomes ready, not every turn while it stays ready); 0: the core
+     * drops SB_EDGE before set() sees it. */
+    int edge;
     /* Create the private state. Returns 0 or a negative errno. */
     int (*init)(void **state);
     /* Release the state (fds still registered are simply dropped). */

@@ -151,14 +151,25 @@ static void sweep(const char *what, exchange_fn fn, const void *cfg, unsigned ma
             sticky ? "+" : " ", runs, faults);
 }
 
-/* Every kind of fault over one exchange. */
-static void sweep_all(const char *what, exchange_fn fn, const void *cfg)
+/* Every kind of fault over one exchange.
+ *
+ * edge: the connections are edge-triggered (epoll). They take a short
+ * recv, or EAGAIN from recv, to mean the socket is drained, which is what
+ * the kernel guarantees for a stream socket: recv copies until the receive
+ * queue is empty or the count is reached (tcp_recvmsg, and
+ * unix_stream_read_generic), and any byte that arrives later is a new
+ * edge. A short or EAGAIN recv with bytes still queued cannot happen
+ * there, so those two faults are not put into recv; every other call
+ * still gets them, and recv still gets failures and EINTR. */
+static void sweep_all(const char *what, exchange_fn fn, const void *cfg, int edge)
 {
+    unsigned real = edge ? FM_SYS & ~FM(FC_RECV) : FM_SYS;
+
     sweep(what, fn, cfg, FM_ALL, FK_FAIL, 0);
     sweep(what, fn, cfg, FM_ALLOC, FK_FAIL, 1);
     sweep(what, fn, cfg, FM_SYS, FK_EINTR, 0);
-    sweep(what, fn, cfg, FM_SYS, FK_SHORT, 0);
-    sweep(what, fn, cfg, FM_SYS, FK_EAGAIN, 0);
+    sweep(what, fn, cfg, real, FK_SHORT, 0);
+    sweep(what, fn, cfg, real, FK_EAGAIN, 0);
 }
 
 /* ---- peer side helpers (libc only: never faulted) ---- */
@@ -626,7 +637,7 @@ static void test_echo(void)
             echo_cfg c;
             echo_cfg_init(&c, backends[b], specs[s]);
             snprintf(what, sizeof what, "echo %s %s", backends[b], specs[s]);
-            sweep_all(what, echo_exchange, &c);
+            sweep_all(what, echo_exchange, &c, strcmp(backends[b], "epoll") == 0);
             free(c.wire);
         }
 }
@@ -646,14 +657,14 @@ static void test_blocking(void)
             CHECK_EQ(sb_frame_parse(specs[s], &c.o.frame), 0);
             c.o.idle_timeout_ms = IO_TIMEOUT_MS; /* a vanished client ends the thread */
             snprintf(what, sizeof what, "blocking %s %s", tcp ? "tcp" : "pair", specs[s]);
-            sweep_all(what, blk_exchange, &c);
+            sweep_all(what, blk_exchange, &c, 0);
         }
 }
 
 static void test_http(void)
 {
     web_init();
-    sweep_all("http epoll", web_exchange, NULL);
+    sweep_all("http epoll", web_exchange, NULL, 1);
     web_fini();
 }
 

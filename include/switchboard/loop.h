@@ -6,7 +6,8 @@
  * is installed) implements a handful of
  * functions over its private state; the backend is chosen at run time by
  * name. Watchers are level-triggered: a callback is called once per turn
- * while its fd stays ready for what it asked.
+ * while its fd stays ready for what it asked - unless the watcher asks for
+ * SB_EDGE (see sb_loop_again).
  *
  * Each turn: wait for I/O (bounded by the nearest timer), run I/O callbacks,
  * run expired timers, run deferred callbacks. Timers live in a min-heap on
@@ -27,7 +28,19 @@ typedef struct sb_loop sb_loop;
 enum {
     SB_READABLE = 1,
     SB_WRITABLE = 2,
-    SB_ERROR = 4 /* reported only: error/hangup, delivered with both of the above */
+    SB_ERROR = 4, /* reported only: error/hangup, delivered with both of the above */
+    /* In a mask for sb_loop_watch: edge-triggered where the backend can
+     * (epoll; the others ignore it): the callback is called when the fd
+     * becomes ready, not every turn while it stays ready. Its owner reads
+     * until EAGAIN or a short read (writes until EAGAIN), or calls
+     * sb_loop_again when it stops before that. Saves the kernel a poll of
+     * every reported fd on the next wait. */
+    SB_EDGE = 8,
+    /* Reported only, to SB_EDGE watchers: the peer shut down its side, or
+     * the fd hung up or failed. Bytes sent before it may still wait, and no
+     * later edge announces the end: a short read no longer means drained,
+     * so read on (sb_loop_again) until EOF or the error. */
+    SB_HUP = 16
 };
 
 typedef void (*sb_io_cb)(sb_loop *l, int fd, int events, void *ud);
@@ -48,7 +61,15 @@ const char *const *sb_loop_backends(void);
  * unwatched during a turn gets no further callback in that turn.
  * Returns 0, -ENOMEM, SB_EFDSETSIZE (select: fd >= FD_SETSIZE), -EBADF. */
 int sb_loop_watch(sb_loop *l, int fd, int mask, sb_io_cb cb, void *ud);
-/* The current mask of fd (0 when not watched). */
+/* For an SB_EDGE watcher that stopped before draining (a full read
+ * buffer, a write budget spent): call it back next turn with events (and
+ * its mask) as if the fd had been reported again. A no-op for watchers
+ * without SB_EDGE or on backends that ignore it - they are reported again
+ * anyway. Dropped if the fd is unwatched or changes owner first. Never
+ * fails, never allocates. */
+void sb_loop_again(sb_loop *l, int fd, int events);
+/* The current mask of fd (0 when not watched; SB_EDGE only where the
+ * backend honours it). */
 int sb_loop_mask(const sb_loop *l, int fd);
 
 /* Run until sb_loop_stop. Returns 0 or a fatal backend error. */
