@@ -131,7 +131,7 @@ static size_t conn_out_low(const sb_conn *c)
 
 static int64_t conn_now(const sb_conn *c)
 {
-    return c->loop ? sb_loop_now(c->loop) : sb_now_ms();
+    return c->loop ? sb__loop_now(c->loop) : sb_now_ms();
 }
 
 /* A memory chunk with room for cap bytes; the loop's spare buffer when it
@@ -294,23 +294,29 @@ static ssize_t queue_write_once(sb_conn *c, int dontwait)
 static int queue_flush(sb_conn *c, size_t budget, int dontwait)
 {
     size_t sent = 0;
+    int rc = 0;
 
     while (c->out_head) {
-        if (sent >= budget)
-            return 1;
+        if (sent >= budget) {
+            rc = 1;
+            break;
+        }
         ssize_t n = queue_write_once(c, dontwait);
-        if (n == -EINTR)
-            continue;
-        if (n == -EAGAIN || n == -EWOULDBLOCK)
-            return c->lock != NULL && !dontwait ? -ETIMEDOUT : 0; /* lock: see blk_foreign */
-        if (n < 0)
-            return (int)n;
+        if (n < 0) {
+            if (n == -EINTR)
+                continue;
+            if (n == -EAGAIN || n == -EWOULDBLOCK)
+                rc = c->lock != NULL && !dontwait ? -ETIMEDOUT : 0; /* lock: see blk_foreign */
+            else
+                rc = (int)n;
+            break;
+        }
         queue_advance(c, (size_t)n);
         sent += (size_t)n;
-        if (!dontwait) /* another thread's flush leaves the owner's clocks alone */
-            c->write_since = c->last_io = conn_now(c);
     }
-    return 0;
+    if (sent > 0 && !dontwait) /* another thread's flush leaves the owner's clocks alone */
+        c->write_since = c->last_io = conn_now(c);
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -592,24 +598,27 @@ static void ev_update(sb_conn *c)
 /* Flush, then apply backpressure and the output cap. */
 static void ev_flush(sb_conn *c)
 {
-    int rc;
-
     if (c->flags & F_ABORT)
         return;
-    rc = queue_flush(c, SB_WRITE_BUDGET, 0);
-    if (rc < 0) {
-        conn_mark_close(c, rc, 0);
-        return;
+    if (c->out_head != NULL) {
+        int rc = queue_flush(c, SB_WRITE_BUDGET, 0);
+        if (rc < 0) {
+            conn_mark_close(c, rc, 0);
+            return;
+        }
+        if (rc > 0) /* budget spent, the socket not full: no edge will come */
+            sb_loop_again(c->loop, c->fd, SB_WRITABLE);
     }
-    if (rc > 0) /* budget spent, the socket not full: no edge will come */
-        sb_loop_again(c->loop, c->fd, SB_WRITABLE);
-    if (c->queued > conn_out_high(c))
-        c->flags |= F_BACKPRESS;
-    else if (c->queued <= conn_out_low(c))
+    if (c->queued == 0) {
         c->flags &= ~F_BACKPRESS;
-    if (c->queued == 0 && (c->flags & F_SHUT_WANT) && !(c->flags & F_SHUT_DONE)) {
-        c->tp->shutdown(c->tp_state, c->fd);
-        c->flags |= F_SHUT_DONE;
+        if ((c->flags & (F_SHUT_WANT | F_SHUT_DONE)) == F_SHUT_WANT) {
+            c->tp->shutdown(c->tp_state, c->fd);
+            c->flags |= F_SHUT_DONE;
+        }
+    } else if (c->queued > conn_out_high(c)) {
+        c->flags |= F_BACKPRESS;
+    } else if (c->queued <= conn_out_low(c)) {
+        c->flags &= ~F_BACKPRESS;
     }
 }
 
@@ -650,12 +659,9 @@ static void ev_progress(sb_conn *c)
 static void ev_io(sb_loop *l, int fd, int events, void *ud)
 {
     sb_conn *c = ud;
-    size_t scratch_size;
-    uint8_t *scratch;
 
     if (c->flags & F_LINGER) {
-        scratch = sb_loop_scratch(l, &scratch_size);
-        int rc = conn_linger_read(c, scratch, scratch_size);
+        int rc = conn_linger_read(c, sb__loop_hot(l)->scratch, SB_SCRATCH_SIZE);
         if (rc == 1)
             conn_finish(c);
         else if (rc == 2)
@@ -668,8 +674,7 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
     if ((events & SB_WRITABLE) && c->queued > 0)
         ev_flush(c);
     if ((events & (SB_READABLE | SB_ERROR)) && ev_want_read(c)) {
-        scratch = sb_loop_scratch(l, &scratch_size);
-        int rc = conn_read(c, scratch, scratch_size);
+        int rc = conn_read(c, sb__loop_hot(l)->scratch, SB_SCRATCH_SIZE);
         /* A full buffer, or a short read with the end still to come: more
          * waits, and no edge will say so. */
         if (rc == 1 || (rc == 0 && (c->flags & (F_HUP | F_EOF)) == F_HUP))
@@ -726,7 +731,7 @@ static int conn_min_timeout(const sb_conn_opts *o)
 static void ev_timer(sb_loop *l, sb_timer *t)
 {
     sb_conn *c = t->data;
-    int64_t now = sb_loop_now(l);
+    int64_t now = sb__loop_now(l);
     int64_t d = conn_deadline(c);
     int64_t next = conn_min_timeout(c->o);
 
@@ -772,7 +777,7 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
         return -ENOMEM;
     }
     c->loop = l;
-    c->last_io = c->write_since = sb_loop_now(l);
+    c->last_io = c->write_since = sb__loop_now(l);
     sb_timer_init(&c->timer, ev_timer, c);
     sb_defer_init(&c->defer, ev_deferred, c);
     rc = sb_loop_watch(l, fd, SB_READABLE | SB_EDGE, ev_io, c);

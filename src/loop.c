@@ -26,7 +26,6 @@
 #include "loop_int.h"
 #include "sys.h"
 
-#define SB_SCRATCH_SIZE (64 * 1024) /* one socket receive buffer's worth */
 #define SB_MIN_SLOTS 64             /* first watcher table size */
 
 /* One slot per fd number. */
@@ -48,6 +47,7 @@ struct sb__signals {
 };
 
 struct sb_loop {
+    struct sb__loop_hot hot;   /* first: now, scratch, spare (loop_int.h) */
     const struct sb__backend *be;
     void *bs;                  /* backend state */
     struct sb__watcher *w;     /* fd-indexed, cap slots */
@@ -56,7 +56,6 @@ struct sb_loop {
     int nagain;
     int cap;                   /* slots in w and fired */
     uint64_t turn;             /* incremented once per turn, after wait */
-    int64_t now;               /* cached monotonic ms */
     int stop;                  /* sb_loop_stop: leave run after this turn */
     int ncb;                   /* callbacks run in this turn */
     sb_timer **heap;           /* min-heap on (due, seq) */
@@ -70,9 +69,6 @@ struct sb_loop {
     sb_wakeup_cb wake_cb;
     void *wake_ud;
     struct sb__signals *sig;
-    void *scratch;             /* SB_SCRATCH_SIZE bytes */
-    void *spare;               /* one freed buffer for the next taker */
-    size_t spare_size;
 };
 
 /* Backends in order of preference; the first is the default. */
@@ -296,7 +292,7 @@ int sb_timer_start(sb_loop *l, sb_timer *t, int64_t ms)
             return r;
         heap_put(l, l->nheap++, t);
     }
-    t->due = l->now + ms;
+    t->due = l->hot.now + ms;
     t->seq = l->timer_seq++;
     heap_fix(l, t->heap_index);
     return 0;
@@ -318,7 +314,7 @@ static void run_timers(sb_loop *l)
     uint64_t limit = l->timer_seq;
     while (l->nheap > 0) {
         sb_timer *t = l->heap[0];
-        if (t->due > l->now || t->seq >= limit)
+        if (t->due > l->hot.now || t->seq >= limit)
             break;
         heap_remove(l, t);
         t->cb(l, t);
@@ -395,14 +391,14 @@ static void run_defers(sb_loop *l)
 
 int64_t sb_loop_now(const sb_loop *l)
 {
-    return l->now;
+    return l->hot.now;
 }
 
 void sb_loop_update_time(sb_loop *l)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    l->now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    l->hot.now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The wait bound: the caller's, shortened to the nearest timer; zero when
@@ -413,7 +409,7 @@ static int wait_timeout(const sb_loop *l, int timeout_ms)
         return 0;
     if (l->nheap == 0)
         return timeout_ms;
-    int64_t d = l->heap[0]->due - l->now;
+    int64_t d = l->heap[0]->due - l->hot.now;
     if (d < 0)
         d = 0;
     if (timeout_ms >= 0 && timeout_ms < d)
@@ -676,31 +672,20 @@ void *sb_loop_scratch(sb_loop *l, size_t *size)
 {
     if (size != NULL)
         *size = SB_SCRATCH_SIZE;
-    return l->scratch;
+    return l->hot.scratch;
 }
 
-/* A reply chunk is allocated, sent and freed within one turn, connection
- * after connection; one slot turns that into no allocator call at all. */
-void *sb__loop_spare_take(sb_loop *l, size_t need, size_t *size)
+/* sb__loop_spare_give's rare half (loop_int.h): p does not simply fill an
+ * empty slot. */
+void sb__loop_spare_swap(sb_loop *l, void *p, size_t size)
 {
-    void *p = l->spare;
-    if (p == NULL || l->spare_size < need)
-        return NULL;
-    *size = l->spare_size;
-    l->spare = NULL;
-    return p;
-}
-
-void sb__loop_spare_give(sb_loop *l, void *p, size_t size)
-{
-    if (size > SB_SPARE_MAX || (l->spare != NULL && l->spare_size >= size)) {
+    if (size > SB_SPARE_MAX || (l->hot.spare != NULL && l->hot.spare_size >= size)) {
         sb__free(p);
         return;
     }
-    if (l->spare != NULL)
-        sb__free(l->spare);
-    l->spare = p;
-    l->spare_size = size;
+    sb__free(l->hot.spare);
+    l->hot.spare = p;
+    l->hot.spare_size = size;
 }
 
 const char *sb_loop_backend(const sb_loop *l)
@@ -715,8 +700,8 @@ static int loop_setup(sb_loop *l)
         l->bs = NULL;
         return r;
     }
-    l->scratch = sb__malloc(SB_SCRATCH_SIZE);
-    if (l->scratch == NULL)
+    l->hot.scratch = sb__malloc(SB_SCRATCH_SIZE);
+    if (l->hot.scratch == NULL)
         return -ENOMEM;
     l->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (l->wake_fd < 0)
@@ -775,7 +760,7 @@ void sb_loop_free(sb_loop *l)
     sb__free(l->w);
     sb__free(l->fired);
     sb__free(l->again);
-    sb__free(l->scratch);
-    sb__free(l->spare);
+    sb__free(l->hot.scratch);
+    sb__free(l->hot.spare);
     sb__free(l);
 }

@@ -63,13 +63,59 @@ extern const struct sb__backend sb__backend_select;
 extern const struct sb__backend sb__backend_uring;
 #endif
 
-/* For conn.c: one spare buffer per loop. take() hands it over when it
- * holds at least need bytes (its real size in *size), else returns NULL;
- * give() keeps p (size bytes, at most SB_SPARE_MAX) unless the slot
- * already holds one at least as large, and frees the other. */
+/* For conn.c, which reads these on every message: the head of struct
+ * sb_loop, so that they inline. `now` is the turn's cached clock (ms),
+ * `scratch` the loop's read buffer (SB_SCRATCH_SIZE bytes), `spare` one
+ * freed buffer kept for the next taker. */
+#define SB_SCRATCH_SIZE (64 * 1024) /* one socket receive buffer's worth */
 #define SB_SPARE_MAX (16 * 1024 + 64)
-void *sb__loop_spare_take(sb_loop *l, size_t need, size_t *size);
-void sb__loop_spare_give(sb_loop *l, void *p, size_t size);
+
+struct sb__loop_hot {
+    int64_t now;
+    void *scratch;
+    void *spare;
+    size_t spare_size;
+};
+
+static inline struct sb__loop_hot *sb__loop_hot(const sb_loop *l)
+{
+    return (struct sb__loop_hot *)(void *)l; /* its first member */
+}
+
+static inline int64_t sb__loop_now(const sb_loop *l)
+{
+    return sb__loop_hot(l)->now;
+}
+
+/* A reply chunk is allocated, sent and freed within one turn, connection
+ * after connection; one slot turns that into no allocator call at all.
+ * take() hands the spare over when it holds at least need bytes (its real
+ * size in *size), else returns NULL; give() keeps p (size bytes, at most
+ * SB_SPARE_MAX) unless the slot already holds one at least as large, and
+ * frees the other. */
+static inline void *sb__loop_spare_take(sb_loop *l, size_t need, size_t *size)
+{
+    struct sb__loop_hot *h = sb__loop_hot(l);
+    void *p = h->spare;
+    if (p == NULL || h->spare_size < need)
+        return NULL;
+    *size = h->spare_size;
+    h->spare = NULL;
+    return p;
+}
+
+void sb__loop_spare_swap(sb_loop *l, void *p, size_t size);
+
+static inline void sb__loop_spare_give(sb_loop *l, void *p, size_t size)
+{
+    struct sb__loop_hot *h = sb__loop_hot(l);
+    if (h->spare == NULL && size <= SB_SPARE_MAX) {
+        h->spare = p;
+        h->spare_size = size;
+        return;
+    }
+    sb__loop_spare_swap(l, p, size);
+}
 
 /* A completion-based io_uring backend, later.
  *
