@@ -16,7 +16,8 @@
  * (a ring of --pipeline entries indexed by sequence number).
  *
  * Keeping the client lean: one recv() per readiness into the connection's
- * buffer, every whole reply decoded in place, one new message queued per
+ * buffer (edge-triggered on epoll: read again next turn only when the
+ * buffer filled or the server hung up), every whole reply decoded in place, one new message queued per
  * reply, and one send() of the whole batch; the clock is read once per
  * read and once per write. The client's own CPU time per message
  * (getrusage over the measured window) is part of the report, so a reader
@@ -509,7 +510,7 @@ static void conn_flush(struct bconn *c)
         if (r > 0)
             c->out_off += (size_t)r;
     }
-    conn_watch(c, c->out_off < c->out_len ? SB_READABLE | SB_WRITABLE : SB_READABLE);
+    conn_watch(c, SB_EDGE | (c->out_off < c->out_len ? SB_READABLE | SB_WRITABLE : SB_READABLE));
 }
 
 /* A verified reply: its latency, counted if inside the window. */
@@ -584,21 +585,26 @@ static int conn_read(struct bconn *c)
     return -1;
 }
 
-static void on_readable(struct bconn *c)
+/* Returns 1 when bytes may be left unread (see on_io). */
+static int on_readable(struct bconn *c, int events)
 {
     struct worker *w = c->w;
     long n;
     int64_t now;
+    int more;
 
     if (conn_read(c) != 0)
-        return;
+        return 0;
+    more = c->in_len == c->in_cap || (events & SB_HUP);
     now = sb_now_ns();
     n = conn_decode(c, now);
-    if (n <= 0)
-        return;
+    if (n < 0)
+        return 0;
+    if (n == 0)
+        return more;
     if (w->b->o.connect_only) {
         settle(c);
-        return;
+        return more;
     }
     if (w->phase == PH_RUN && now < w->b->end_ns) {
         conn_queue(c, n, sb_now_ns());
@@ -606,17 +612,24 @@ static void on_readable(struct bconn *c)
     } else if (c->done == c->sent) {
         conn_close(c); /* drained */
     }
+    return more;
 }
 
+/* The connections are edge-triggered where the loop can be (SB_EDGE): a
+ * read that filled the buffer, or the server's hangup with bytes perhaps
+ * still queued before it, asks for another turn; a short read has emptied
+ * the socket, and anything that arrives later is a new edge. */
 static void on_io(sb_loop *l, int fd, int events, void *ud)
 {
     struct bconn *c = ud;
+    int more = 0;
 
-    (void)l, (void)fd;
     if (events & (SB_READABLE | SB_ERROR))
-        on_readable(c);
+        more = on_readable(c, events);
     if (c->fd >= 0 && (events & SB_WRITABLE))
         conn_flush(c);
+    if (more && c->fd >= 0)
+        sb_loop_again(l, fd, SB_READABLE);
 }
 
 /* Dial, blocking (loopback connects complete in the kernel's handshake,
