@@ -22,7 +22,12 @@
 
 typedef struct sb__transport {
     const char *name;
-    /* Up to n bytes into p: the count, 0 at the peer's end, -1/errno. */
+    /* Up to n bytes into p: the count, 0 at the peer's end, -1/errno.
+     * A count short of n (or EAGAIN) must mean nothing more is readable
+     * now, as it does for a stream socket: on epoll the connection is
+     * edge-triggered and reads again only after a full read or a new
+     * edge. A transport that holds bytes of its own (TLS: decrypted
+     * records, SSL_pending) fills p from them before it returns short. */
     ssize_t (*read)(void *state, int fd, void *p, size_t n, int dontwait);
     /* Gathered write of up to cnt buffers: bytes written, -1/errno. */
     ssize_t (*writev)(void *state, int fd, const struct iovec *iov, int cnt, int dontwait);
