@@ -27,14 +27,15 @@
 #include "sys.h"
 
 #define SB_MIN_SLOTS 64             /* first watcher table size */
+#define SB__LISTED 0x100            /* in sb__watcher.again */
 
 /* One slot per fd number. */
 struct sb__watcher {
     sb_io_cb cb;
     void *ud;
     int mask;       /* SB_READABLE | SB_WRITABLE (| SB_EDGE), 0 = not watched */
-    int again;      /* events asked for by sb_loop_again, not yet delivered */
-    int listed;     /* the fd is in the loop's again list */
+    int again;      /* events asked for by sb_loop_again, not yet delivered,
+                     * | SB__LISTED while the fd is in the loop's again list */
     uint64_t stamp; /* turn in which the slot last changed owner */
 };
 
@@ -166,7 +167,7 @@ int sb_loop_watch(sb_loop *l, int fd, int mask, sb_io_cb cb, void *ud)
     }
     if ((w->mask == 0) != (mask == 0) || new_owner) {
         w->stamp = l->turn;
-        w->again = 0; /* asked for by the old owner */
+        w->again &= SB__LISTED; /* asked for by the old owner; the entry stays */
     }
     w->mask = mask;
     w->cb = cb;
@@ -182,11 +183,9 @@ void sb_loop_again(sb_loop *l, int fd, int events)
     events &= w->mask & (SB_READABLE | SB_WRITABLE);
     if (!(w->mask & SB_EDGE) || events == 0)
         return; /* level-triggered: reported again anyway while ready */
-    w->again |= events;
-    if (!w->listed) {
-        w->listed = 1;
+    if (!(w->again & SB__LISTED))
         l->again[l->nagain++] = fd;
-    }
+    w->again |= events | SB__LISTED;
 }
 
 int sb_loop_mask(const sb_loop *l, int fd)
@@ -440,15 +439,14 @@ static void dispatch_io(sb_loop *l, int n)
 /* The first k listed fds: those listed by sb_loop_again before this turn.
  * Any listed during this turn go after them, for the next turn; an fd
  * unwatched or given to another owner meanwhile has its request dropped
- * (w->again == 0). */
+ * (no event bits left in w->again). */
 static void dispatch_again(sb_loop *l, int k)
 {
     for (int i = 0; i < k; i++) {
         int fd = l->again[i];
         struct sb__watcher *w = &l->w[fd];
-        int ev = w->again & w->mask;
+        int ev = w->again & w->mask & (SB_READABLE | SB_WRITABLE);
         w->again = 0;
-        w->listed = 0;
         if (ev == 0)
             continue;
         w->cb(l, fd, ev, w->ud);
