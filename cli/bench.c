@@ -427,6 +427,7 @@ struct worker {
     atomic_ullong pub_p99;
     atomic_ullong pub_errors;
     int err;                 /* a fatal loop error */
+    struct solo *solo;          /* --threads 1: the supervisor on this loop */
 };
 
 static uint64_t errors_of(const struct counters *k)
@@ -690,9 +691,14 @@ static void on_drain(sb_loop *l, sb_timer *t)
 
 /* The window is over: no new messages; close the idle connections and
  * give the rest DRAIN_MS to answer what is in flight. */
+static void solo_window_end(struct solo *so);
+
 static void on_stop(sb_loop *l, sb_timer *t)
 {
     struct worker *w = t->data;
+
+    if (w->solo)
+        solo_window_end(w->solo);
 
     w->phase = PH_DRAIN;
     sb_timer_stop(l, &w->tick);
@@ -744,6 +750,16 @@ static void worker_start(struct worker *w)
         sb_timer_start(w->loop, &w->tick, 1000);
 }
 
+static void worker_close(struct worker *w)
+{
+    for (long i = 0; i < w->nconns; i++) {
+        if (w->c[i].fd >= 0) {
+            close(w->c[i].fd);
+            w->c[i].fd = -1;
+        }
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -754,12 +770,7 @@ static void *worker_main(void *arg)
     worker_start(w);
     if (w->open > 0 || w->b->o.connect_only)
         w->err = sb_loop_run(w->loop);
-    for (long i = 0; i < w->nconns; i++) {
-        if (w->c[i].fd >= 0) {
-            close(w->c[i].fd);
-            w->c[i].fd = -1;
-        }
-    }
+    worker_close(w);
     return NULL;
 }
 
@@ -985,10 +996,93 @@ static void raise_nofile(long conns)
     }
 }
 
+/* One worker on the main thread's own loop (--threads 1, a load run): the
+ * supervisor's steps - live lines, the CPU samples and marks at the
+ * window's edges - become a timer of that loop. The process then never
+ * starts a thread, and libc's recv, send and epoll_wait take their
+ * single-threaded path, without the two atomic operations per call that
+ * cancellation bookkeeping costs a multi-threaded process. */
+struct solo {
+    struct bench *b;
+    struct worker *w;
+    sb_timer t;
+    int64_t start, next; /* next: the next live line */
+    int stage;           /* 0 warmup, 1 window, 2 after */
+    double *cpu;
+};
+
+/* The window's end, from whichever of this timer and the worker's stop
+ * timer runs first. */
+static void solo_window_end(struct solo *so)
+{
+    if (so->stage != 1)
+        return;
+    so->cpu[1] = cpu_seconds();
+    if (so->b->o.marks)
+        fputs("switchboard: bench: window ends\n", stderr);
+    so->stage = 2;
+}
+
+static void on_solo(sb_loop *l, sb_timer *t)
+{
+    struct solo *so = t->data;
+    struct bench *b = so->b;
+    int64_t now = sb_now_ns(), due;
+
+    if (b->o.live && now >= so->next) {
+        live_line(so->w, 1, (double)(so->next - so->start) / 1e9);
+        so->next += 1000000000;
+    }
+    if (so->stage == 0 && now >= b->begin_ns) {
+        so->cpu[0] = cpu_seconds();
+        if (b->o.marks)
+            fputs("switchboard: bench: window begins\n", stderr);
+        so->stage = 1;
+    }
+    if (so->stage == 1 && now >= b->end_ns) {
+        solo_window_end(so);
+        return;
+    }
+    due = so->stage == 0 ? b->begin_ns : b->end_ns;
+    if (b->o.live && so->next < due)
+        due = so->next;
+    sb_timer_start(l, t, ms_until(due));
+}
+
+static void run_solo(struct bench *b, struct worker *w, double *cpu)
+{
+    struct solo so = {.b = b, .w = w, .cpu = cpu};
+
+    worker_dial(w);
+    so.start = sb_now_ns();
+    so.next = so.start + 1000000000;
+    b->begin_ns = so.start + (int64_t)(b->o.warmup * 1e9);
+    b->end_ns = b->begin_ns + (int64_t)(b->o.duration * 1e9);
+    cpu[0] = cpu[1] = cpu_seconds();
+    sb_timer_init(&so.t, on_solo, &so);
+    w->solo = &so;
+    worker_start(w);
+    sb_timer_start(w->loop, &so.t, 0);
+    if (w->open > 0)
+        w->err = sb_loop_run(w->loop);
+    sb_timer_stop(w->loop, &so.t);
+    w->solo = NULL;
+    if (so.stage < 2) /* every connection ended early */
+        cpu[1] = cpu_seconds();
+    worker_close(w);
+}
+
 static int run(struct bench *b, struct worker *ws, long nw, struct result *res)
 {
     double cpu[2] = {0, 0};
     int64_t start;
+
+    if (nw == 1 && !b->o.connect_only) {
+        run_solo(b, ws, cpu);
+        res->cpu_s = cpu[1] - cpu[0];
+        res->window_s = b->o.duration;
+        return 0;
+    }
 
     for (long i = 0; i < nw; i++) {
         if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {

@@ -595,13 +595,43 @@ static void ev_update(sb_conn *c)
     }
 }
 
+/* The usual output of one read: a single memory chunk under the write
+ * budget, sent with one call. The same result as queue_flush, minus the
+ * iovec array and the queue walk: 0 (sent, or the socket is full: a short
+ * write leaves the kernel's no-space mark, so an edge follows when room
+ * returns) or -errno. */
+static int flush_one(sb_conn *c, sb__chunk *k)
+{
+    struct iovec iov = {k->data + k->start, k->end - k->start};
+    ssize_t n;
+
+    do
+        n = c->tp->writev(c->tp_state, c->fd, &iov, 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+    c->write_since = c->last_io = conn_now(c);
+    c->queued -= (size_t)n;
+    if ((size_t)n < iov.iov_len) {
+        k->start += (size_t)n;
+        return 0;
+    }
+    c->out_head = c->out_tail = NULL;
+    chunk_free(c, k);
+    return 0;
+}
+
 /* Flush, then apply backpressure and the output cap. */
 static void ev_flush(sb_conn *c)
 {
+    sb__chunk *k = c->out_head;
+
     if (c->flags & F_ABORT)
         return;
-    if (c->out_head != NULL) {
-        int rc = queue_flush(c, SB_WRITE_BUDGET, 0);
+    if (k != NULL) {
+        int rc = k->next == NULL && k->fd < 0 && k->end - k->start <= SB_WRITE_BUDGET
+                     ? flush_one(c, k)
+                     : queue_flush(c, SB_WRITE_BUDGET, 0);
         if (rc < 0) {
             conn_mark_close(c, rc, 0);
             return;
