@@ -151,7 +151,7 @@ static sb__chunk *chunk_new(sb_conn *c, size_t cap)
     return k;
 }
 
-static void chunk_free(sb_conn *c, sb__chunk *k)
+static inline __attribute__((always_inline)) void chunk_free(sb_conn *c, sb__chunk *k)
 {
     if (k->fd >= 0) {
         sb__sys.close(k->fd);
@@ -219,6 +219,13 @@ static void queue_commit(sb_conn *c, size_t n)
 /* Drop n sent bytes from the front of the queue. */
 static void queue_advance(sb_conn *c, size_t n)
 {
+    /* The usual case: the one chunk of a read's replies, sent whole. */
+    if (n == c->queued && c->out_head == c->out_tail) {
+        chunk_free(c, c->out_head);
+        c->out_head = c->out_tail = NULL;
+        c->queued = 0;
+        return;
+    }
     c->queued -= n;
     while (n > 0) {
         sb__chunk *k = c->out_head;
@@ -261,7 +268,7 @@ static ssize_t queue_copy_file(sb_conn *c, sb__chunk *k, int dontwait)
 }
 
 /* One gathered write or one sendfile. Returns bytes sent or -errno. */
-static ssize_t queue_write_once(sb_conn *c, int dontwait)
+static inline __attribute__((always_inline)) ssize_t queue_write_once(sb_conn *c, int dontwait)
 {
     sb__chunk *k = c->out_head;
     struct iovec iov[SB_IOV_MAX];
@@ -277,6 +284,12 @@ static ssize_t queue_write_once(sb_conn *c, int dontwait)
         n = c->tp->sendfile(c->tp_state, c->fd, k->fd, &off, k->end - k->start);
         if (n == 0)
             return -EIO; /* the file shrank under us */
+        return n < 0 ? -errno : n;
+    }
+    if (k->next == NULL) { /* the usual case: one buffer */
+        iov[0].iov_base = k->data + k->start;
+        iov[0].iov_len = k->end - k->start;
+        n = c->tp->writev(c->tp_state, c->fd, iov, 1, dontwait);
         return n < 0 ? -errno : n;
     }
     for (; k && k->fd < 0 && cnt < SB_IOV_MAX; k = k->next) {
@@ -595,43 +608,13 @@ static void ev_update(sb_conn *c)
     }
 }
 
-/* The usual output of one read: a single memory chunk under the write
- * budget, sent with one call. The same result as queue_flush, minus the
- * iovec array and the queue walk: 0 (sent, or the socket is full: a short
- * write leaves the kernel's no-space mark, so an edge follows when room
- * returns) or -errno. */
-static int flush_one(sb_conn *c, sb__chunk *k)
-{
-    struct iovec iov = {k->data + k->start, k->end - k->start};
-    ssize_t n;
-
-    do
-        n = c->tp->writev(c->tp_state, c->fd, &iov, 1, 0);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
-    c->write_since = c->last_io = conn_now(c);
-    c->queued -= (size_t)n;
-    if ((size_t)n < iov.iov_len) {
-        k->start += (size_t)n;
-        return 0;
-    }
-    c->out_head = c->out_tail = NULL;
-    chunk_free(c, k);
-    return 0;
-}
-
 /* Flush, then apply backpressure and the output cap. */
 static void ev_flush(sb_conn *c)
 {
-    sb__chunk *k = c->out_head;
-
     if (c->flags & F_ABORT)
         return;
-    if (k != NULL) {
-        int rc = k->next == NULL && k->fd < 0 && k->end - k->start <= SB_WRITE_BUDGET
-                     ? flush_one(c, k)
-                     : queue_flush(c, SB_WRITE_BUDGET, 0);
+    if (c->out_head != NULL) {
+        int rc = queue_flush(c, SB_WRITE_BUDGET, 0);
         if (rc < 0) {
             conn_mark_close(c, rc, 0);
             return;
