@@ -17,8 +17,9 @@
  *
  * Keeping the client lean: one recv() per readiness into the connection's
  * buffer (edge-triggered on epoll: read again next turn only when the
- * buffer filled or the server hung up), every whole reply decoded in place, one new message queued per
- * reply, and one send() of the whole batch; the clock is read once per
+ * buffer filled or the server hung up), every whole reply decoded in
+ * place, one new message queued per reply, and one send() of the whole
+ * batch; with --threads 1 no thread is started at all (see run_solo); the clock is read once per
  * read and once per write. The client's own CPU time per message
  * (getrusage over the measured window) is part of the report, so a reader
  * can see whether the client or the server was the bottleneck.
@@ -689,17 +690,16 @@ static void on_drain(sb_loop *l, sb_timer *t)
     sb_loop_stop(l);
 }
 
-/* The window is over: no new messages; close the idle connections and
- * give the rest DRAIN_MS to answer what is in flight. */
 static void solo_window_end(struct solo *so);
 
+/* The window is over: no new messages; close the idle connections and
+ * give the rest DRAIN_MS to answer what is in flight. */
 static void on_stop(sb_loop *l, sb_timer *t)
 {
     struct worker *w = t->data;
 
     if (w->solo)
         solo_window_end(w->solo);
-
     w->phase = PH_DRAIN;
     sb_timer_stop(l, &w->tick);
     for (long i = 0; i < w->nconns; i++)
@@ -847,6 +847,28 @@ static void live_line(struct worker *ws, long nw, double t)
     fflush(stdout);
 }
 
+/* The measured window: warmup from start, then duration (--connect-only:
+ * every reply, from start on). */
+static void set_window(struct bench *b, int64_t start)
+{
+    b->begin_ns = start + (int64_t)(b->o.warmup * 1e9);
+    b->end_ns = b->begin_ns + (int64_t)(b->o.duration * 1e9);
+    if (b->o.connect_only) {
+        b->begin_ns = start;
+        b->end_ns = INT64_MAX;
+    }
+}
+
+/* An edge of the window (0 begins, 1 ends): the CPU sample, and the mark
+ * for scripts that sample the server over the same window. */
+static void window_edge(const struct bench *b, double *cpu, int end)
+{
+    cpu[end] = cpu_seconds();
+    if (b->o.marks)
+        fputs(end ? "switchboard: bench: window ends\n" : "switchboard: bench: window begins\n",
+              stderr);
+}
+
 /* Wait through warmup and window, sampling CPU at the window's edges. */
 static void supervise_load(struct bench *b, struct worker *ws, long nw, int64_t start,
                            double *cpu)
@@ -859,18 +881,14 @@ static void supervise_load(struct bench *b, struct worker *ws, long nw, int64_t 
         next += 1000000000;
     }
     sleep_until(b->begin_ns);
-    cpu[0] = cpu_seconds();
-    if (b->o.marks)
-        fputs("switchboard: bench: window begins\n", stderr);
+    window_edge(b, cpu, 0);
     while (b->o.live && next < b->end_ns) {
         sleep_until(next);
         live_line(ws, nw, (double)(next - start) / 1e9);
         next += 1000000000;
     }
     sleep_until(b->end_ns);
-    cpu[1] = cpu_seconds();
-    if (b->o.marks)
-        fputs("switchboard: bench: window ends\n", stderr);
+    window_edge(b, cpu, 1);
 }
 
 /* --connect-only: wait for every connection's reply, announce, hold. */
@@ -1017,9 +1035,7 @@ static void solo_window_end(struct solo *so)
 {
     if (so->stage != 1)
         return;
-    so->cpu[1] = cpu_seconds();
-    if (so->b->o.marks)
-        fputs("switchboard: bench: window ends\n", stderr);
+    window_edge(so->b, so->cpu, 1);
     so->stage = 2;
 }
 
@@ -1034,9 +1050,7 @@ static void on_solo(sb_loop *l, sb_timer *t)
         so->next += 1000000000;
     }
     if (so->stage == 0 && now >= b->begin_ns) {
-        so->cpu[0] = cpu_seconds();
-        if (b->o.marks)
-            fputs("switchboard: bench: window begins\n", stderr);
+        window_edge(b, so->cpu, 0);
         so->stage = 1;
     }
     if (so->stage == 1 && now >= b->end_ns) {
@@ -1056,8 +1070,7 @@ static void run_solo(struct bench *b, struct worker *w, double *cpu)
     worker_dial(w);
     so.start = sb_now_ns();
     so.next = so.start + 1000000000;
-    b->begin_ns = so.start + (int64_t)(b->o.warmup * 1e9);
-    b->end_ns = b->begin_ns + (int64_t)(b->o.duration * 1e9);
+    set_window(b, so.start);
     cpu[0] = cpu[1] = cpu_seconds();
     sb_timer_init(&so.t, on_solo, &so);
     w->solo = &so;
@@ -1096,12 +1109,7 @@ static int run(struct bench *b, struct worker *ws, long nw, struct result *res)
     for (long i = 0; i < nw; i++)
         res->k.connected += ws[i].k.connected;
     start = sb_now_ns();
-    b->begin_ns = start + (int64_t)(b->o.warmup * 1e9);
-    b->end_ns = b->begin_ns + (int64_t)(b->o.duration * 1e9);
-    if (b->o.connect_only) { /* every reply is measured; there is no window */
-        b->begin_ns = start;
-        b->end_ns = INT64_MAX;
-    }
+    set_window(b, start);
     cpu[0] = cpu_seconds();
     pthread_barrier_wait(&b->go);
     if (b->o.connect_only)
