@@ -14,14 +14,18 @@ over 2,000 connections (and zombies under fork), clean shutdown on SIGTERM
 with an idle connection open, idle timeout (HOWTO 4.1).
 
 Once: CLI usage and errors (exit codes 0/1/2, --help, --version),
-IPv6 [::1]:0 and unix: listeners.
+IPv6 [::1]:0 and unix: listeners; `switchboard bench` with one and two
+client threads (window marks, thread count, its reply count against the
+server's own) and against a server that corrupts its replies.
 """
 
+import json
 import os
 import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -760,6 +764,82 @@ def listen_family(listen, want_prefix, family):
                 pass
 
 
+def bench_threads(threads):
+    """bench --threads T against the event model: exit 0, no errors, the
+    window marks in order, the client's verified replies equal to what the
+    server says it served, and the process has 1 thread (T = 1: the loop
+    runs on the main thread) or T + 1 (a supervisor and T workers)."""
+    srv = sbtest.start_server(BIN, "--frame", "len32")
+    try:
+        cmd = [BIN, "bench", srv.addr_str, "--conns", "8", "--duration", "1", "--warmup", "0.2",
+               "--frame", "len32", "--threads", str(threads), "--marks", "--json"]
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.7)
+        with open(f"/proc/{p.pid}/status") as f:
+            nthreads = int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
+        out, err = p.communicate(timeout=20)
+        eq(p.returncode, 0, f"bench exit code (stderr {err!r})")
+        eq(nthreads, 1 if threads == 1 else threads + 1, "bench threads while running")
+        marks = re.findall(r"window (begins|ends)", err.decode())
+        eq(marks, ["begins", "ends"], "window marks")
+        res = json.loads(out)
+        eq(res["errors_total"], 0, "bench errors")
+        if res["messages"] <= 0:
+            raise AssertionError(f"no message measured: {res}")
+        rc, serr = srv.stop()
+        m = SERVED_RE.search(serr)
+        if not m:
+            raise AssertionError(f"no served line in {serr!r}")
+        eq(int(m.group(1)), res["received_total"], "served by the server vs verified by bench")
+        print(f"     {res['msgs_per_s']:.0f} msgs/s, {res['received_total']} replies, "
+              f"{nthreads} thread(s)", flush=True)
+    finally:
+        srv.kill()
+
+
+def bench_mismatch():
+    """A server whose replies differ from the request in one byte: bench
+    counts mismatches and exits 1."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+    stop = threading.Event()
+
+    def serve_one(c):
+        with c:
+            try:
+                while not stop.is_set():
+                    hdr = recv_exact(c, 4)
+                    body = bytearray(recv_exact(c, struct.unpack(">I", hdr)[0]))
+                    body[-1] ^= 1
+                    c.sendall(hdr + bytes(body))
+            except (OSError, EOFError, AssertionError):
+                pass
+
+    def accept_loop():
+        ls.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve_one, args=(c,), daemon=True).start()
+
+    t = threading.Thread(target=accept_loop, daemon=True)
+    t.start()
+    try:
+        res = sbtest.run_cli(BIN, "bench", "127.0.0.1:%d" % ls.getsockname()[1], "--conns", "2",
+                             "--duration", "0.3", "--warmup", "0", "--frame", "len32", "--json")
+        eq(res.rc, 1, f"bench exit code against a corrupting server ({res!r})")
+        d = json.loads(res.out)
+        if d["errors"]["mismatch"] < 1:
+            raise AssertionError(f"no mismatch counted: {d['errors']}")
+    finally:
+        stop.set()
+        ls.close()
+        t.join(2)
+
+
 def main():
     # CLI contract first: cheap and tells early whether the binary is sane
     r.check("cli: --version", cli_version)
@@ -779,6 +859,12 @@ def main():
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--model", "bogus"]))
     r.check("cli: serve --bogus-option exits 2",
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--bogus-option"]))
+
+    r.check("bench --threads 1: one thread, marks, replies = served", bench_threads, 1, limit=30)
+    r.check("bench --threads 2: three threads, marks, replies = served", bench_threads, 2,
+            limit=30)
+    r.check("bench against a server that corrupts replies: mismatch, exit 1", bench_mismatch,
+            limit=30)
 
     for model, backend in MODELS:
         for spec in SPECS:

@@ -714,6 +714,26 @@ static void test_pause_within_turn(void)
 /* Output past the per-turn write budget (1 MiB) into a socket with room
  * for all of it: no writable edge comes for a socket that never filled, so
  * the rest goes out in later turns because the connection asks for them. */
+/* Room for several MiB in fd's send buffer without the peer reading: more
+ * than wmem_max, so SO_SNDBUFFORCE (CAP_NET_ADMIN). 0 when refused: the
+ * caller skips, closes sv and frees l. */
+static int big_sndbuf(int fd, int sv[2], sb_loop *l)
+{
+    int size = 16 << 20;
+    socklen_t len = sizeof size;
+
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0) {
+        fprintf(stderr, "    (skipped: SO_SNDBUFFORCE needs CAP_NET_ADMIN)\n");
+        close(sv[0]);
+        close(sv[1]);
+        sb_loop_free(l);
+        return 0;
+    }
+    CHECK_EQ(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len), 0);
+    CHECK(size >= 8 << 20);
+    return 1;
+}
+
 static void test_write_budget(void)
 {
     sb_loop *l = new_loop();
@@ -722,34 +742,67 @@ static void test_write_budget(void)
     sb_conn_opts o;
     sb_conn *c;
     sb_buf back = {0};
-    int sv[2], size = 16 << 20;
-    socklen_t len = sizeof size;
+    int sv[2];
     size_t total = 200 * 16 * 1024;
 
     opts_for(&o, "raw");
     o.out_high = SIZE_MAX / 2;
     o.out_cap = 64 << 20;
     pair(sv);
-    /* Room for 3.2 MiB without the peer reading needs more than wmem_max
-     * (CAP_NET_ADMIN: SO_SNDBUFFORCE). */
-    if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0) {
-        fprintf(stderr, "    (skipped: SO_SNDBUFFORCE needs CAP_NET_ADMIN)\n");
-        close(sv[0]);
-        close(sv[1]);
-        sb_loop_free(l);
+    if (!big_sndbuf(sv[0], sv, l))
         return;
-    }
-    CHECK_EQ(getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &size, &len), 0);
-    CHECK(size >= 8 << 20);
     CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
     for (int i = 0; i < 200; i++)
         CHECK_EQ(sb_conn_write(c, big, 16 * 1024), 0);
+    /* A flush from outside a callback spends one budget and says 0; the
+     * rest goes from the loop. */
+    CHECK_EQ(sb_conn_flush(c), 0);
+    CHECK(sb_conn_queued(c) > 0);
     SPIN_UNTIL(l, sb_conn_queued(c) == 0); /* the peer has not read a byte */
     drain(sv[1], &back);
     CHECK_EQ(sb_buf_len(&back), total);
     close(sv[1]);
     SPIN_UNTIL(l, s.closes == 1);
     sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+/* Lingering close with more queued than one lingering turn drains (16
+ * reads of 64 KiB) and the peer's FIN already behind it: the drain goes on
+ * in later turns without a new edge, reaches the FIN and closes cleanly.
+ * Left to the 2 s linger timer instead, the close would find bytes unread,
+ * and the peer would see a reset instead of an end of stream. */
+static int close_on_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    sb_conn_close(c);
+    return 0;
+}
+
+static void test_linger_long_drain(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = {NULL, close_on_message, NULL, on_close, &s};
+    sb_conn_opts o;
+    size_t total = 3 << 20, off = 0;
+    char b[16];
+    int sv[2];
+
+    opts_for(&o, "raw");
+    pair(sv);
+    if (!big_sndbuf(sv[1], sv, l))
+        return;
+    while (off < total) {
+        ssize_t w = write(sv[1], big, total - off < sizeof big ? total - off : sizeof big);
+        CHECK(w > 0);
+        off += (size_t)w;
+    }
+    shutdown(sv[1], SHUT_WR);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, 0);
+    CHECK_EQ(read(sv[1], b, sizeof b), 0); /* an end of stream, not ECONNRESET */
+    close(sv[1]);
     sb_loop_free(l);
 }
 
@@ -779,6 +832,7 @@ int main(void)
         RUN(test_one_burst);
         RUN(test_pause_within_turn);
         RUN(test_write_budget);
+        RUN(test_linger_long_drain);
     }
     return 0;
 }
