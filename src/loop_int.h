@@ -15,8 +15,9 @@
  *     the fd may already be closed.
  *   - wait() reports level-triggered readiness: an fd stays reported every
  *     turn while it is ready - except an fd set with SB_EDGE on a backend
- *     with edge = 1, reported once per change to ready. It writes at most max entries; the core sizes
- *     max to its watcher table, so every ready fd fits. Errors and hangups
+ *     with edge = 1, reported once per change to ready. It writes at most
+ *     max entries; the core sizes max to its watcher table, so every ready
+ *     fd fits. Errors and hangups
  *     are reported as SB_READABLE | SB_WRITABLE | SB_ERROR (| SB_HUP, which
  *     an edge backend also reports for the peer's shutdown); the core then
  *     keeps only the bits the watcher asked for, plus SB_ERROR. EINTR is
