@@ -210,6 +210,10 @@ def select_fd_setsize(n=1100):
             eq(recv_msgs(s, LINE.decoder(), 1), [b"again %d" % i], "served connection, again")
         close_all(socks)
         socks = []
+        # Until the server has let go of the closed ones, a new connection may
+        # still get an fd >= FD_SETSIZE and be refused (rightly).
+        if not sbtest.wait_until(lambda: srv.fd_count() <= base + 2, 20):
+            raise AssertionError(f"server fds did not return to {base}: {srv.fd_count()}")
         echo_once(srv, b"after FD_SETSIZE")
         if not srv.alive():
             raise AssertionError("server died")
