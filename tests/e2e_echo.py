@@ -361,25 +361,13 @@ def run_cell(model, backend, spec):
 # --------------------------------------------------------------------------
 # per model
 
-def settle_fds(srv, timeout=5.0):
-    """The server's fd count once it stops changing (bounded)."""
-    last = srv.fd_count()
-    deadline = time.monotonic() + timeout
-    stable = 0
-    while time.monotonic() < deadline and stable < 3:
-        time.sleep(0.1)
-        n = srv.fd_count()
-        stable = stable + 1 if n == last else 0
-        last = n
-    return last
-
 
 def fd_leak(model, backend, total=2000, parallel=4):
     fr = Framing("line")
     srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line")
     try:
         exchange(srv, fr, [(b"warm-up", None)])
-        base = settle_fds(srv)
+        base = srv.settled_fd_count()
         base_threads = srv.threads()
         print(f"     baseline: {base} fds, {base_threads} threads", flush=True)
         errors = []

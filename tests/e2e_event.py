@@ -131,7 +131,7 @@ def concurrent_2000(backend, n=2000):
     srv = server(backend, "--frame", "line")
     socks = []
     try:
-        base = srv.fd_count()
+        base = srv.settled_fd_count()
         t = time.monotonic()
         socks = open_many(srv, n)
         print(f"     {n} connections open in {time.monotonic() - t:.2f}s", flush=True)
@@ -173,7 +173,7 @@ def select_fd_setsize(n=1100):
     srv = server("select", "--frame", "line")
     socks = []
     try:
-        base = srv.fd_count()
+        base = srv.settled_fd_count()
         socks = open_many(srv, n)
         want = [b"sel %d" % i for i in range(n)]
         for i, s in enumerate(socks):

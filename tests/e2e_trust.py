@@ -172,7 +172,7 @@ def slowloris(model, n=1000):
                               "--read-timeout", "2", "--max-conns", str(n + 64))
     slow = []
     try:
-        baseline = srv.fd_count()
+        baseline = srv.settled_fd_count()
         for i in range(n):
             s = socket.socket(srv.family, socket.SOCK_STREAM)
             s.settimeout(5)
@@ -252,7 +252,7 @@ def fd_soak(model, cycles=4000):
     counts = {"exchange": 0, "reset": 0, "reset-mid": 0, "refused": 0, "burst": 0,
               "burst-shed": 0}
     try:
-        baseline = srv.fd_count()
+        baseline = srv.settled_fd_count()
         for i in range(cycles):
             kind = i % 10
             if kind == 7:
@@ -353,7 +353,7 @@ def stopped_peer(model):
                               "--idle-timeout", "1")
     child = None
     try:
-        baseline = srv.fd_count()
+        baseline = srv.settled_fd_count()
         host, port = srv.addr
         child = subprocess.Popen([sys.executable, "-c", PEER, host, str(port)],
                                  stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
