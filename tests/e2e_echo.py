@@ -467,6 +467,35 @@ def clean_shutdown(model, backend, sig=signal.SIGTERM):
         srv.kill()
 
 
+def sigterm_at_once(model, backend, tries=40):
+    """The listening line is the signal a supervisor acts on: a SIGTERM sent
+    the moment it appears must stop the server cleanly (exit 0), never kill
+    it. Tight loop: the line is read from a pipe and the signal sent at once."""
+    for i in range(tries):
+        p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", *margs(model, backend)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            line = p.stderr.readline()
+            if b"switchboard: listening on " not in line:
+                raise AssertionError(f"try {i}: first line {line!r}, not the listening line")
+            p.send_signal(signal.SIGTERM)
+            err = p.stderr.read().decode("utf-8", "replace")
+            rc = p.wait(timeout=10)
+            if rc != 0:
+                how = (f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}")
+                raise AssertionError(f"try {i}: SIGTERM right after the listening line: "
+                                     f"{how}; stderr: {err.strip()!r}")
+            if not SERVED_RE.search(err):
+                raise AssertionError(f"try {i}: no served line in {err!r}")
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            p.stderr.close()
+    print(f"     {tries} of {tries} stopped cleanly", flush=True)
+
+
 def idle_timeout(model, backend):
     srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line",
                               "--idle-timeout", "1")
@@ -866,6 +895,8 @@ def main():
                 model, backend, limit=40)
         r.check(f"[{m}] SIGTERM with an idle connection open: exit 0, served line",
                 clean_shutdown, model, backend, limit=30)
+        r.check(f"[{m}] SIGTERM as soon as the listening line appears: exit 0 (40 tries)",
+                sigterm_at_once, model, backend, limit=60)
         r.check(f"[{m}] SIGTERM with 20 connections open: exit 0, all closed",
                 shutdown_many, model, backend, limit=30)
         r.check(f"[{m}] --max-conns 3: the 4th connection is shed, others served",

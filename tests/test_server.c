@@ -281,6 +281,42 @@ static void test_accept_emfile(void)
     sb_server_free(j.s);
 }
 
+/* handle_signals: from sb_server_new on, SIGTERM is the server's, so a
+ * supervisor that signals as soon as the server says it listens (the CLI
+ * prints that line between new and run) stops it cleanly instead of
+ * killing it. A signal before run is kept: run returns 0 at once. */
+static void test_signal_before_run(void)
+{
+    sb_model models[] = {SB_MODEL_EVENT, SB_MODEL_THREADS, SB_MODEL_FORK};
+
+    for (int i = 0; i < 3; i++) {
+        sb_server_opts o;
+        sb_server_stats st;
+        sb_server *s;
+        struct sigaction sa;
+        int64_t t0;
+
+        fprintf(stderr, "    %s\n", sb_model_name(models[i]));
+        sb_server_opts_default(&o);
+        o.listen = "127.0.0.1:0";
+        o.model = models[i];
+        o.handle_signals = 1;
+        CHECK_EQ(sb_server_new(&s, &o, &echo_handler), 0);
+        CHECK_EQ(raise(i == 1 ? SIGINT : SIGTERM), 0);
+        t0 = sb_now_ms();
+        CHECK_EQ(sb_server_run(s), 0);
+        CHECK(sb_now_ms() - t0 < 5000);
+        sb_server_stats_get(s, &st);
+        CHECK_EQ(st.accepted, 0);
+        sb_server_free(s);
+        /* free hands the signals back as they were */
+        CHECK_EQ(sigaction(SIGTERM, NULL, &sa), 0);
+        CHECK(sa.sa_handler == SIG_DFL);
+        CHECK_EQ(sigaction(SIGINT, NULL, &sa), 0);
+        CHECK(sa.sa_handler == SIG_DFL);
+    }
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -303,5 +339,6 @@ int main(void)
     RUN(test_max_conns);
     RUN(test_keepalive);
     RUN(test_accept_emfile);
+    RUN(test_signal_before_run);
     return 0;
 }

@@ -33,7 +33,11 @@ typedef struct sb_server_opts {
     int keepalive_s;      /* > 0: TCP keepalive on accepted connections, first probe
                            * after this many idle seconds (HOWTO 4.1: a peer that
                            * vanished is found even with no timeout set) */
-    int handle_signals;   /* install SIGINT/SIGTERM handlers (CLI: 1) */
+    int handle_signals;   /* SIGINT/SIGTERM stop the server (CLI: 1). Taken by
+                           * sb_server_new, so a signal that comes before
+                           * sb_server_run is kept and run returns 0 at once;
+                           * sb_server_free restores the dispositions found.
+                           * One server at a time should ask for this. */
     sb_conn_opts conn;    /* per-connection options */
     /* Where the server reports what it did not do (a shed connection, an
      * fd the select backend cannot hold, accept pausing on EMFILE). The
