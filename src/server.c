@@ -319,7 +319,7 @@ static int accept_one(sb_server *s, int flags)
         return fd;
     if (__atomic_load_n(&s->active, __ATOMIC_RELAXED) >= (uint64_t)s->o.max_conns) {
         count(&s->refused, 1);
-        srv_log(s, "connection shed: --max-conns %d reached", s->o.max_conns);
+        srv_log(s, "connection shed: max_conns (%d) connections open", s->o.max_conns);
         sb__sys.close(fd);
         return -EINTR;
     }
@@ -370,8 +370,8 @@ static void ev_adopt(sb_server *s, int fd)
 
     if (rc == SB_EFDSETSIZE) {
         count(&s->refused, 1);
-        srv_log(s, "connection refused: fd %d >= FD_SETSIZE (%d), the select backend's limit; "
-                   "use --backend poll or epoll", fd, FD_SETSIZE);
+        srv_log(s, "connection refused: fd %d >= FD_SETSIZE (%d), the select backend's limit "
+                   "(the poll and epoll backends have none)", fd, FD_SETSIZE);
         return;
     }
     if (rc < 0 || c == NULL) {

@@ -89,6 +89,21 @@ static void *client(void *p)
     return NULL;
 }
 
+/* What the server logged (the shedding reports): the library names its
+ * own options (max_conns), never a CLI flag. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_seen[1024];
+
+static void record_log(void *ud, const char *msg)
+{
+    pthread_mutex_lock(&log_mu);
+    if (strlen(log_seen) + strlen(msg) + 2 < sizeof(log_seen)) {
+        strcat(log_seen, msg);
+        strcat(log_seen, "\n");
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
 static void run_model(sb_model model, const char *backend, int max_conns)
 {
     sb_server_opts o;
@@ -104,6 +119,8 @@ static void run_model(sb_model model, const char *backend, int max_conns)
     o.backend = backend;
     o.max_conns = max_conns;
     o.grace_ms = 300;
+    o.log = record_log;
+    log_seen[0] = '\0';
     CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
     j.spec = o.conn.frame;
     j.max_conns = max_conns;
@@ -118,6 +135,9 @@ static void run_model(sb_model model, const char *backend, int max_conns)
     if (max_conns) {
         CHECK_EQ(j.shed_seen, 1);
         CHECK(st.refused >= 1);
+        fprintf(stderr, "    logged: %s", log_seen);
+        CHECK(strstr(log_seen, "connection shed: max_conns (2)") != NULL);
+        CHECK(strstr(log_seen, "--") == NULL);
     } else {
         CHECK_EQ(j.ok, CONNS * ROUNDS);
         CHECK_EQ(st.messages, CONNS * ROUNDS);
