@@ -50,6 +50,37 @@ int cli_parse_long(const char *opt, const char *val, long lo, long hi, long *out
     return 0;
 }
 
+/* Written by hand rather than with strtod, which also takes "nan", "inf",
+ * "1e3", "0x1p4", signs and leading blanks: a timeout is DIGITS[.DIGITS],
+ * nothing else. */
+int cli_parse_ms(const char *opt, const char *val, long max_s, int *out)
+{
+    const char *p = val ? val : "";
+    long long ms = 0, max_ms = (long long)max_s * 1000;
+    int ok;
+
+    while (*p >= '0' && *p <= '9' && ms <= max_ms) /* stops before overflow */
+        ms = ms * 10 + (*p++ - '0') * 1000;
+    ok = p != val && val != NULL;
+    if (ok && *p == '.') {
+        p++;
+        ok = *p >= '0' && *p <= '9';
+        for (int scale = 100; ok && *p >= '0' && *p <= '9'; p++, scale /= 10) {
+            if (scale == 0)
+                ok = 0; /* below a millisecond */
+            else
+                ms += (*p - '0') * scale;
+        }
+    }
+    if (!ok || *p != '\0' || ms > max_ms) {
+        cli_error(opt, "'%s' is not a number of seconds in 0..%ld, at most 3 decimals",
+                  val ? val : "", max_s);
+        return -1;
+    }
+    *out = (int)ms;
+    return 0;
+}
+
 int cli_parse_size(const char *opt, const char *val, size_t *out)
 {
     char *end;

@@ -22,6 +22,7 @@ static const char serve_usage[] =
     "  --idle-timeout S       close a connection silent for S seconds (off)\n"
     "  --read-timeout S       close when a started message stalls S seconds (off)\n"
     "  --write-timeout S      close when replies make no progress for S seconds (off)\n"
+    "                         (the three take fractions down to 0.001: 0.25)\n"
     "  --keepalive S          TCP keepalive probes after S idle seconds (off)\n"
     "  --out-cap BYTES        disconnect a peer whose unread replies pass this (4M + max-msg)\n"
     "  --backlog N            listen backlog (SOMAXCONN)\n"
@@ -36,15 +37,6 @@ static const char serve_usage[] =
 static void serve_log(void *ud, const char *msg)
 {
     fprintf(stderr, "switchboard: %s\n", msg);
-}
-
-static int seconds_ms(const char *opt, const char *val, int *out)
-{
-    long v;
-    if (cli_parse_long(opt, val, 0, 86400, &v) < 0)
-        return -1;
-    *out = (int)(v * 1000);
-    return 0;
 }
 
 enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
@@ -118,9 +110,9 @@ static int parse_one(serve_args *a, int opt, const char *val)
             return -1;
         a->cfg.work_us = (int)v;
         return 0;
-    case O_IDLE: return seconds_ms("--idle-timeout", val, &a->so.conn.idle_timeout_ms);
-    case O_READ: return seconds_ms("--read-timeout", val, &a->so.conn.read_timeout_ms);
-    case O_WRITE: return seconds_ms("--write-timeout", val, &a->so.conn.write_timeout_ms);
+    case O_IDLE: return cli_parse_ms("--idle-timeout", val, 86400, &a->so.conn.idle_timeout_ms);
+    case O_READ: return cli_parse_ms("--read-timeout", val, 86400, &a->so.conn.read_timeout_ms);
+    case O_WRITE: return cli_parse_ms("--write-timeout", val, 86400, &a->so.conn.write_timeout_ms);
     case O_ROOT: a->cfg.root = val; return 0;
     case O_LOG: a->cfg.access_log = val; return 0;
     case O_NOCACHE: a->cfg.no_file_cache = 1; return 0;

@@ -738,6 +738,19 @@ def cli_usage(cmd, want_rc=2):
     return f
 
 
+def cli_bad_timeouts():
+    """Timeouts are DIGITS[.DIGITS] seconds, at most 3 decimals, at most a
+    day: anything else is a usage error naming the option (exit 2)."""
+    bad = ["1.2.3", "-1", "-0.5", "nan", "inf", "1e3", "0x10", "+1", " 1", "", ".", "1.",
+           ".5", "0.0001", "86400.001", "99999999999999999999999", "1,5", "1s"]
+    for opt in ("--idle-timeout", "--read-timeout", "--write-timeout"):
+        for v in bad:
+            res = sbtest.run_cli(BIN, "serve", "--listen", "127.0.0.1:0", opt, v, timeout=10)
+            if res.rc != 2 or f"switchboard: {opt}: " not in res.err:
+                raise AssertionError(f"{opt} {v!r}: want a usage error (exit 2), got {res}")
+    print(f"     {len(bad)} bad values refused for each of the three", flush=True)
+
+
 def cli_help(sub):
     def f():
         res = sbtest.run_cli(BIN, *sub, "--help", timeout=10)
@@ -878,6 +891,7 @@ def main():
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--model", "bogus"]))
     r.check("cli: serve --bogus-option exits 2",
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--bogus-option"]))
+    r.check("cli: serve timeouts: not seconds with up to 3 decimals exits 2", cli_bad_timeouts)
 
     r.check("bench --threads 1: one thread, marks, replies = served", bench_threads, 1, limit=30)
     r.check("bench --threads 2: three threads, marks, replies = served", bench_threads, 2,
