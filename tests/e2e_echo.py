@@ -83,14 +83,15 @@ def want_msg(fr, payload, mtype):
 
 def exchange(srv, fr, items, how="one", sock=None, timeout=5.0):
     """Send [(payload, type)] framed on a connection and check the echo.
-    how: "one" (one sendall), "split" (many small sends with sleeps)."""
+    how: "one" (one sendall), "split" (many small sends, each read by the
+    server before the next)."""
     own = sock is None
     s = srv.connect() if own else sock
     try:
         if fr.kind == "eof":
             data = b"".join(p for p, _ in items)
             if how == "split":
-                sbtest.send_split(s, data, pieces=min(len(data), 20))
+                sbtest.send_pieces(srv, s, data, pieces=20)
             else:
                 s.sendall(data)
             s.shutdown(socket.SHUT_WR)
@@ -99,12 +100,7 @@ def exchange(srv, fr, items, how="one", sock=None, timeout=5.0):
         data = b"".join(fr.encode(p, t) for p, t in items)
         if how == "split":
             # the first bytes one by one (headers split), then small chunks
-            head = data[:12]
-            for i in range(len(head)):
-                s.sendall(head[i:i + 1])
-                time.sleep(0.005)
-            if len(data) > 12:
-                sbtest.send_split(s, data[12:], pieces=min(len(data) - 12, 16))
+            sbtest.send_pieces(srv, s, data, pieces=16, head=12)
         else:
             s.sendall(data)
         if fr.kind == "raw":
@@ -238,7 +234,7 @@ def run_cell(model, backend, spec):
             s = srv.connect()
             try:
                 s.sendall(data[:cut])
-                time.sleep(0.05)
+                srv.wait_read(s)
                 s.sendall(data[cut:])
                 eq(recv_msgs(s, fr.decoder(), 3), [want_msg(fr, p, t) for p, t in items])
             finally:
@@ -270,7 +266,7 @@ def run_cell(model, backend, spec):
                 s = srv.connect()
                 try:
                     s.sendall(frame[:-1])
-                    time.sleep(0.1)
+                    srv.wait_read(s)
                     s.sendall(frame[-1:])
                     eq(recv_msgs(s, fr.decoder(), 1, 10), [big_payload(MAX)])
                 finally:
@@ -445,7 +441,8 @@ def clean_shutdown(model, backend, sig=signal.SIGTERM):
         try:
             idle.sendall(b"only message\n")
             eq(recv_msgs(idle, fr.decoder(), 1), [b"only message"])
-            time.sleep(0.2)
+            if not sbtest.wait_until(srv.quiet, 5, 0.005):
+                raise AssertionError("the server did not go back to waiting")
             t = time.monotonic()
             rc, err = srv.stop(timeout=10, sig=sig)
             dt = time.monotonic() - t
@@ -496,9 +493,12 @@ def sigterm_at_once(model, backend, tries=40):
     print(f"     {tries} of {tries} stopped cleanly", flush=True)
 
 
+IDLE = 0.5  # --idle-timeout in the idle checks: seconds, fractions allowed
+
+
 def idle_timeout(model, backend):
     srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line",
-                              "--idle-timeout", "1")
+                              "--idle-timeout", str(IDLE))
     fr = Framing("line")
     try:
         silent = srv.connect()
@@ -507,26 +507,27 @@ def idle_timeout(model, backend):
             half.sendall(b"half a mess")  # a peer that dies mid-message
             t = time.monotonic()
             if not expect_closed(silent, 6):
-                raise AssertionError("a silent connection was not closed within 6 s "
-                                     "(--idle-timeout 1)")
+                raise AssertionError(f"a silent connection was not closed within 6 s "
+                                     f"(--idle-timeout {IDLE})")
             dt = time.monotonic() - t
             print(f"     silent connection closed after {dt:.2f}s", flush=True)
-            if dt < 0.5:
-                raise AssertionError(f"closed after {dt:.2f}s, before the 1 s idle timeout")
+            if dt < IDLE / 2:
+                raise AssertionError(f"closed after {dt:.2f}s, before the {IDLE} s idle timeout")
             if not expect_closed(half, 4):
                 raise AssertionError("a connection stuck mid-message was not closed")
             print("     connection stuck mid-message closed too", flush=True)
         finally:
             silent.close()
             half.close()
-        # activity keeps a connection open: exchange every 0.25 s for 2.5 s
+        # activity keeps a connection open: an exchange every IDLE/5 s for
+        # 2.4 idle timeouts
         s = srv.connect()
         try:
-            for i in range(10):
+            for i in range(12):
                 s.sendall(b"tick %d\n" % i)
                 eq(recv_msgs(s, fr.decoder(), 1), [b"tick %d" % i])
-                time.sleep(0.25)
-            print("     an active connection stayed open for 2.5 s", flush=True)
+                time.sleep(IDLE / 5)
+            print(f"     an active connection stayed open for {12 * IDLE / 5:.1f} s", flush=True)
         finally:
             s.close()
         exchange(srv, fr, [(b"still serving", None)])
@@ -589,7 +590,7 @@ def max_conns(model, backend, cap=3):
         finally:
             extra.close()
         print(f"     connection {cap + 1} shed; stderr: "
-              f"{[ln for ln in srv.stderr_text().splitlines() if 'max-conns' in ln][:1]}",
+              f"{[ln for ln in srv.stderr_text().splitlines() if 'max_conns' in ln][:1]}",
               flush=True)
         exchange(srv, fr, [(b"still held", None)], sock=held[0])
         held.pop().close()
