@@ -145,22 +145,33 @@ static int serve_parse(serve_args *a, int argc, char **argv)
     return 0;
 }
 
-static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
+/* The listening line is what a script or supervisor waits for: printed
+ * from on_ready, when the server handles its signals and is complete. */
+static void serve_ready(sb_server *s, void *ud)
 {
-    sb_server *s;
-    sb_server_stats st;
+    const serve_args *a = ud;
     char where[160];
-    int rc = sb_server_new(&s, &a->so, h);
 
-    if (rc < 0) {
-        cli_error(a->so.listen, "%s", sb_strerror(rc));
-        return 1;
-    }
     sb_server_address(s, where, sizeof(where));
     fprintf(stderr, "switchboard: listening on %s\n", where);
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "switchboard: %s app, %s model; try: switchboard send %s hello  (Ctrl-C stops)\n",
-                app->name, sb_model_name(a->so.model), where);
+                a->app, sb_model_name(a->so.model), where);
+}
+
+static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
+{
+    sb_server *s;
+    sb_server_stats st;
+    int rc;
+
+    a->so.on_ready = serve_ready;
+    a->so.on_ready_ud = a;
+    rc = sb_server_new(&s, &a->so, h);
+    if (rc < 0) {
+        cli_error(a->so.listen, "%s", sb_strerror(rc));
+        return 1;
+    }
     rc = sb_server_run(s);
     sb_server_stats_get(s, &st);
     sb_server_free(s);

@@ -141,6 +141,12 @@ static int install(int signo, void (*fn)(int), struct sigaction *old)
  * signal before run only sets `stopping`, and run returns 0 at once. The
  * event model's loop takes them over while it runs (sb_loop_signal keeps
  * these as the dispositions to restore). */
+static void ready(sb_server *s)
+{
+    if (s->o.on_ready)
+        s->o.on_ready(s, s->o.on_ready_ud);
+}
+
 static int take_signals(sb_server *s)
 {
     int rc;
@@ -464,8 +470,10 @@ static int run_event(sb_server *s)
     rc = sb_loop_watch(s->loop, s->lfd, SB_READABLE, ev_accept, s);
     if (rc == 0 && __atomic_load_n(&s->stopping, __ATOMIC_SEQ_CST))
         ev_begin_stop(s);
-    if (rc == 0)
+    if (rc == 0) {
+        ready(s);
         rc = sb_loop_run(s->loop);
+    }
     if (s->o.handle_signals) {
         sb_loop_signal(s->loop, SIGINT, NULL, NULL);
         sb_loop_signal(s->loop, SIGTERM, NULL, NULL);
@@ -622,6 +630,7 @@ static int run_threads(sb_server *s)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, SB_THREAD_STACK);
+    ready(s);
     while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
         int fd = blk_next(s, -1);
         if (fd >= 0)
@@ -722,6 +731,7 @@ static void fork_stop(sb_server *s)
 static int run_fork(sb_server *s)
 {
     install(SIGCHLD, on_sigchld, NULL);
+    ready(s);
     while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
         int fd;
         fork_reap(s); /* before accepting: the cap counts live children only */

@@ -361,19 +361,10 @@ class Server:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def settled_fd_count(self, timeout=5.0):
-        """The fd count once it has not changed for 0.3 s (bounded): the
-        baseline to compare with later. The server prints its listening
-        line before its model has set up (a loop's epoll fd, eventfd and
-        signal pipe), so a count taken at once can be short of them."""
-        last = self.fd_count()
-        deadline = time.monotonic() + timeout
-        stable = 0
-        while time.monotonic() < deadline and stable < 3:
-            time.sleep(0.1)
-            n = self.fd_count()
-            stable = stable + 1 if n == last else 0
-            last = n
-        return last
+        """The baseline fd count to compare with later. The server prints
+        its listening line once its model is set up (a loop's epoll fd,
+        eventfd and signal pipe exist), so the count now is the whole of it."""
+        return self.fd_count()
 
     def children(self):
         return proc_children(self.pid)

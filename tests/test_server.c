@@ -104,6 +104,19 @@ static void record_log(void *ud, const char *msg)
     pthread_mutex_unlock(&log_mu);
 }
 
+/* on_ready: called once per run, from run, before any connection. */
+static int ready_calls;
+
+static void note_ready(sb_server *s, void *ud)
+{
+    sb_server_stats st;
+
+    sb_server_stats_get(s, &st);
+    CHECK_EQ(st.accepted, 0);
+    CHECK(ud == &ready_calls);
+    ready_calls++;
+}
+
 static void run_model(sb_model model, const char *backend, int max_conns)
 {
     sb_server_opts o;
@@ -121,6 +134,9 @@ static void run_model(sb_model model, const char *backend, int max_conns)
     o.grace_ms = 300;
     o.log = record_log;
     log_seen[0] = '\0';
+    o.on_ready = note_ready;
+    o.on_ready_ud = &ready_calls;
+    ready_calls = 0;
     CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
     j.spec = o.conn.frame;
     j.max_conns = max_conns;
@@ -144,6 +160,7 @@ static void run_model(sb_model model, const char *backend, int max_conns)
         CHECK_EQ(st.accepted, CONNS);
     }
     CHECK_EQ(st.active, 0);
+    CHECK_EQ(ready_calls, 1);
     sb_server_free(j.s);
     /* fork: every child reaped, none left behind - no zombie (a pid back)
      * and no live child (0 back): the process has no child at all. */

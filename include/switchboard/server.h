@@ -23,6 +23,8 @@
 
 typedef enum sb_model { SB_MODEL_EVENT, SB_MODEL_THREADS, SB_MODEL_FORK } sb_model;
 
+typedef struct sb_server sb_server;
+
 typedef struct sb_server_opts {
     const char *listen;   /* ADDR (default "127.0.0.1:7000") */
     sb_model model;
@@ -45,6 +47,13 @@ typedef struct sb_server_opts {
      * that saw the event; messages are rate limited to a few per second. */
     void (*log)(void *ud, const char *msg);
     void *log_ud;
+    /* Called once by sb_server_run, on its thread, when the server serves:
+     * the model is set up (the event loop and its descriptors exist), the
+     * listener is watched, and it is about to wait for the first
+     * connection. The place to announce the address: whoever acts on the
+     * announcement finds the server complete. NULL: not called. */
+    void (*on_ready)(sb_server *s, void *ud);
+    void *on_ready_ud;
 } sb_server_opts;
 
 typedef struct sb_server_stats {
@@ -53,8 +62,6 @@ typedef struct sb_server_stats {
     uint64_t messages;    /* messages delivered to the handler */
     uint64_t active;      /* connections open now */
 } sb_server_stats;
-
-typedef struct sb_server sb_server;
 
 void sb_server_opts_default(sb_server_opts *o);
 /* Bind and listen now (so the port is known), dispatch on run. The handler
