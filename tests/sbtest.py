@@ -48,6 +48,7 @@ Framing (pure Python, socket module only, the way the HOWTO reads):
     sbtest.send_pieces(srv, sock, data, pieces=16, head=0)  many small sends, each read by
                                       the server before the next (no sleeps)
     srv.wait_read(sock) -> True once the server has read what was sent on sock
+    sbtest.unsent(sock), sbtest.bytes_acked(sock)   what the peer has not got / has got
     srv.quiet() -> True when every thread of the server and its children sleeps
     sbtest.raise_nofile(n) -> the soft RLIMIT_NOFILE now in force (inherited by servers)
     sbtest.wait_until(pred, timeout, interval=0.05) -> last value of pred() (truthy on success)
@@ -73,7 +74,8 @@ import traceback
 __all__ = [
     "parse_args", "Runner", "start_server", "Server", "run_cli", "CliResult",
     "Framing", "Decoder", "FrameError", "recv_msgs", "recv_exact", "recv_until_eof",
-    "expect_closed", "send_split", "send_pieces", "unsent", "raise_nofile", "wait_until", "proc_children",
+    "expect_closed", "send_split", "send_pieces", "unsent", "bytes_acked", "raise_nofile",
+    "wait_until", "proc_children",
     "SkipCheck",
 ]
 
@@ -255,6 +257,13 @@ def unsent(sock):
     """Bytes sent on sock that the peer has not got yet: for TCP not yet
     acknowledged, for a unix socket not yet read (SIOCOUTQ)."""
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def bytes_acked(sock):
+    """Payload bytes sent on a TCP socket and acknowledged by the peer
+    (tcp_info.tcpi_bytes_acked, Linux 4.1+): the peer has them."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("Q", info, 120)[0]
 
 
 def proc_children(ppid):
