@@ -22,7 +22,7 @@ static const char send_usage[] =
     "  --type T         typed framing: the type byte (one character or 0xHH)\n"
     "  --half-close     send all, shut down the sending side, read until the\n"
     "                   server closes (implied by --frame eof)\n"
-    "  --timeout S      give up on connect or a reply after S seconds (10)\n"
+    "  --timeout S      give up on connect or a reply after S seconds (10; 0.5 too)\n"
     "  --max-msg BYTES  largest reply accepted (16M)\n"
     "  --help           this text\n";
 
@@ -190,7 +190,6 @@ static const struct option send_opts[] = {
 static int send_parse(send_args *a, int argc, char **argv)
 {
     int opt;
-    long v;
 
     optind = 1;
     opterr = 0;
@@ -209,9 +208,12 @@ static int send_parse(send_args *a, int argc, char **argv)
             break;
         case O_HALF: a->half_close = 1; break;
         case O_TIMEOUT:
-            if (cli_parse_long("--timeout", optarg, 1, 86400, &v) < 0)
+            if (cli_parse_ms("--timeout", optarg, 86400, &a->timeout_ms) < 0)
                 return -1;
-            a->timeout_ms = (int)v * 1000;
+            if (a->timeout_ms == 0) {
+                cli_error("--timeout", "'%s': a timeout must be above 0", optarg);
+                return -1;
+            }
             break;
         case O_MAXMSG:
             if (cli_parse_size("--max-msg", optarg, &a->max_msg) < 0)

@@ -701,13 +701,13 @@ def cli_send_timeout():
     ls.listen(8)  # never accepted, never answered
     try:
         t = time.monotonic()
-        res = sbtest.run_cli(BIN, "send", f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "1",
+        res = sbtest.run_cli(BIN, "send", f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "0.3",
                              "anyone there?", timeout=15)
         dt = time.monotonic() - t
         print(f"     {res} after {dt:.2f}s", flush=True)
         eq(res.rc, 1, "exit code")
         if dt > 6:
-            raise AssertionError(f"took {dt:.1f}s with --timeout 1")
+            raise AssertionError(f"took {dt:.1f}s with --timeout 0.3")
         if not res.err.startswith("switchboard: ") or "timed out" not in res.err:
             raise AssertionError(f"stderr should say it timed out: {res.err!r}")
     finally:
@@ -749,7 +749,11 @@ def cli_bad_timeouts():
             res = sbtest.run_cli(BIN, "serve", "--listen", "127.0.0.1:0", opt, v, timeout=10)
             if res.rc != 2 or f"switchboard: {opt}: " not in res.err:
                 raise AssertionError(f"{opt} {v!r}: want a usage error (exit 2), got {res}")
-    print(f"     {len(bad)} bad values refused for each of the three", flush=True)
+    for v in bad + ["0", "0.000"]:  # send: a timeout must be above 0 too
+        res = sbtest.run_cli(BIN, "send", "127.0.0.1:9", "--timeout", v, "x", timeout=10)
+        if res.rc != 2 or "switchboard: --timeout: " not in res.err:
+            raise AssertionError(f"send --timeout {v!r}: want a usage error (exit 2), got {res}")
+    print(f"     {len(bad)} bad values refused for each of the four", flush=True)
 
 
 def cli_help(sub):
@@ -802,13 +806,21 @@ def bench_threads(threads):
     runs on the main thread) or T + 1 (a supervisor and T workers)."""
     srv = sbtest.start_server(BIN, "--frame", "len32")
     try:
-        cmd = [BIN, "bench", srv.addr_str, "--conns", "8", "--duration", "1", "--warmup", "0.2",
-               "--frame", "len32", "--threads", str(threads), "--marks", "--json"]
+        cmd = [BIN, "bench", srv.addr_str, "--conns", "8", "--duration", "0.5",
+               "--warmup", "0.1", "--frame", "len32", "--threads", str(threads), "--marks",
+               "--json"]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.7)
+        # threads counted inside the measured window
+        first = b""
+        while b"window begins" not in first:
+            line = p.stderr.readline()
+            if not line:
+                break
+            first += line
         with open(f"/proc/{p.pid}/status") as f:
             nthreads = int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
         out, err = p.communicate(timeout=20)
+        err = first + err
         eq(p.returncode, 0, f"bench exit code (stderr {err!r})")
         # ThreadSanitizer's runtime adds a thread of its own once a thread is started.
         extra = 1 if threads > 1 and "thread" in sbtest.sanitizers(args.build) else 0
@@ -879,7 +891,7 @@ def main():
     for sub in ([], ["serve"], ["send"], ["get"], ["bench"]):
         r.check(f"cli: {' '.join(sub + ['--help'])} exits 0", cli_help(sub))
     r.check("cli: send to a closed port exits 1 with 'connection refused'", cli_refused)
-    r.check("cli: send --timeout 1 to a server that never replies exits 1, timed out",
+    r.check("cli: send --timeout 0.3 to a server that never replies exits 1, timed out",
             cli_send_timeout, limit=30)
     r.check("cli: send a message the server refuses (too big) exits 1", cli_send_oversize)
     r.check("cli: send --frame bogus exits 2",
@@ -892,7 +904,8 @@ def main():
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--model", "bogus"]))
     r.check("cli: serve --bogus-option exits 2",
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--bogus-option"]))
-    r.check("cli: serve timeouts: not seconds with up to 3 decimals exits 2", cli_bad_timeouts)
+    r.check("cli: serve and send timeouts: not seconds with up to 3 decimals exits 2",
+            cli_bad_timeouts)
 
     r.check("bench --threads 1: one thread, marks, replies = served", bench_threads, 1, limit=30)
     r.check("bench --threads 2: three threads, marks, replies = served", bench_threads, 2,

@@ -306,7 +306,7 @@ class Server:
                 break
             if self.proc.poll() is not None:
                 break
-            time.sleep(0.02)
+            time.sleep(0.002)
         if self.addr_str is None:
             rc = self.proc.poll()
             self.kill()
