@@ -468,6 +468,14 @@ def sigterm_at_once(model, backend, tries=40):
     """The listening line is the signal a supervisor acts on: a SIGTERM sent
     the moment it appears must stop the server cleanly (exit 0), never kill
     it. Tight loop: the line is read from a pipe and the signal sent at once."""
+    if "thread" in sbtest.sanitizers(args.build):
+        # TSan's runtime defers an async signal that arrives outside a
+        # blocking call and sometimes never delivers it: a 20-line program
+        # (sigaction, print a line, poll until the flag is set) loses the
+        # SIGTERM in about 1 of 300 starts under -fsanitize=thread, in none
+        # without. The plain and ASan runs cover this; test_server's
+        # signal-before-run case runs under TSan too.
+        raise sbtest.SkipCheck("ThreadSanitizer can drop an async signal (see comment)")
     for i in range(tries):
         p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", *margs(model, backend)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
