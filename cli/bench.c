@@ -373,13 +373,14 @@ static int setup_frame(struct bench *b)
         return -1;
     }
     b->hdr_len = (size_t)r;
-    b->trl_len = (size_t)sb_frame_trailer(&b->spec, b->trl);
-    b->framed = b->hdr_len + b->o.size + b->trl_len;
     r = make_pattern(b);
     if (r < 0) {
         cli_error(b->o.frame, "the test payload would contain the delimiter: %s", sb_strerror(r));
         return -1;
     }
+    /* Every payload is alphanumeric, so the pattern's trailer fits them all. */
+    b->trl_len = (size_t)sb_frame_trailer(&b->spec, b->pattern, b->o.size, b->trl);
+    b->framed = b->hdr_len + b->o.size + b->trl_len;
     return 0;
 }
 

@@ -1060,7 +1060,7 @@ int sb_conn_send(sb_conn *c, int type, const void *p, size_t n)
     }
     if (n)
         memcpy(dst + hl, p, n);
-    tl = sb__frame_trailer(s, dst + hl + n);
+    tl = sb__frame_trailer(s, dst + hl, n, dst + hl + n);
     queue_commit(c, (size_t)hl + n + (size_t)tl);
     rc = conn_queued_more(c);
     conn_unlock(c);

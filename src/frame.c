@@ -441,18 +441,29 @@ int sb_frame_header(const sb_frame_spec *spec, int type, size_t len, uint8_t *hd
     }
 }
 
-int sb_frame_trailer(const sb_frame_spec *spec, uint8_t *trl)
+/* The decoder drops one '\r' before line's '\n', so a payload that ends
+ * in '\r' gets "\r\n": the decoder drops the added '\r' and keeps the
+ * payload's own. Any other payload gets the bare '\n' that line framing
+ * writes. */
+int sb_frame_trailer(const sb_frame_spec *spec, const void *p, size_t len, uint8_t *trl)
 {
     if (spec->kind != SB_FRAME_LINE && spec->kind != SB_FRAME_DELIM)
         return 0;
+    if (spec->kind == SB_FRAME_LINE && len > 0 && ((const uint8_t *)p)[len - 1] == '\r') {
+        memcpy(trl, "\r\n", 2);
+        return 2;
+    }
     memcpy(trl, spec->delim, spec->delim_len);
     return (int)spec->delim_len;
 }
 
-/* The payload must not contain the delimiter, and its tail must not form
- * the delimiter together with the trailer's head (payload "\r\n" before
- * delimiter "\r\n\r\n" would end the message early). For line, a trailing
- * '\r' is rejected too: the decoder would drop it. */
+/* A delimited payload decodes back to itself exactly when the first
+ * delimiter in payload + trailer is the trailer: the payload must not
+ * contain it, and its tail must not form it together with the trailer's
+ * head (payload "\r\n" before delimiter "\r\n\r\n" would end the message
+ * early). Those are the payloads the decoder can cut, so every message it
+ * yields can be sent back. For line, whose trailer follows the payload
+ * (see sb_frame_trailer), only '\n' is refused. */
 int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t len)
 {
     uint8_t tail[2 * SB_DELIM_MAX];
@@ -465,7 +476,7 @@ int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t l
     if (find_delim(spec, p, len))
         return SB_EMALFORMED;
     if (spec->kind == SB_FRAME_LINE)
-        return p[len - 1] == '\r' ? SB_EMALFORMED : 0;
+        return 0;
     keep = len < dl - 1 ? len : dl - 1;
     memcpy(tail, p + len - keep, keep);
     memcpy(tail + keep, spec->delim, dl);
@@ -483,7 +494,7 @@ int sb_frame_encode(const sb_frame_spec *spec, int type, const void *p, size_t l
     hl = sb_frame_header(spec, type, len, hdr);
     if (hl < 0)
         return hl;
-    tl = sb_frame_trailer(spec, trl);
+    tl = sb_frame_trailer(spec, p, len, trl);
     if (len > SIZE_MAX - (size_t)hl - (size_t)tl)
         return SB_ETOOBIG;
     rc = sb_buf_reserve(out, (size_t)hl + len + (size_t)tl, &dst);

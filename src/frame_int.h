@@ -57,11 +57,12 @@ static inline int sb__frame_header(const sb_frame_spec *spec, int type, size_t n
     return sb_frame_header(spec, type, n, hdr);
 }
 
-static inline int sb__frame_trailer(const sb_frame_spec *spec, uint8_t *trl)
+static inline int sb__frame_trailer(const sb_frame_spec *spec, const void *p, size_t len,
+                                    uint8_t *trl)
 {
     if (spec->kind != SB_FRAME_LINE && spec->kind != SB_FRAME_DELIM)
         return 0;
-    return sb_frame_trailer(spec, trl);
+    return sb_frame_trailer(spec, p, len, trl);
 }
 
 #endif

@@ -235,7 +235,7 @@ int sb_stream_write_msg(sb_stream *s, int type, const void *p, size_t n)
     h = sb_frame_header(&s->spec, type, n, hdr);
     if (h < 0)
         return h;
-    t = sb_frame_trailer(&s->spec, trl);
+    t = sb_frame_trailer(&s->spec, p, n, trl);
     if (t < 0)
         return t;
     r = write_at(s, hdr, (size_t)h, deadline);

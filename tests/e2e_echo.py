@@ -888,7 +888,29 @@ def main():
     path = f"/tmp/sbtest-echo-{os.getpid()}.sock"
     r.check("listen on unix:/tmp/...", listen_family, f"unix:{path}", f"unix:{path}",
             socket.AF_UNIX)
+    line_cr_round_trip_all()
     return r.finish()
+
+
+def line_cr_round_trip(model, backend):
+    """--frame line decodes `ab\\r\\r\\n` as the message `ab\\r`: its echo must
+    come back as those same bytes (the encoder ends a payload that ends in
+    \\r with \\r\\n), and the connection stays open for the next line."""
+    srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line")
+    try:
+        with srv.connect() as s:
+            s.sendall(b"ab\r\r\n\r\r\n")
+            eq(recv_exact(s, 8), b"ab\r\r\n\r\r\n", "echo of 'ab\\r' and '\\r'")
+            s.sendall(b"next\n")
+            eq(recv_exact(s, 5), b"next\n", "the line after them")
+    finally:
+        srv.stop()
+
+
+def line_cr_round_trip_all():
+    for model, backend in MODELS:
+        r.check(f"[{mname(model, backend)}] line: a message ending in \\r echoes intact",
+                line_cr_round_trip, model, backend, limit=30)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
  * and encoders.
  *
  *   raw         no framing: each read is one message
- *   line        ends at '\n'; a '\r' before it is dropped too
+ *   line        ends at '\n'; a '\r' before it is dropped too (so the
+ *               encoder ends a payload that ends in '\r' with "\r\n")
  *   delim:STR   ends at STR (C escapes: \r \n \t \\ \0 \xHH), STR 1..16 bytes
  *   fixed:N     exactly N bytes
  *   ascii:N     N decimal digits of payload length, then the payload
@@ -109,13 +110,19 @@ ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const ui
  * used by typed framing) and returns its length, or SB_ETOOBIG if len does
  * not fit the length field (or differs from fixed:N / the typed table),
  * SB_EBADTYPE for a type not in the table.
- * sb_frame_trailer writes the trailer (the delimiter for line/delim, nothing
- * otherwise) and returns its length.
- * For line/delim the payload must not contain the delimiter:
- * sb_frame_check_payload returns SB_EMALFORMED if it does, else 0. */
+ * sb_frame_trailer writes the trailer that follows the payload p[0..len)
+ * (the delimiter for line/delim, nothing otherwise; "\r\n" for a line
+ * payload ending in '\r', whose own '\r' the decoder would otherwise drop)
+ * and returns its length. p is only read, during the call.
+ * For line/delim the payload must not contain the delimiter, nor end in
+ * bytes that form it with the trailer: sb_frame_check_payload returns
+ * SB_EMALFORMED if it does, else 0.
+ * Every message the decoder yields passes these checks, and its encoding
+ * decodes to the same message: decode -> encode -> decode is the identity
+ * for every framing (raw and eof one message per stream). */
 #define SB_FRAME_HDR_MAX 24
 int sb_frame_header(const sb_frame_spec *spec, int type, size_t len, uint8_t *hdr);
-int sb_frame_trailer(const sb_frame_spec *spec, uint8_t *trl);
+int sb_frame_trailer(const sb_frame_spec *spec, const void *p, size_t len, uint8_t *trl);
 int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t len);
 /* Header + payload + trailer appended to out. Returns 0 or an error above
  * (out unchanged on error). */
