@@ -29,8 +29,8 @@ enum sb_error {
     SB_ERR_LAST = SB_ERR_BASE - 16
 };
 
-/* Text for a code returned by any switchboard function (negative errno or
- * SB_E*). Never NULL; the string is static. */
+/* Text for a code returned by any switchboard function (negative errno,
+ * SB_E* or http.h's SB_HTTP_*). Never NULL; the string is static. */
 const char *sb_strerror(int code);
 
 #endif
