@@ -20,7 +20,15 @@
 #include "switchboard/server.h"
 #include "switchboard/http.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Library version string, e.g. "0.1.0". */
 const char *sb_version(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

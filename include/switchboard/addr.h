@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sb_addr {
     struct sockaddr_storage ss; /* the address (sockaddr_un fits too) */
     socklen_t len;              /* its length */
@@ -41,5 +45,9 @@ int sb_addr_resolve(const char *s, int passive, sb_addr *out, int max);
 /* Format a socket address as "1.2.3.4:80", "[::1]:80" or "unix:/path" into
  * out[0..n). Returns the string length or -ENOSPC. */
 int sb_addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

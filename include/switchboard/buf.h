@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sb_buf {
     uint8_t *data; /* owned allocation, NULL while empty and never grown */
     size_t rpos;   /* first unread byte */
@@ -39,5 +43,9 @@ int sb_buf_append(sb_buf *b, const void *p, size_t n);
 void sb_buf_consume(sb_buf *b, size_t n);
 /* Empty the buffer without freeing memory. */
 void sb_buf_reset(sb_buf *b);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -35,6 +35,10 @@
 #include "frame.h"
 #include "loop.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sb_conn sb_conn;
 
 typedef struct sb_handler {
@@ -117,5 +121,9 @@ const sb_conn_opts *sb_conn_options(const sb_conn *c);
 size_t sb_conn_queued(const sb_conn *c);     /* bytes waiting in the write queue */
 /* The peer as "1.2.3.4:5678" (computed on first use, owned by c). */
 const char *sb_conn_peer(sb_conn *c);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

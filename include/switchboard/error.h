@@ -8,6 +8,10 @@
 #ifndef SWITCHBOARD_ERROR_H
 #define SWITCHBOARD_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SB_ERR_BASE (-10000)
 
 enum sb_error {
@@ -32,5 +36,9 @@ enum sb_error {
 /* Text for a code returned by any switchboard function (negative errno,
  * SB_E* or http.h's SB_HTTP_*). Never NULL; the string is static. */
 const char *sb_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -32,6 +32,10 @@
 
 #include "buf.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum sb_frame_kind {
     SB_FRAME_RAW,
     SB_FRAME_LINE,
@@ -155,5 +159,9 @@ void sb_decoder_eof(sb_decoder *d);
 /* Take the next whole message: 1 with *msg set, 0 when more bytes are
  * needed (or clean end after eof), or a negative error (sticky). */
 int sb_decoder_next(sb_decoder *d, sb_msg *msg);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

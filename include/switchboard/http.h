@@ -35,6 +35,10 @@
 
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Results of the parsers besides a byte count. They lie below the codes of
  * error.h (SB_ERR_BASE - 1000 and down) so they never collide with them;
  * sb_http_strerror names them. A malformed message is SB_EHTTP (400). */
@@ -174,5 +178,9 @@ int sb_http_parse_date(const char *s, size_t len, time_t *t);
  * grows). Returns the decoded length, or SB_EHTTP for a bad escape or one
  * that decodes to NUL. Nothing else is interpreted ('+' stays '+'). */
 ssize_t sb_http_percent_decode(const char *src, size_t len, char *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

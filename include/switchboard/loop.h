@@ -23,6 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sb_loop sb_loop;
 
 enum {
@@ -142,5 +146,9 @@ void *sb_loop_scratch(sb_loop *l, size_t *size);
  * call) or an immediate error (parse/resolve failure, cb not called). */
 typedef void (*sb_connect_cb)(sb_loop *l, int fd_or_err, void *ud);
 int sb_loop_connect(sb_loop *l, const char *addr, int timeout_ms, sb_connect_cb cb, void *ud);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

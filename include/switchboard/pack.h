@@ -9,6 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 void sb_put_u16be(uint8_t *p, uint16_t v);
 void sb_put_u32be(uint8_t *p, uint32_t v);
 void sb_put_u64be(uint8_t *p, uint64_t v);
@@ -39,5 +43,9 @@ int sb_varint_get(const uint8_t *p, size_t n, uint64_t *v);
  *      SB_EOVERFLOW if the value does not fit uint64_t. width is 1..20. */
 int sb_ascii_put(uint8_t *out, size_t width, uint64_t v);
 int sb_ascii_get(const uint8_t *p, size_t width, uint64_t *v);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,10 @@
 
 #include "conn.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum sb_model { SB_MODEL_EVENT, SB_MODEL_THREADS, SB_MODEL_FORK } sb_model;
 
 typedef struct sb_server_opts {
@@ -71,5 +75,9 @@ void sb_server_free(sb_server *s);
 
 int sb_model_parse(const char *name, sb_model *out);
 const char *sb_model_name(sb_model m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 
 #include "addr.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define SB_NO_DEADLINE INT64_MAX
 
 /* Monotonic clock in milliseconds / microseconds / nanoseconds. */
@@ -63,5 +67,9 @@ int sb_set_nonblock(int fd, int on);
 /* SO_KEEPALIVE plus TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (each <= 0
  * leaves the system default). */
 int sb_set_keepalive(int fd, int on, int idle_s, int interval_s, int count);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 
 #include "frame.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct sb_stream sb_stream;
 
 /* Wrap fd (not owned: sb_stream_close does not close it). spec/max_msg
@@ -40,5 +44,9 @@ int sb_stream_write_msg(sb_stream *s, int type, const void *p, size_t n);
 int sb_stream_read_msg(sb_stream *s, sb_msg *msg);
 /* write_msg + flush + read_msg: the request/reply exchange. */
 int sb_stream_request(sb_stream *s, int type, const void *p, size_t n, sb_msg *reply);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
