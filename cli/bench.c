@@ -1,10 +1,10 @@
 /* bench: `switchboard bench`, a load generator on switchboard's own loop.
  *
- * Divisions: options; the latency histogram; payloads (pattern, encode,
- * verify); connections (read, decode, check, refill, one write per
- * readiness); workers (one thread and one loop each, timers for the
- * measured window and the drain); the main thread (barriers, live line,
- * CPU accounting); the report (text or one JSON object).
+ * Divisions: options; payloads (pattern, encode, verify); connections
+ * (read, decode, check, refill, one write per readiness); workers (one
+ * thread and one loop each, timers for the measured window and the
+ * drain); the main thread (barriers, live line, CPU accounting); the
+ * report (text or one JSON object). The latency histogram is hist.c's.
  *
  * Each connection keeps --pipeline messages in flight. Every message
  * carries a payload that differs per message and per connection (an
@@ -30,7 +30,6 @@
  * open and idle for S seconds, then close them and report.
  */
 #include <errno.h>
-#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -43,6 +42,7 @@
 #include <sys/socket.h>
 
 #include "cli.h"
+#include "hist.h"
 
 #define PATTERN_SLACK 251      /* payload offsets cycle through a prime */
 #define SEQ_CHARS 8            /* the sequence number, 5 bits per char */
@@ -176,95 +176,6 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
     if (o->threads > o->conns)
         o->threads = o->conns;
     return 0;
-}
-
-/* ---- latency histogram ---------------------------------------------------- */
-
-/* Log-linear buckets in the style of HdrHistogram: values below 256 ns have
- * a bucket each; above, every power of two [2^k, 2^(k+1)) is cut into 128
- * equal sub-buckets, so a bucket is at most 1/128 of its values wide and
- * its midpoint is within 0.4% of any value in it. 7424 buckets cover all
- * of uint64_t. */
-#define HIST_SUB_BITS 7
-#define HIST_SUB (1 << HIST_SUB_BITS)
-#define HIST_BUCKETS ((64 - HIST_SUB_BITS + 1) * HIST_SUB)
-
-struct hist {
-    uint64_t n[HIST_BUCKETS];
-    uint64_t count, max, min, sum;
-};
-
-static size_t hist_index(uint64_t v)
-{
-    int msb;
-
-    if (v < 2 * HIST_SUB)
-        return (size_t)v;
-    msb = 63 - __builtin_clzll(v);
-    return (size_t)(msb - HIST_SUB_BITS + 1) * HIST_SUB +
-           (size_t)((v >> (msb - HIST_SUB_BITS)) - HIST_SUB);
-}
-
-/* The midpoint of bucket i. */
-static uint64_t hist_value(size_t i)
-{
-    int msb;
-    uint64_t lo;
-
-    if (i < 2 * HIST_SUB)
-        return i;
-    msb = (int)(i / HIST_SUB) + HIST_SUB_BITS - 1;
-    lo = (uint64_t)(i % HIST_SUB + HIST_SUB) << (msb - HIST_SUB_BITS);
-    return lo + ((1ULL << (msb - HIST_SUB_BITS)) >> 1);
-}
-
-static void hist_reset(struct hist *h)
-{
-    memset(h, 0, sizeof *h);
-    h->min = UINT64_MAX;
-}
-
-static inline void hist_add(struct hist *h, uint64_t v)
-{
-    h->n[hist_index(v)]++;
-    h->count++;
-    h->sum += v;
-    if (v > h->max)
-        h->max = v;
-    if (v < h->min)
-        h->min = v;
-}
-
-static void hist_merge(struct hist *into, const struct hist *h)
-{
-    for (size_t i = 0; i < HIST_BUCKETS; i++)
-        into->n[i] += h->n[i];
-    into->count += h->count;
-    into->sum += h->sum;
-    if (h->max > into->max)
-        into->max = h->max;
-    if (h->min < into->min)
-        into->min = h->min;
-}
-
-/* The value at quantile q (0..1): the smallest bucket holding the
- * ceil(q * count)-th value, capped by the exact maximum. */
-static uint64_t hist_quantile(const struct hist *h, double q)
-{
-    uint64_t rank = (uint64_t)ceil(q * (double)h->count), seen = 0;
-
-    if (h->count == 0)
-        return 0;
-    if (rank == 0)
-        rank = 1;
-    for (size_t i = 0; i < HIST_BUCKETS; i++) {
-        seen += h->n[i];
-        if (seen >= rank) {
-            uint64_t v = hist_value(i);
-            return v > h->max ? h->max : v;
-        }
-    }
-    return h->max;
 }
 
 /* ---- payloads ------------------------------------------------------------- */
