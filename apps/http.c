@@ -1057,6 +1057,19 @@ static int serve_get(sb_conn *c, const parsed *ps, int is_head)
 
 /* ---- the handler ---- */
 
+/* A HEAD request? Read from the bytes, not the parse: a refused request
+ * has no trustworthy parse, and its answer must still carry no body when
+ * it was a HEAD (RFC 9110 section 9.3.2). Empty lines before the request
+ * line are skipped as the parser skips them. */
+static int is_head_request(const uint8_t *p, size_t n)
+{
+    while (n > 0 && (*p == '\r' || *p == '\n')) {
+        p++;
+        n--;
+    }
+    return n >= 5 && memcmp(p, "HEAD ", 5) == 0;
+}
+
 /* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host, and a
  * Host, when present, is valid - also beside an absolute-form target,
  * whose authority is then the one that counts (section 3.2.2); the file
@@ -1081,9 +1094,9 @@ static int http_message(sb_conn *c, const sb_msg *m, void *ud)
         ps = &local;
         examine(ps, m->data, m->len);
     }
+    is_head = is_head_request(m->data, m->len);
     if (ps->verdict != 0)
-        return reply_simple(c, ps, sb_http_error_status(ps->verdict), NULL, 0);
-    is_head = ps->req.method_len == 4 && memcmp(ps->req.method, "HEAD", 4) == 0;
+        return reply_simple(c, ps, sb_http_error_status(ps->verdict), NULL, is_head);
     if (!is_head && !(ps->req.method_len == 3 && memcmp(ps->req.method, "GET", 3) == 0))
         return reply_simple(c, ps, 405, "Allow: GET, HEAD\r\n", 0);
     if (!host_ok(ps))

@@ -450,6 +450,32 @@ def check_host(srv):
         assert st == 200 and body == SMALL, (raw, st)
 
 
+def check_head_errors(srv):
+    """RFC 9110 section 9.3.2: no answer to HEAD has a body, errors included."""
+    cases = [
+        (b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+        (b"HEAD /a.txt HTTP/1.1\r\n\r\n", 400),
+        (b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"HEAD /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"HEAD / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n", 431),
+        (b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 413),
+        (b"HEAD /a.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"\r\nHEAD /a%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"HEAD /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"HEAD /sub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 301),
+    ]
+    for raw, want in cases:
+        c = Conn(srv)
+        try:
+            c.send(raw)
+            st, hs, _ = c.response(head=True)
+            assert st == want, (raw[:40], st, want)
+            rest = c.buf + sbtest.recv_until_eof(c.s, timeout=5)
+            assert rest == b"", (raw[:40], st, rest)
+        finally:
+            c.close()
+
+
 def check_wrk(srv):
     wrk = need("wrk")
     out = subprocess.run([wrk, "-t1", "-c10", "-d2s", f"http://{srv.addr_str}/a.txt"],
@@ -730,6 +756,7 @@ def main():
                 R.check(f"{model}: redirects never start with //", check_redirect, srv)
                 R.check(f"{model}: request target forms", check_target_forms, srv)
                 R.check(f"{model}: Host validation", check_host, srv)
+                R.check(f"{model}: HEAD errors carry no body", check_head_errors, srv)
                 R.check(f"{model}: wrk smoke", check_wrk, srv)
                 R.check(f"{model}: slowloris", check_slowloris, srv, limit=30)
                 R.check(f"{model}: file cache sees changes, removal, symlink out", check_file_cache,
