@@ -349,15 +349,21 @@ static int reply_simple(sb_conn *c, const parsed *ps, int status, const char *ex
 
 /* ---- files ---- */
 
+/* Text types say their charset: without one a browser guesses, and
+ * guesses wrong for UTF-8 (RFC 6838 section 4.2.1). JSON has no charset
+ * parameter (RFC 8259 section 11: it is UTF-8 by definition); SVG, an XML
+ * type, takes one (RFC 7303 section 3.2). */
 static const struct { const char *ext; const char *type; } mime[] = {
-    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"},
-    {"json", "application/json"},         {"txt", "text/plain; charset=utf-8"},
-    {"png", "image/png"},                 {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},               {"gif", "image/gif"},
-    {"svg", "image/svg+xml"},             {"ico", "image/x-icon"},
-    {"wasm", "application/wasm"},         {"pdf", "application/pdf"},
+    {"html", "text/html; charset=utf-8"},     {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},       {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"}, {"txt", "text/plain; charset=utf-8"},
+    {"md", "text/markdown; charset=utf-8"},   {"markdown", "text/markdown; charset=utf-8"},
+    {"csv", "text/csv; charset=utf-8"},       {"xml", "text/xml; charset=utf-8"},
+    {"svg", "image/svg+xml; charset=utf-8"},  {"json", "application/json"},
+    {"png", "image/png"},                     {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},                   {"gif", "image/gif"},
+    {"webp", "image/webp"},                   {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"},             {"pdf", "application/pdf"},
 };
 
 static const char *content_type(const char *path)

@@ -58,6 +58,9 @@ def make_root():
         f.write(BIG)
     with open(os.path.join(root, "style.css"), "wb") as f:
         f.write(b"body{}\n")
+    for name in ["doc.md", "page.html", "app.js", "data.json", "pic.svg", "UP.MD", "noext"]:
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(b"x\n")
     os.mkdir(os.path.join(root, "sub"))
     with open(os.path.join(root, "sub", "index.html"), "wb") as f:
         f.write(b"<h1>sub</h1>\n")
@@ -476,6 +479,22 @@ def check_head_errors(srv):
             c.close()
 
 
+def check_media_types(srv):
+    want = {"/doc.md": "text/markdown; charset=utf-8", "/UP.MD": "text/markdown; charset=utf-8",
+            "/a.txt": "text/plain; charset=utf-8", "/style.css": "text/css; charset=utf-8",
+            "/page.html": "text/html; charset=utf-8", "/app.js": "text/javascript; charset=utf-8",
+            "/pic.svg": "image/svg+xml; charset=utf-8", "/data.json": "application/json",
+            "/noext": "application/octet-stream", "/big.bin": "application/octet-stream"}
+    c = Conn(srv)
+    try:
+        for path, ctype in want.items():
+            c.send(get(path))
+            st, hs, _ = c.response()
+            assert st == 200 and hs["content-type"] == ctype, (path, st, hs.get("content-type"))
+    finally:
+        c.close()
+
+
 def check_wrk(srv):
     wrk = need("wrk")
     out = subprocess.run([wrk, "-t1", "-c10", "-d2s", f"http://{srv.addr_str}/a.txt"],
@@ -757,6 +776,7 @@ def main():
                 R.check(f"{model}: request target forms", check_target_forms, srv)
                 R.check(f"{model}: Host validation", check_host, srv)
                 R.check(f"{model}: HEAD errors carry no body", check_head_errors, srv)
+                R.check(f"{model}: media types", check_media_types, srv)
                 R.check(f"{model}: wrk smoke", check_wrk, srv)
                 R.check(f"{model}: slowloris", check_slowloris, srv, limit=30)
                 R.check(f"{model}: file cache sees changes, removal, symlink out", check_file_cache,
