@@ -362,7 +362,12 @@ def check_conditional(srv):
                 ("bytes=10-1000", 206, SMALL[10:], "bytes 10-29/30"),
                 ("bytes=0-1,5-6", 200, SMALL, None),
                 ("bytes=30-", 416, None, "bytes */30"),
-                ("bytes=-0", 416, None, "bytes */30")]:
+                ("bytes=-0", 416, None, "bytes */30"),
+                ("bytes=-9223372036854775808", 206, SMALL, "bytes 0-29/30"),
+                ("bytes=99999999999999999999-", 416, None, "bytes */30"),
+                ("bytes=0-99999999999999999999", 206, SMALL, "bytes 0-29/30"),
+                ("bytes=5-2", 200, SMALL, None),
+                ("bytes=x-", 200, SMALL, None)]:
             c.send(get("/a.txt", extra=f"Range: {rng}\r\n"))
             st, hs3, body = c.response()
             assert st == st_want, (rng, st)
