@@ -141,7 +141,7 @@ static size_t examine(parsed *ps, const uint8_t *p, size_t n)
     return ps->len = ps->head_len + (size_t)ps->fr.length;
 }
 
-static ssize_t http_cut(void *ud, const uint8_t *p, size_t n, int eof, sb_msg *m)
+static ssize_t http_cut(void *ud, void *state, const uint8_t *p, size_t n, int eof, sb_msg *m)
 {
     size_t len;
 
