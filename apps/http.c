@@ -209,7 +209,7 @@ static int reply_simple(sb_conn *c, const http_req *ps, int status, const char *
     return keep ? 0 : SB_ECLOSED;
 }
 
-/* ---- files ---- */
+/* ---- the request target ---- */
 
 /* The parts of a request target that the server uses. */
 typedef struct target {
