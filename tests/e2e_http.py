@@ -65,6 +65,7 @@ def make_root():
     with open(os.path.join(root, "sub", "index.html"), "wb") as f:
         f.write(b"<h1>sub</h1>\n")
     os.mkdir(os.path.join(root, "empty"))
+    os.mkdir(os.path.join(root, "a b\\c%"))
     os.symlink(os.path.join(top, "secret.txt"), os.path.join(root, "link"))
     os.symlink(top, os.path.join(root, "updir"))
     os.symlink("a.txt", os.path.join(root, "inside"))
@@ -404,7 +405,8 @@ def check_redirect(srv):
     starts with "//", which a browser reads as another host."""
     cases = [("//sub", "/sub/"), ("///sub", "/sub/"), ("//sub?a=b", "/sub/?a=b"),
              ("http://localhost//sub", "/sub/"), ("/sub", "/sub/"), ("/./sub", "/sub/"),
-             ("/%73ub", "/sub/"), ("//sub//", None), ("http://localhost/sub?x", "/sub/?x")]
+             ("/%73ub", "/sub/"), ("//sub//", None), ("http://localhost/sub?x", "/sub/?x"),
+             ("/a%20b%5Cc%25", "/a%20b%5Cc%25/"), ("//a%20b%5cc%25", "/a%20b%5Cc%25/")]
     c = Conn(srv)
     try:
         for target, want in cases:
