@@ -115,7 +115,7 @@ int cli_parse_seconds(const char *opt, const char *val, double lo, double hi, do
      * is plain decimal digits with an optional fraction. */
     if (errno != 0 || end == val || *end != '\0' || strspn(val, "0123456789.") != strlen(val) ||
         !(v >= lo && v <= hi)) {
-        cli_error(opt, "'%s' is not a number of seconds in %g..%g", val, lo, hi);
+        cli_error(opt, "'%s' is not a number of seconds in %.15g..%.15g", val, lo, hi);
         return -1;
     }
     *out = v;
