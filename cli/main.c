@@ -1,5 +1,6 @@
 /* switchboard: the command. Dispatches to one file per subcommand. */
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -73,7 +74,12 @@ const char *cli_frame_why(const char *val)
 int cli_getopt_error(int opt, char **argv, int optind_now)
 {
     const char *arg = argv[optind_now - 1];
+    char shortopt[3] = {'-', (char)optopt, '\0'};
 
+    /* A long option is the word itself (up to any '='); a short one may sit
+     * inside a cluster ("-Lx"), so optopt names it. */
+    if (strncmp(arg, "--", 2) != 0 && optopt > 0 && optopt < 128)
+        arg = shortopt;
     if (opt == ':')
         cli_error(arg, "missing value (try --help)");
     else
