@@ -346,7 +346,7 @@ static void verbose_head(const char *prefix, const char *p, size_t n)
     }
 }
 
-/* A -H header's name, and whether it is h (case-insensitive). */
+/* Whether the -H value hdr names the header name (case-insensitive). */
 static int header_named(const char *hdr, const char *name)
 {
     size_t n = strcspn(hdr, ":;");
@@ -363,13 +363,32 @@ static int header_kept(const get_run *g, const char *hdr)
            !header_named(hdr, "cookie");
 }
 
+/* Append to the NUL-terminated req[0..n); a request that does not fit
+ * fills req to n - 1 bytes, which build_request takes as "too long". */
+static void appendf(char *req, size_t n, const char *fmt, ...)
+{
+    size_t len = strlen(req);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(req + len, n - len, fmt, ap);
+    va_end(ap);
+}
+
 /* A default header, unless a kept -H names it. */
 static void default_header(const get_run *g, char *req, size_t n, const char *name, const char *v)
 {
     for (int i = 0; i < g->o->nhdr; i++)
         if (header_named(g->o->hdr[i], name) && header_kept(g, g->o->hdr[i]))
             return;
-    snprintf(req + strlen(req), n - strlen(req), "%s: %s\r\n", name, v);
+    appendf(req, n, "%s: %s\r\n", name, v);
+}
+
+/* -H 'Name:' (nothing but blanks after the colon) only removes a default. */
+static int header_removes(const char *h)
+{
+    const char *colon = h + strcspn(h, ":;");
+    return *colon == ':' && colon[1 + strspn(colon + 1, " \t")] == '\0';
 }
 
 /* The request head into req[0..n). Returns its length or -1 (too long). */
@@ -381,7 +400,8 @@ static int build_request(const get_run *g, char *req, size_t n)
     snprintf(host, sizeof host, "%s%s%s%s%s", g->u.v6 ? "[" : "", g->u.host, g->u.v6 ? "]" : "",
              dflt ? "" : ":", dflt ? "" : g->u.port);
     snprintf(ua, sizeof ua, "switchboard/%s", sb_version());
-    snprintf(req, n, "%s %s HTTP/1.1\r\n", g->method, g->u.target);
+    req[0] = '\0';
+    appendf(req, n, "%s %s HTTP/1.1\r\n", g->method, g->u.target);
     default_header(g, req, n, "Host", host);
     default_header(g, req, n, "User-Agent", ua);
     default_header(g, req, n, "Accept", "*/*");
@@ -389,14 +409,14 @@ static int build_request(const get_run *g, char *req, size_t n)
     for (int i = 0; i < g->o->nhdr; i++) {
         const char *h = g->o->hdr[i];
         size_t name = strcspn(h, ":;");
-        if (!header_kept(g, h) || (h[name] == ':' && h[name + 1 + strspn(h + name + 1, " \t")] == '\0'))
-            continue; /* "Name:" only removes the default */
+        if (!header_kept(g, h) || header_removes(h))
+            continue;
         if (h[name] == ';')
-            snprintf(req + strlen(req), n - strlen(req), "%.*s:\r\n", (int)name, h);
+            appendf(req, n, "%.*s:\r\n", (int)name, h); /* 'Name;': sent empty */
         else
-            snprintf(req + strlen(req), n - strlen(req), "%s\r\n", h);
+            appendf(req, n, "%s\r\n", h);
     }
-    snprintf(req + strlen(req), n - strlen(req), "\r\n");
+    appendf(req, n, "\r\n");
     return strlen(req) + 1 >= n ? -1 : (int)strlen(req);
 }
 
