@@ -37,7 +37,7 @@ static const char get_usage[] =
     "  -i, --include            print the response head before the body\n"
     "  -o, --output FILE        write to FILE instead of stdout\n"
     "  -f, --fail               on a status >= 400 print nothing and exit 1\n"
-    "  -s, --silent             print no error messages\n"
+    "  -s, --silent             print no error messages (usage errors aside)\n"
     "  -S, --show-error         with -s, print error messages all the same\n"
     "  -v, --verbose            print both heads on stderr, '> ' request, '< ' response\n"
     "  --connect-timeout S      give up on a connect after S seconds (30)\n"
