@@ -123,19 +123,19 @@ static void conn_count(sb_conn *c, uint64_t n)
 
 /* Mark the connection for closing. The first error wins, even over a
  * clean close already under way: a graceful close whose last replies then
- * fail to go out did not end cleanly. Owner thread only. */
-void sb__conn_mark_close(sb_conn *c, int err, int graceful)
+ * fail to go out did not end cleanly. Owner thread only.
+ *
+ * The hot functions of this file are static with an exported wrapper for
+ * the drivers: the library is built position-independent, and there a
+ * call to an exported function cannot be inlined (it could be interposed),
+ * which cost the read path several instructions per message. */
+static void conn_mark_close(sb_conn *c, int err, int graceful)
 {
     if (c->flags & F_CLOSED)
         return;
     if (c->err == 0)
         c->err = err;
     c->flags |= graceful ? F_CLOSING : F_ABORT;
-}
-
-int sb__conn_stopped(const sb_conn *c)
-{
-    return (c->flags & (F_CLOSING | F_ABORT | F_PAUSED | F_CLOSED)) != 0;
 }
 
 /* Hand every whole message in p[0..n) to the handler. Returns the bytes
@@ -161,7 +161,7 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
         used += (size_t)r;
         count++;
         if (c->h->on_message(c, &m, c->h->app) < 0)
-            sb__conn_mark_close(c, 0, 1);
+            conn_mark_close(c, 0, 1);
     }
     conn_count(c, count);
     return r < 0 ? r : (ssize_t)used;
@@ -169,7 +169,7 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
 
 /* Messages now in p[0..n) (from scratch when `in` was empty, else `in`
  * itself): deliver, then keep the unfinished tail in `in`. */
-int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof)
+static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof)
 {
     ssize_t used = conn_deliver(c, p, n, eof);
     int rc = 0;
@@ -195,6 +195,16 @@ int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eo
     return rc;
 }
 
+void sb__conn_mark_close(sb_conn *c, int err, int graceful)
+{
+    conn_mark_close(c, err, graceful);
+}
+
+int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof)
+{
+    return conn_consume(c, p, n, from_in, eof);
+}
+
 /* The peer shut down: whatever is left must now form whole messages (or
  * be the message, for `eof` framing). */
 static void conn_on_eof(sb_conn *c)
@@ -202,13 +212,13 @@ static void conn_on_eof(sb_conn *c)
     int rc;
 
     c->flags |= F_EOF;
-    rc = sb__conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 1);
+    rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 1);
     if (rc < 0) {
-        sb__conn_mark_close(c, rc, 1);
+        conn_mark_close(c, rc, 1);
         return;
     }
     if (sb_buf_len(&c->in) > 0 && !sb__conn_stopped(c)) {
-        sb__conn_mark_close(c, SB_ETRUNCATED, 1);
+        conn_mark_close(c, SB_ETRUNCATED, 1);
         return;
     }
     if (c->flags & (F_CLOSING | F_ABORT))
@@ -216,7 +226,7 @@ static void conn_on_eof(sb_conn *c)
     if (c->h->on_eof)
         c->h->on_eof(c, c->h->app);
     else
-        sb__conn_mark_close(c, 0, 1);
+        conn_mark_close(c, 0, 1);
 }
 
 /* Where the next read goes: the scratch buffer, or the tail of `in` when
@@ -264,9 +274,9 @@ int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
     c->read_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     if (from_in) {
         sb_buf_commit(&c->in, (size_t)n);
-        rc = sb__conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 0);
+        rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 0);
     } else {
-        rc = sb__conn_consume(c, p, (size_t)n, 0, 0);
+        rc = conn_consume(c, p, (size_t)n, 0, 0);
     }
     if (rc < 0)
         return rc;
@@ -350,7 +360,7 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful)
         sb__blk_request_close(c, err, graceful);
         return;
     }
-    sb__conn_mark_close(c, err, graceful);
+    conn_mark_close(c, err, graceful);
     sb__conn_kick(c);
 }
 

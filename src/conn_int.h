@@ -208,6 +208,12 @@ static inline int64_t sb__conn_now(const sb_conn *c)
     return c->loop ? sb__loop_now(c->loop) : sb_now_ms();
 }
 
+/* Not delivering messages now (closing, closed or paused). */
+static inline int sb__conn_stopped(const sb_conn *c)
+{
+    return (c->flags & (F_CLOSING | F_ABORT | F_PAUSED | F_CLOSED)) != 0;
+}
+
 /* Another thread is calling into a blocking-model connection. c->blk is
  * set before the connection is visible to other threads and never
  * changes: reading it is not a race, unlike c->flags. */
@@ -228,7 +234,6 @@ static inline void sb__conn_kick(sb_conn *c)
 sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow);
 void sb__conn_free(sb_conn *c);
 void sb__conn_mark_close(sb_conn *c, int err, int graceful);
-int sb__conn_stopped(const sb_conn *c);
 int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size);
 int sb__conn_start_linger(sb_conn *c);
