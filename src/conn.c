@@ -20,12 +20,14 @@
  * therefore owns no buffers at all - its cost is the struct.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "switchboard.h"
 #include "conn_int.h"
@@ -66,6 +68,11 @@ static void conn_take_peer(sb_conn *c)
         memcpy(c->addr.ip, &in6->sin6_addr, 16);
         c->addr.port = ntohs(in6->sin6_port);
         c->addr.family = 6;
+        return;
+    }
+    if (ss.ss_family == AF_UNIX && (len <= offsetof(struct sockaddr_un, sun_path) ||
+                                    ((struct sockaddr_un *)&ss)->sun_path[0] == '\0')) {
+        c->addr.family = 'u'; /* an unnamed client, the usual case: no text to keep */
         return;
     }
     if (sb_addr_format((struct sockaddr *)&ss, len, text, sizeof(text)) < 0)
@@ -475,7 +482,7 @@ const char *sb_conn_peer(sb_conn *c)
         memcpy(&sa.in6.sin6_addr, c->addr.ip, 16);
         len = sizeof(sa.in6);
     } else {
-        return "?";
+        return c->addr.family == 'u' ? "unix:" : "?";
     }
     c->peer = sb__malloc(64);
     if (c->peer == NULL)

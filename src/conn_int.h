@@ -149,7 +149,7 @@ typedef struct sb__conn_blk {
 typedef struct sb__peer {
     uint8_t ip[16];   /* IPv4 in the first 4 bytes */
     uint16_t port;    /* host order */
-    uint8_t family;   /* 0 unknown, 4, 6, or 'u' (unix: text made at open) */
+    uint8_t family;   /* 0 unknown, 4, 6, 'u' unnamed unix, 't' text made at open */
     uint8_t unused;
 } sb__peer;
 
