@@ -8,8 +8,8 @@
  *
  * The same handler runs under every dispatch model of sb_server: in the
  * event model the connection lives on a loop and never blocks; in the
- * threads and fork models one thread/process drives it with blocking calls
- * bounded by the timeouts. The handler cannot tell the difference, except
+ * threads and fork models one thread/process drives it, waiting in poll()
+ * bounded by the timeouts (and never while holding the connection's lock). The handler cannot tell the difference, except
  * that sb_conn_loop() is NULL outside the event model.
  *
  * Bounds: max_msg (checked before buffering), the output queue (above
