@@ -171,6 +171,7 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
     int want, n;
 
     blk_take_request(c);
+    blk_after_read(c); /* a pause from on_open, too */
     blk_flush(c, &queued, &deadline);
     blk_take_request(c);
     if (c->flags & F_ABORT)
