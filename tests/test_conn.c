@@ -3,7 +3,11 @@
  * pause/resume, timeouts, sendfile ordering, a reset mid-message, a
  * callback that closes another connection whose event is pending in the
  * same turn, and what edge-triggered epoll must not lose (a burst longer
- * than a read, a pause within a turn, output past the write budget). The peer side of each socketpair is driven by the test. */
+ * than a read, a pause within a turn, output past the write budget), the
+ * peer's address after a reset, and sb_conn_walk ending every connection.
+ * Then the blocking driver: a send from another thread never waits for the
+ * peer, and a close from another thread wakes an idle owner. The peer side
+ * of each socketpair is driven by the test. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
