@@ -364,6 +364,73 @@ static void test_stop_names_no_closed_fd(void)
     CHECK_EQ(__atomic_load_n(&reuse_hit, __ATOMIC_ACQUIRE), 0);  /* and nobody fell in */
 }
 
+/* Stop requests racing connection ends: clients keep connecting, talking
+ * and hanging up while the server stops; under ThreadSanitizer this runs
+ * the stop's walk of the connection list against threads joining and
+ * leaving it. Every client ends (served, shed or cut), the server returns. */
+typedef struct {
+    client_job *j;
+    int stop; /* atomic: the server has been asked to stop */
+} churn_job;
+
+static void *churn_client(void *p)
+{
+    churn_job *cj = p;
+    char buf[16];
+
+    for (int i = 0; i < 200 && !__atomic_load_n(&cj->stop, __ATOMIC_ACQUIRE); i++) {
+        int fd = sb_dial(cj->j->addr, 2000);
+        if (fd < 0)
+            break; /* the listener is gone: the stop began */
+        if (sb_send_all(fd, "hi\n", 3, sb_now_ms() + 2000) == 3 &&
+            sb_recv_some(fd, buf, sizeof(buf), sb_now_ms() + 2000) > 0)
+            __atomic_fetch_add(&cj->j->ok, 1, __ATOMIC_RELAXED);
+        if (i % 3 != 0)
+            close(fd);
+        else {
+            struct linger lg = {1, 0}; /* a reset, now and then */
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            close(fd);
+        }
+    }
+    return NULL;
+}
+
+static void *churn_stopper(void *p)
+{
+    churn_job *cj = p;
+
+    for (int i = 0; i < 5000 && __atomic_load_n(&cj->j->ok, __ATOMIC_RELAXED) < 100; i++)
+        usleep(1000);
+    __atomic_store_n(&cj->stop, 1, __ATOMIC_RELEASE);
+    sb_server_stop(cj->j->s);
+    return NULL;
+}
+
+static void test_stop_races_connection_ends(void)
+{
+    sb_server_opts o;
+    client_job j;
+    churn_job cj = {&j, 0};
+    pthread_t t[5];
+
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_THREADS;
+    o.grace_ms = 20;
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, churn_client, &cj), 0);
+    CHECK_EQ(pthread_create(&t[4], NULL, churn_stopper, &cj), 0);
+    CHECK_EQ(sb_server_run(j.s), 0);
+    for (int i = 0; i < 5; i++)
+        pthread_join(t[i], NULL);
+    CHECK(j.ok > 0);
+    sb_server_free(j.s);
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -387,5 +454,6 @@ int main(void)
     RUN(test_keepalive);
     RUN(test_accept_emfile);
     RUN(test_stop_names_no_closed_fd);
+    RUN(test_stop_races_connection_ends);
     return 0;
 }
