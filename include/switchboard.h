@@ -3,11 +3,7 @@
 #ifndef SWITCHBOARD_H
 #define SWITCHBOARD_H
 
-#define SB_VERSION_MAJOR 0
-#define SB_VERSION_MINOR 1
-#define SB_VERSION_PATCH 0
-#define SB_VERSION_STRING "0.1.0"
-
+#include "switchboard/version.h"
 #include "switchboard/error.h"
 #include "switchboard/buf.h"
 #include "switchboard/pack.h"
@@ -19,16 +15,5 @@
 #include "switchboard/conn.h"
 #include "switchboard/server.h"
 #include "switchboard/http.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Library version string, e.g. "0.1.0". */
-const char *sb_version(void);
-
-#ifdef __cplusplus
-}
-#endif
 
 #endif
