@@ -1,4 +1,5 @@
-/* libswitchboard: sockets the way the Socket Programming HOWTO teaches them,
+/** @file
+ * libswitchboard: sockets the way the Socket Programming HOWTO teaches them,
  * done right. One include for everything. */
 #ifndef SWITCHBOARD_H
 #define SWITCHBOARD_H

@@ -1,4 +1,5 @@
-/* frame: every message framing of HOWTO section 3, as incremental decoders
+/** @file
+ * frame: every message framing of HOWTO section 3, as incremental decoders
  * and encoders.
  *
  *   raw         no framing: each read is one message
@@ -36,53 +37,54 @@
 extern "C" {
 #endif
 
+/** The framings, one per SPEC name above. */
 typedef enum sb_frame_kind {
-    SB_FRAME_RAW,
-    SB_FRAME_LINE,
-    SB_FRAME_DELIM,
-    SB_FRAME_FIXED,
-    SB_FRAME_ASCII,
-    SB_FRAME_LEN16,
-    SB_FRAME_LEN32,
-    SB_FRAME_LEN64,
-    SB_FRAME_VARINT,
-    SB_FRAME_TYPED,
-    SB_FRAME_EOF,
-    SB_FRAME_CUSTOM /* caller-supplied cutter, see sb_frame_cut_fn */
+    SB_FRAME_RAW,    /**< raw */
+    SB_FRAME_LINE,   /**< line */
+    SB_FRAME_DELIM,  /**< delim:STR */
+    SB_FRAME_FIXED,  /**< fixed:N */
+    SB_FRAME_ASCII,  /**< ascii:N */
+    SB_FRAME_LEN16,  /**< len16 */
+    SB_FRAME_LEN32,  /**< len32 */
+    SB_FRAME_LEN64,  /**< len64 */
+    SB_FRAME_VARINT, /**< varint */
+    SB_FRAME_TYPED,  /**< typed:T=N,... */
+    SB_FRAME_EOF,    /**< eof */
+    SB_FRAME_CUSTOM /**< caller-supplied cutter, see sb_frame_cut_fn */
 } sb_frame_kind;
 
-#define SB_DELIM_MAX 16
-#define SB_TYPED_NONE UINT32_MAX /* typed table entry for an unknown type */
+#define SB_DELIM_MAX 16 /**< longest delim:STR, in bytes */
+#define SB_TYPED_NONE UINT32_MAX /**< typed table entry for an unknown type */
 
 typedef struct sb_msg sb_msg;
 
-/* A cutter for SB_FRAME_CUSTOM (used by protocols such as HTTP whose
+/** A cutter for SB_FRAME_CUSTOM (used by protocols such as HTTP whose
  * framing is their own). Same contract as sb_frame_decode. */
 typedef ssize_t (*sb_frame_cut_fn)(void *ud, const uint8_t *p, size_t n, int eof, sb_msg *msg);
 
-/* A parsed SPEC. Plain value; copy it freely. */
+/** A parsed SPEC. Plain value; copy it freely. */
 typedef struct sb_frame_spec {
-    sb_frame_kind kind;
-    size_t n;                     /* fixed:N length; ascii:N digit count */
-    uint8_t delim[SB_DELIM_MAX];  /* delim:STR bytes (line: "\n") */
-    size_t delim_len;
-    uint32_t typed[256];          /* typed: payload length per type byte */
-    sb_frame_cut_fn cut;          /* custom: the cutter */
-    void *cut_ud;                 /* custom: its argument */
+    sb_frame_kind kind;           /**< which framing */
+    size_t n;                     /**< fixed:N length; ascii:N digit count */
+    uint8_t delim[SB_DELIM_MAX];  /**< delim:STR bytes (line: "\n") */
+    size_t delim_len;             /**< bytes in delim */
+    uint32_t typed[256];          /**< typed: payload length per type byte */
+    sb_frame_cut_fn cut;          /**< custom: the cutter */
+    void *cut_ud;                 /**< custom: its argument */
 } sb_frame_spec;
 
-/* One decoded message. data points into the bytes given to the decoder and
+/** One decoded message. data points into the bytes given to the decoder and
  * is valid only as long as they are. */
 struct sb_msg {
-    const uint8_t *data; /* payload (no length prefix, type byte or delimiter) */
-    size_t len;          /* payload length */
-    int type;            /* typed: the type byte; otherwise -1 */
+    const uint8_t *data; /**< payload (no length prefix, type byte or delimiter) */
+    size_t len;          /**< payload length */
+    int type;            /**< typed: the type byte; otherwise -1 */
 };
 
-/* Parse a SPEC string. Returns 0 or SB_EBADSPEC. */
+/** Parse a SPEC string. Returns 0 or SB_EBADSPEC. */
 int sb_frame_parse(const char *spec, sb_frame_spec *out);
 
-/* Cut one message from the front of p[0..n).
+/** Cut one message from the front of p[0..n).
  *   > 0  bytes consumed (header + payload + delimiter); *msg is set
  *   0    incomplete: keep the bytes, call again with more
  *   < 0  SB_ETOOBIG (declared or accumulated length > max_msg, reported as
@@ -98,7 +100,7 @@ int sb_frame_parse(const char *spec, sb_frame_spec *out);
 ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
                         const uint8_t *p, size_t n, int eof, sb_msg *msg);
 
-/* sb_frame_decode with a resume point for the delimiter framings (line,
+/** sb_frame_decode with a resume point for the delimiter framings (line,
  * delim): *scan counts the leading bytes of p already searched by earlier
  * calls for the same message (start it at 0). After "incomplete" it is
  * advanced, after a message or an error it is reset to 0, so a long line
@@ -107,7 +109,8 @@ ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
 ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
                              size_t n, int eof, sb_msg *msg, size_t *scan);
 
-/* Encoding. A framed message is header + payload + trailer; the header and
+/** @{ */
+/** Encoding. A framed message is header + payload + trailer; the header and
  * trailer are at most SB_FRAME_HDR_MAX bytes each, so an encoder can queue
  * the payload without copying it (writev).
  * sb_frame_header writes the header for a payload of len bytes (and type,
@@ -128,35 +131,38 @@ ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const ui
 int sb_frame_header(const sb_frame_spec *spec, int type, size_t len, uint8_t *hdr);
 int sb_frame_trailer(const sb_frame_spec *spec, const void *p, size_t len, uint8_t *trl);
 int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t len);
-/* Header + payload + trailer appended to out. Returns 0 or an error above
+/** @} */
+/** Header + payload + trailer appended to out. Returns 0 or an error above
  * (out unchanged on error). */
 int sb_frame_encode(const sb_frame_spec *spec, int type, const void *p, size_t len, sb_buf *out);
 
-/* A buffering decoder for arbitrary chunks. The decoder copies fed bytes
+/** A buffering decoder for arbitrary chunks. The decoder copies fed bytes
  * into its own buffer; the unfinished message in it is bounded by max_msg
  * plus the largest header and delimiter (whole messages fed but not yet
  * taken are not bounded: take them with sb_decoder_next). Messages
  * returned by sb_decoder_next point into that buffer and are valid until
  * the next call to sb_decoder_feed, sb_decoder_next or sb_decoder_free. */
 typedef struct sb_decoder {
-    sb_frame_spec spec;
-    size_t max_msg;
-    sb_buf in;
-    size_t pending; /* bytes of the last returned message still to consume */
-    size_t scan;    /* bytes of the unfinished message already searched (delimiters) */
-    int eof;
-    int error;      /* sticky: once a decode fails, it keeps failing */
+    sb_frame_spec spec; /**< the framing */
+    size_t max_msg;     /**< largest payload accepted */
+    sb_buf in;          /**< bytes fed and not yet consumed */
+    size_t pending; /**< bytes of the last returned message still to consume */
+    size_t scan;    /**< bytes of the unfinished message already searched (delimiters) */
+    int eof;        /**< sb_decoder_eof was called */
+    int error;      /**< sticky: once a decode fails, it keeps failing */
 } sb_decoder;
 
+/** An empty decoder for spec (copied) and payloads up to max_msg bytes. */
 void sb_decoder_init(sb_decoder *d, const sb_frame_spec *spec, size_t max_msg);
+/** Release the decoder's buffer. */
 void sb_decoder_free(sb_decoder *d);
-/* Append bytes. Returns 0, -ENOMEM, or SB_ETOOBIG if buffering them would
+/** Append bytes. Returns 0, -ENOMEM, or SB_ETOOBIG if buffering them would
  * exceed the bound. A message whose header already declares too much is
  * reported by sb_decoder_next instead (SB_ETOOBIG there). */
 int sb_decoder_feed(sb_decoder *d, const void *p, size_t n);
-/* Mark end of stream (peer shut down). */
+/** Mark end of stream (peer shut down). */
 void sb_decoder_eof(sb_decoder *d);
-/* Take the next whole message: 1 with *msg set, 0 when more bytes are
+/** Take the next whole message: 1 with *msg set, 0 when more bytes are
  * needed (or clean end after eof), or a negative error (sticky). */
 int sb_decoder_next(sb_decoder *d, sb_msg *msg);
 
