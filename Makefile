@@ -6,6 +6,9 @@
 #   make check SANITIZE=address,undefined   (or SANITIZE=thread)
 #   make check VALGRIND=1
 
+# No "Entering directory" lines from the sub-makes CMake's build runs.
+MAKEFLAGS += --no-print-directory
+
 SANITIZE ?=
 CC ?= cc
 BUILD ?= build$(if $(SANITIZE),-$(subst $(comma),-,$(SANITIZE)),)

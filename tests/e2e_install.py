@@ -202,6 +202,32 @@ with tempfile.TemporaryDirectory(prefix="sb-install-") as tmp:
     left = files_under(dest)
     check(r.returncode == 0 and left == [], "DESTDIR uninstall removes every file", " ".join(left[:10]))
 
+
+def make_run_quiet():
+    """`make run` on a built tree: the server's lines and make's one hint,
+    none of the build's or make's own."""
+    cmd = ["make", "run", "BUILD=" + os.path.abspath(args.build), "ARGS=--listen 127.0.0.1:0"]
+    p = subprocess.Popen(cmd, cwd=args.src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True, env=dict(os.environ, MAKEFLAGS=""))
+    lines = []
+    try:
+        for line in p.stdout:
+            lines.append(line.rstrip("\n"))
+            if "listening on" in line or len(lines) > 20:
+                break
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    check(lines and "listening on" in lines[-1] and all(l.startswith("switchboard: ") for l in lines),
+          "make run shows only the server's lines (%d)" % len(lines), "\n".join(lines))
+
+
+make_run_quiet()
+
 if failures:
     print("e2e_install: %d failed" % failures)
     sys.exit(1)
