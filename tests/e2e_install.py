@@ -206,9 +206,13 @@ with tempfile.TemporaryDirectory(prefix="sb-install-") as tmp:
 def make_run_quiet():
     """`make run` on a built tree: the server's lines and make's one hint,
     none of the build's or make's own."""
+    # As from a shell: not a sub-make of `make check` (a sub-make prints its
+    # directory whatever the Makefile says).
+    shell_env = {k: v for k, v in os.environ.items()
+                 if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
     cmd = ["make", "run", "BUILD=" + os.path.abspath(args.build), "ARGS=--listen 127.0.0.1:0"]
     p = subprocess.Popen(cmd, cwd=args.src, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True, env=dict(os.environ, MAKEFLAGS=""))
+                         start_new_session=True, env=shell_env)
     lines = []
     try:
         for line in p.stdout:
