@@ -59,8 +59,11 @@ install(FILES ${CMAKE_BINARY_DIR}/switchboardConfig.cmake
               ${CMAKE_BINARY_DIR}/switchboardConfigVersion.cmake
         DESTINATION ${SB_CMAKE_DIR})
 
-install(FILES man/switchboard.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-install(FILES man/libswitchboard.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
+# The man pages carry the version in their header: generated like version.h.
+configure_file(${CMAKE_SOURCE_DIR}/man/switchboard.1.in ${CMAKE_BINARY_DIR}/man/switchboard.1 @ONLY)
+configure_file(${CMAKE_SOURCE_DIR}/man/libswitchboard.3.in ${CMAKE_BINARY_DIR}/man/libswitchboard.3 @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/man/switchboard.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+install(FILES ${CMAKE_BINARY_DIR}/man/libswitchboard.3 DESTINATION ${CMAKE_INSTALL_MANDIR}/man3)
 install(FILES completion/switchboard.bash DESTINATION ${SB_COMPLETION_DIR} RENAME switchboard)
 install(FILES LICENSE CHANGELOG.md README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 

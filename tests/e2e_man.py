@@ -1,7 +1,8 @@
 """e2e_man: the manual pages and the bash completion.
 
-- man/switchboard.1 and man/libswitchboard.3 render with man -l and groff
-  -ww without a warning;
+- switchboard.1 and libswitchboard.3 (man/*.in, generated into the build
+  directory) render with man -l and groff -ww without a warning, and carry
+  the project's version;
 - every option that `switchboard CMD --help` lists, for every subcommand
   `switchboard --help` lists, appears in switchboard.1 (so a new option
   without its man entry fails here), and so does every subcommand;
@@ -38,8 +39,9 @@ for tool in ("man", "groff", "bash"):
         print("FAIL: %s is not installed (apt-get install man-db groff-base bash)" % tool)
         sys.exit(1)
 
-page1 = os.path.join(args.src, "man", "switchboard.1")
-page3 = os.path.join(args.src, "man", "libswitchboard.3")
+# The pages as built (man/*.in with the version filled in by CMake).
+page1 = os.path.join(args.build, "man", "switchboard.1")
+page3 = os.path.join(args.build, "man", "libswitchboard.3")
 env = dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8")
 rendered = {}
 for page in (page1, page3):
@@ -101,6 +103,9 @@ for cmd in commands:
 for o in options_of(top):
     check(re.search(r"(?<![-\w])%s(?![-\w])" % re.escape(o), man1) is not None,
           "switchboard.1 names the top-level %s" % o)
+version = subprocess.run([args.bin, "--version"], capture_output=True, text=True).stdout.split()[-1]
+for name, text in rendered.items():
+    check("switchboard " + version in text, "%s says switchboard %s" % (name, version))
 for sec in ("EXIT STATUS", "EXAMPLES", "ENVIRONMENT"):
     check(sec in man1, "switchboard.1 has %s" % sec)
 
