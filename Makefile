@@ -60,7 +60,9 @@ fuzz:
 docs: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) --target docs
 
-install: build
+# Builds what is installed (not the tests), then installs it.
+install: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target switchboard switchboard_shared switchboard_static
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
 # Removes what the last `make install` from $(BUILD) installed, wherever it went.
