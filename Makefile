@@ -17,6 +17,7 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 SB := $(BUILD)/switchboard
+CONFIGURE = cmake -S . -B $(BUILD) -DSANITIZE="$(SANITIZE)" -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 
 .PHONY: all build quiet-build run run-http check bench bench-quick fuzz docs install uninstall clean
 
@@ -25,7 +26,7 @@ all: build
 # PREFIX here is only the default of `cmake --install`; `make install
 # PREFIX=P` installs into P whatever the build directory was configured with.
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DSANITIZE="$(SANITIZE)" -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	$(CONFIGURE)
 
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -34,7 +35,7 @@ build: $(BUILD)/CMakeCache.txt
 # shows is the server's own lines.
 quiet-build:
 	@test -f $(BUILD)/CMakeCache.txt || echo "switchboard: configuring and building in $(BUILD)/ (first time: about a minute)"
-	@out=$$( { test -f $(BUILD)/CMakeCache.txt || cmake -S . -B $(BUILD) -DSANITIZE="$(SANITIZE)" -DCMAKE_INSTALL_PREFIX=$(PREFIX); } 2>&1 && \
+	@out=$$( { test -f $(BUILD)/CMakeCache.txt || $(CONFIGURE); } 2>&1 && \
 	        cmake --build $(BUILD) -j $(JOBS) --target switchboard 2>&1) || { printf '%s\n' "$$out"; exit 1; }
 
 run: quiet-build
