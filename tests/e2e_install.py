@@ -22,6 +22,7 @@ and checks that the installed files serve a user of that prefix:
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,14 @@ def make_run_quiet():
             if "listening on" in line or len(lines) > 20:
                 break
         listening = bool(lines) and "listening on" in lines[-1]
+        if listening:
+            # One echo first: the server prints its address before its loop
+            # (and its signal handling) runs, and Ctrl-C is for a server
+            # that is serving.
+            host, port = lines[-1].split()[-1].rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=20) as c:
+                c.sendall(b"ping\n")
+                listening = sbtest.recv_exact(c, 5, timeout=20) == b"ping\n"
         # Ctrl-C, as from the terminal: to make and the server alike.
         os.killpg(p.pid, signal.SIGINT)
         lines += p.communicate(timeout=20)[0].splitlines()
