@@ -58,6 +58,7 @@
 
 #include "bench.h"
 #include "bench_http.h"
+#include "bench_pace.h"
 #include "cli.h"
 
 #define PATTERN_SLACK 251      /* payload offsets cycle through a prime */
@@ -437,7 +438,8 @@ struct worker {
     long nconns, open;
     int phase;
     sb_timer stop, drain, tick, pace, watch;
-    int64_t pace_at;         /* --rate: when the pace timer fires, INT64_MAX: idle */
+    int pace_fd;             /* --rate: the pacer's clock (bench_pace.h), -1: pace */
+    int64_t pace_at;         /* --rate: when the pacer fires next, INT64_MAX: idle */
     uint64_t watch_seen;     /* -n: replies at the last progress */
     int64_t watch_at;        /* ... and when */
     int64_t last_ns;         /* the last reply's time */
@@ -736,24 +738,27 @@ static int64_t rate_next(const struct bconn *c)
     return conn_stamp(c, c->sent, 0);
 }
 
+/* The pacer fires at the earliest due time of the worker's connections:
+ * on the nanosecond clock of bench_pace.h, or else on the loop's
+ * millisecond timers (then up to a millisecond of the client's slack is in
+ * each latency, as in wrk2). A firing with nothing due is harmless. */
 static void pace_arm(struct worker *w, int64_t at)
 {
     w->pace_at = at;
-    if (at == INT64_MAX)
+    if (w->pace_fd >= 0) {
+        if (at != INT64_MAX)
+            bench_pace_arm(w->pace_fd, at);
+    } else if (at == INT64_MAX) {
         sb_timer_stop(w->loop, &w->pace);
-    else
+    } else {
         sb_timer_start(w->loop, &w->pace, ms_until(at));
+    }
 }
 
-/* The loop's timers count whole milliseconds, so a message goes out up to
- * a millisecond after it was due; that slack is in its latency, as in
- * wrk2. */
-static void on_pace(sb_loop *l, sb_timer *t)
+static void pace_run(struct worker *w)
 {
-    struct worker *w = t->data;
     int64_t now = sb_now_ns(), next = INT64_MAX;
 
-    (void)l;
     if (w->phase != PH_RUN || now >= w->b->end_ns)
         return;
     for (long i = 0; i < w->nconns; i++) {
@@ -764,6 +769,19 @@ static void on_pace(sb_loop *l, sb_timer *t)
             next = at;
     }
     pace_arm(w, next);
+}
+
+static void on_pace(sb_loop *l, sb_timer *t)
+{
+    (void)l;
+    pace_run(t->data);
+}
+
+static void on_pace_io(sb_loop *l, int fd, int events, void *ud)
+{
+    (void)l, (void)events;
+    bench_pace_ack(fd);
+    pace_run(ud);
 }
 
 /* ---- after the replies ---------------------------------------------------- */
@@ -1009,8 +1027,13 @@ static void worker_start(struct worker *w)
             conn_flush(c);
         }
     }
-    if (b->o.rate > 0)
+    if (b->o.rate > 0) {
+        if (w->pace_fd >= 0 && sb_loop_watch(w->loop, w->pace_fd, SB_READABLE, on_pace_io, w) < 0) {
+            close(w->pace_fd);
+            w->pace_fd = -1;
+        }
         pace_arm(w, b->start_ns);
+    }
     if (!b->o.connect_only && b->end_ns != INT64_MAX)
         sb_timer_start(w->loop, &w->stop, ms_until(b->end_ns));
     if (b->o.count) {
@@ -1063,6 +1086,9 @@ static int worker_init(struct worker *w, struct bench *b, int index, long first_
     w->index = index;
     w->nconns = n;
     w->pace_at = INT64_MAX;
+    w->pace_fd = b->o.rate > 0 ? bench_pace_open() : -1;
+    if (w->pace_fd < 0)
+        w->pace_fd = -1;
     hist_reset(&w->hist);
     hist_reset(&w->live);
     sb_timer_init(&w->stop, on_stop, w);
@@ -1090,6 +1116,11 @@ static void worker_free(struct worker *w)
         free(w->c[i].ts);
     }
     free(w->c);
+    if (w->pace_fd >= 0) {
+        if (w->loop)
+            sb_loop_watch(w->loop, w->pace_fd, 0, NULL, NULL);
+        close(w->pace_fd);
+    }
     if (w->loop)
         sb_loop_free(w->loop);
 }
