@@ -248,7 +248,7 @@ def stalling_server(stall_after, stall_s=0.1):
 def rate_stall():
     """A server that stalls once for 100 ms, 0.3 s into the run: with
     --rate the latency of the messages due during the stall counts from
-    when they were due, so p99.9 (and max) show it; a closed-loop run is
+    when they were due, so p99 and p99.9 (and max) show it; a closed-loop run is
     run beside it for the record (one message waits, the rest are not
     sent, so its percentiles need not show the stall)."""
     addr, state, close = stalling_server(stall_after=300)
@@ -259,7 +259,10 @@ def rate_stall():
         lat = d["latency_us"]
         print(f"     --rate 1000: p50 {lat['p50']:.0f} us, p99 {lat['p99']:.0f} us, "
               f"p99.9 {lat['p99.9']:.0f} us, max {lat['max']:.0f} us", flush=True)
-        if lat["p99.9"] < 50000 or lat["max"] < 90000:
+        # About 100 of the run's 1000 messages fall due during the stall, so
+        # corrected, even p99 shows it; counted from the send, only the 4
+        # messages in flight when it began wait long, and p99 stays low.
+        if lat["p99"] < 50000 or lat["p99.9"] < 50000 or lat["max"] < 90000:
             raise AssertionError(f"the 100 ms stall does not show in {lat}")
     finally:
         close()
