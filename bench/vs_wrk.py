@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """vs_wrk: `switchboard bench http://...` beside wrk on the same nginx.
 
-    bench/vs_wrk.py build/switchboard [--pairs 5] [--seconds 5] [--conns 50]
+    bench/vs_wrk.py build/switchboard [--pairs 5] [--seconds 5] [--conns 50] [--fifo]
 
 One nginx (one process, sendfile, no access log, a 30-byte file) pinned to
 CPU 0; the clients pinned to CPU 1, one thread each, keep-alive, the same
@@ -50,6 +50,9 @@ http {{
 """
 
 
+PREFIX = []  # ["chrt", "-f", "10"] with --fifo
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -65,7 +68,7 @@ def start_nginx(nginx, tmp, port):
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(NGINX_CONF.format(tmp=tmp, port=port))
-    p = subprocess.Popen(["taskset", "-c", "0", nginx, "-c", conf, "-p", tmp + "/"],
+    p = subprocess.Popen(PREFIX + ["taskset", "-c", "0", nginx, "-c", conf, "-p", tmp + "/"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:
@@ -89,7 +92,7 @@ def run_client(cmd):
 
 
 def run_wrk(a, url):
-    cmd = ["taskset", "-c", "1", a.wrk, "-t1", "-c%d" % a.conns, "-d%ds" % a.seconds, url]
+    cmd = PREFIX + ["taskset", "-c", "1", a.wrk, "-t1", "-c%d" % a.conns, "-d%ds" % a.seconds, url]
     out, cpu = run_client(cmd)
     total = int(re.search(r"(\d+) requests in", out).group(1))
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -99,7 +102,7 @@ def run_wrk(a, url):
 
 
 def run_bench(a, url):
-    cmd = ["taskset", "-c", "1", a.switchboard, "bench", url, "-c", str(a.conns),
+    cmd = PREFIX + ["taskset", "-c", "1", a.switchboard, "bench", url, "-c", str(a.conns),
            "--duration", str(a.seconds), "--warmup", "0", "--json"]
     out, cpu = run_client(cmd)
     d = json.loads(out)
@@ -119,7 +122,12 @@ def main():
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--nginx", default=shutil.which("nginx") or "/usr/sbin/nginx")
     ap.add_argument("--wrk", default=shutil.which("wrk") or "wrk")
+    ap.add_argument("--fifo", action="store_true",
+                    help="run nginx and the clients under chrt -f 10 (SCHED_FIFO): shields "
+                         "them from other load on a shared machine")
     a = ap.parse_args()
+    if a.fifo:
+        PREFIX[:] = ["chrt", "-f", "10"]
     a.switchboard = os.path.abspath(a.switchboard)
     tmp = tempfile.mkdtemp(prefix="sb-vs-wrk-")
     port = free_port()
