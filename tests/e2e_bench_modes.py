@@ -55,6 +55,8 @@ def bench(*a, timeout=20):
     if res.rc is None:
         raise AssertionError(f"bench did not finish in {timeout} s: {res!r}")
     no_control(res)
+    if "Sanitizer" in res.err or "runtime error:" in res.err:
+        raise AssertionError(f"sanitizer report from bench: {res.err[:2000]}")
     return res
 
 
@@ -180,7 +182,7 @@ def rate_achieved():
             raise AssertionError(f"achieved {d['msgs_per_s']} msgs/s for 2000 asked")
         print(f"     asked 2000/s, achieved {d['msgs_per_s']:.0f}/s", flush=True)
         # with -n the schedule still holds: 300 messages at 2000/s
-        d = bench_json(srv.addr_str, "--rate", "2000", "-c", "2", "-n", "300")
+        d = bench_json(srv.addr_str, "--rate", "2000", "-c", "2", "-n", "300", "--threads", "2")
         eq(d["received_total"], 300, "replies with --rate and -n")
     finally:
         srv.kill()
@@ -303,7 +305,8 @@ def http_serve_app():
             if "404: 3" not in res.out.decode():
                 raise AssertionError(f"no '404: 3' in the text report: {res.out!r}")
             # a duration run with the live line's machinery off: rate and no errors
-            d = bench_json(url, "-c", "2", "--duration", "0.3", "--warmup", "0.1")
+            d = bench_json(url, "-c", "2", "--duration", "0.3", "--warmup", "0.1",
+                           "--threads", "2")
             if d["messages"] <= 0 or d["errors_total"]:
                 raise AssertionError(f"duration run: {d}")
         finally:
@@ -390,15 +393,17 @@ def nothing_decodes():
 
 # ------------------------------------------------------------ the terminal
 
-def live_line_pty():
+def live_line_pty(threads):
     """stderr on a terminal: the parameters first, then the live line
     redrawn in place ('\\r' and clear-to-end-of-line) during the warmup and
-    the window, cleared before the report (which goes to stdout)."""
+    the window, cleared before the report (which goes to stdout). With one
+    thread the loop draws it, with more the main thread."""
     srv = sbtest.start_server(BIN)
     master, slave = pty.openpty()
     try:
         p = subprocess.Popen([BIN, "bench", srv.addr_str, "-c", "2", "--warmup", "0.6",
-                              "--duration", "0.6"], stdout=subprocess.PIPE, stderr=slave,
+                              "--duration", "0.6", "--threads", str(threads)],
+                             stdout=subprocess.PIPE, stderr=slave,
                              stdin=subprocess.DEVNULL)
         os.close(slave)
         slave = None
@@ -448,7 +453,9 @@ def main():
     r.check("bench http://: length changes, chunked bodies, Connection: close",
             http_checks, limit=30)
     r.check("bench: bytes but no reply decoded is said, exit 1", nothing_decodes, limit=30)
-    r.check("bench: live line on a terminal, redrawn with \\r", live_line_pty, limit=30)
+    for t in (1, 2):
+        r.check(f"bench --threads {t}: live line on a terminal, redrawn with \\r",
+                live_line_pty, t, limit=30)
     sys.exit(r.finish())
 
 
