@@ -1,5 +1,6 @@
 /* serve: `switchboard serve` - run an app under a dispatch model. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -29,9 +30,13 @@ static const char serve_usage[] =
     "  --root DIR             http: directory to serve (.)\n"
     "  --access-log FILE|-    http: Common Log Format access log (off)\n"
     "  --no-file-cache        http: open and read every file on every request\n"
-    "  --help                 this text\n"
+    "  -h, --help             this text\n"
     "\n"
-    "SIGINT or SIGTERM stops the server cleanly.\n";
+    "SIGINT or SIGTERM stops the server cleanly.\n"
+    "\n"
+    "Exit status: 0 after a clean stop, 1 when the server cannot start or run\n"
+    "(address in use, a name that does not resolve, --root missing), 2 for a\n"
+    "usage error (unknown option, a value or ADDR that does not parse).\n";
 
 static void serve_log(void *ud, const char *msg)
 {
@@ -74,7 +79,19 @@ static int parse_one(serve_args *a, int opt, const char *val)
     long v;
 
     switch (opt) {
-    case O_LISTEN: a->so.listen = val; return 0;
+    case O_LISTEN: {
+        /* The shape is checked here, before anything is tried, so a typo is
+         * a usage error; resolving and binding are runtime steps. */
+        sb_addr_spec spec;
+        int rc = sb_addr_parse(val, &spec);
+        if (rc < 0) {
+            cli_error("--listen", "'%s': %s (HOST:PORT, [V6]:PORT, :PORT or unix:PATH)", val,
+                      sb_strerror(rc));
+            return -1;
+        }
+        a->so.listen = val;
+        return 0;
+    }
     case O_APP: a->app = val; return 0;
     case O_MODEL:
         if (sb_model_parse(val, &a->so.model) == 0)
@@ -94,7 +111,7 @@ static int parse_one(serve_args *a, int opt, const char *val)
         a->frame_given = 1;
         if (sb_frame_parse(val, &a->so.conn.frame) == 0)
             return 0;
-        cli_error("--frame", "'%s': %s", val, sb_strerror(SB_EBADSPEC));
+        cli_error("--frame", "%s", cli_frame_why(val));
         return -1;
     case O_MAXMSG: return cli_parse_size("--max-msg", val, &a->so.conn.max_msg);
     case O_OUTCAP: return cli_parse_size("--out-cap", val, &a->so.conn.out_cap);
@@ -134,20 +151,20 @@ static int serve_parse(serve_args *a, int argc, char **argv)
 
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", serve_opts, NULL)) != -1) {
-        if (opt == O_HELP) {
+    while ((opt = getopt_long(argc, argv, ":h", serve_opts, NULL)) != -1) {
+        if (opt == O_HELP || opt == 'h') {
             fputs(serve_usage, stdout);
             return 1;
         }
         if (opt == '?' || opt == ':') {
-            cli_error("serve", "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
+            cli_getopt_error(opt, argv, optind);
             return -1;
         }
         if (parse_one(a, opt, optarg) < 0)
             return -1;
     }
     if (optind < argc) {
-        cli_error("serve", "unexpected argument '%s' (try --help)", argv[optind]);
+        cli_error(argv[optind], "unexpected argument (serve takes options only; try --help)");
         return -1;
     }
     return 0;
@@ -175,11 +192,25 @@ static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
     if (app->fini)
         app->fini();
     if (rc < 0) {
-        cli_error("serve", "%s", sb_strerror(rc));
+        cli_error(where, "%s", sb_strerror(rc));
         return 1;
     }
     fprintf(stderr, "switchboard: served %llu messages on %llu connections\n",
             (unsigned long long)st.messages, (unsigned long long)st.accepted);
+    return 0;
+}
+
+/* The document root must be a directory we can open: said here, with the
+ * path and the system's reason, before the app starts. */
+static int check_root(const char *root)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0) {
+        cli_error("--root", "%s: %s", root, strerror(errno));
+        return -1;
+    }
+    close(fd);
     return 0;
 }
 
@@ -207,11 +238,19 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     a.cfg.model = a.so.model;
-    if (app->init(&a.cfg, &a.so, &h, &why) < 0) {
-        cli_error(app->name, "%s", why ? why : "cannot start");
-        return 2;
+    if (app == &sb_app_http && check_root(a.cfg.root) < 0)
+        return 1;
+    if ((rc = app->init(&a.cfg, &a.so, &h, &why)) < 0) {
+        /* -EINVAL: the options do not fit the app (chat under fork), a usage
+         * error; any other code is the system refusing, a runtime failure. */
+        if (rc == -EINVAL) {
+            cli_error(app->name, "%s", why ? why : "cannot start");
+            return 2;
+        }
+        cli_error(app->name, "%s: %s", why ? why : "cannot start", sb_strerror(rc));
+        return 1;
     }
     if (a.so.backend && a.so.model != SB_MODEL_EVENT)
-        fprintf(stderr, "switchboard: note: --backend applies to --model event only\n");
+        cli_error("--backend", "ignored: it applies to --model event only");
     return serve_start(&a, app, &h);
 }

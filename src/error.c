@@ -27,7 +27,6 @@ static const struct {
     {SB_EOUTPUT, "output queue over its cap"},
     {SB_EBACKEND, "unknown loop backend"},
     {SB_EHTTP, "malformed HTTP message"},
-    {SB_HTTP_INCOMPLETE, "incomplete HTTP message"},
     {SB_HTTP_ELINE, "HTTP request line too long"},
     {SB_HTTP_EHEAD, "HTTP header section too large"},
     {SB_HTTP_EVERSION, "HTTP version not supported"},

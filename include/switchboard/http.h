@@ -3,9 +3,11 @@
  *
  * The parsers are pure functions over bytes: no I/O, no allocation, no
  * state between calls. They look at the bytes received so far and either
- * parse one whole message head, answer SB_HTTP_INCOMPLETE (call again with
- * more bytes appended), or report an error that names the status a server
- * should answer with (sb_http_error_status). Parsed strings are pointer +
+ * parse one whole message head (> 0: its length), answer
+ * SB_HTTP_INCOMPLETE (0: call again with more bytes appended), or report an
+ * error (< 0) that names the status a server should answer with
+ * (sb_http_error_status). That is the frame decoders' convention too (see
+ * frame.h): bytes consumed, 0 for "incomplete", negative for an error. Parsed strings are pointer +
  * length into the caller's bytes (zero-copy) and are valid as long as those
  * bytes are; headers go into an array the caller provides.
  *
@@ -39,10 +41,12 @@
 extern "C" {
 #endif
 
-/* Results of the parsers besides a byte count. They lie below the codes of
- * error.h (SB_ERR_BASE - 1000 and down) so they never collide with them;
- * sb_http_strerror names them. A malformed message is SB_EHTTP (400). */
-#define SB_HTTP_INCOMPLETE (SB_ERR_BASE - 1000) /* need more bytes (not an error) */
+/* "Need more bytes": not an error, and 0 like the frame decoders' answer,
+ * so that `rc < 0` is always an error and `rc > 0` always a length. */
+#define SB_HTTP_INCOMPLETE 0
+/* Errors of the parsers besides SB_EHTTP (a malformed message: 400). They
+ * lie below the codes of error.h (SB_ERR_BASE - 1001 and down) so they
+ * never collide with them; sb_strerror names them. */
 #define SB_HTTP_ELINE (SB_ERR_BASE - 1001)      /* request line over its limit: 414 */
 #define SB_HTTP_EHEAD (SB_ERR_BASE - 1002)      /* head or header count over limit: 431 */
 #define SB_HTTP_EVERSION (SB_ERR_BASE - 1003)   /* HTTP major version not 1: 505 */
@@ -95,7 +99,8 @@ int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
                            const sb_http_limits *lim);
 
 /* The status a server answers an error above with (400 for anything not
- * listed), and text for any code, falling back to sb_strerror. */
+ * listed), and text for any code: the same as sb_strerror, kept for
+ * callers that used it before sb_strerror knew these codes. */
 int sb_http_error_status(int err);
 const char *sb_http_strerror(int err);
 /* Reason phrase for a status ("Not Found"), "Unknown" if not known. */
@@ -106,6 +111,14 @@ const char *sb_http_reason(int status);
 int sb_http_name_is(const sb_http_header *h, const char *lower);
 /* Index of the first header at or after `from` named `lower`, or -1. */
 int sb_http_find(const sb_http_header *h, size_t n, size_t from, const char *lower);
+
+/* Is v[0..len) a valid Host field value, or the authority of an
+ * absolute-form target: uri-host [ ":" port ] (RFC 9112 section 3.2, RFC
+ * 3986 section 3.2.2)? uri-host is an IP-literal ("[" IPv6 or IPvFuture
+ * "]"), or a non-empty reg-name of unreserved, pct-encoded and sub-delims
+ * characters (an IPv4 address is one of those); port is digits. No
+ * userinfo, no whitespace, no '/'. Returns 1 if valid, 0 if not. */
+int sb_http_valid_host(const char *v, size_t len);
 
 /* How the body of a message is delimited, from its headers (RFC 9112
  * section 6.3), with the checks that stop request smuggling.
@@ -139,12 +152,13 @@ int sb_http_parse_length(const char *s, size_t len, uint64_t *out);
 /* Incremental chunked-body decoder, in place (the shape of picohttpparser's
  * phr_decode_chunked). A zero-filled sb_http_chunked is a fresh decoder.
  * Call with the bytes received so far, buf[0..*len): the decoded data is
- * moved to the front, *len becomes its length, and every input byte is
- * consumed (chunk-size lines and trailers are remembered in *d). Returns
- * SB_HTTP_INCOMPLETE while the body goes on, or, once the last chunk and
- * the trailer section are through, the number of bytes after the body's end
- * (they follow the decoded data at buf + *len; they belong to the next
- * message). Errors: SB_EHTTP (bad size line, missing CRLF after a chunk),
+ * moved to the front and *len becomes its length. Returns
+ * SB_HTTP_INCOMPLETE (0) while the body goes on: every input byte was
+ * consumed (chunk-size lines and trailers are remembered in *d). Once the
+ * last chunk and the trailer section are through, returns the number r > 0
+ * of input bytes that the body took in this call; the n - r bytes after it
+ * (n the input length; they belong to the next message) are moved to
+ * follow the decoded data, at buf + *len. Errors: SB_EHTTP (bad size line, missing CRLF after a chunk),
  * SB_EOVERFLOW (chunk size over 2^63 - 1), SB_HTTP_EHEAD (chunk extension
  * or trailers over 8 KiB). */
 typedef struct sb_http_chunked {
@@ -159,12 +173,34 @@ ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len);
 /* The Range header of a GET for a representation of `size` bytes, as RFC
  * 9110 section 14 reads it, limited to what a simple server supports:
  *   1   one satisfiable range "bytes=a-b", "a-" or "-n": *first, *last set
- *       (inclusive, clamped to size - 1)
- *   0   ignore the header and send the whole representation (not "bytes",
- *       syntax error, or several ranges)
- *   SB_HTTP_EUNSAT  a single range with no byte inside the representation */
+ *       (inclusive, clamped to size - 1; a suffix longer than the
+ *       representation selects all of it)
+ *   0   ignore the header and send the whole representation (unit not
+ *       "bytes", a syntax error, b < a, or several ranges), as RFC 9110
+ *       section 14.2 allows
+ *   SB_HTTP_EUNSAT  a single range with no byte inside the representation
+ *       (a >= size, "-0", or any range of an empty one)
+ * Positions of any length are accepted: one past 2^64 - 1 saturates there,
+ * so no peer's number wraps into a small one. */
 int sb_http_parse_range(const char *v, size_t len, uint64_t size,
                         uint64_t *first, uint64_t *last);
+
+/* Every range of a Range header, for a server that answers several with
+ * multipart/byteranges (RFC 9110 section 14.6). Fills out[0..max):
+ *   n > 0  the satisfiable ranges, in the order given (the unsatisfiable
+ *          ones left out), each clamped as above
+ *   0      ignore the header: unit not "bytes", a syntax error or b < a in
+ *          any range, more than max ranges, or ranges adding up to more
+ *          than the representation (they overlap; RFC 9110 section 14.2
+ *          lets a server ignore those)
+ *   SB_HTTP_EUNSAT  no range has a byte inside the representation
+ * Empty list elements are skipped. sb_http_parse_range is this with max 1. */
+typedef struct sb_http_range {
+    uint64_t first, last;   /* inclusive */
+} sb_http_range;
+
+int sb_http_parse_ranges(const char *v, size_t len, uint64_t size, sb_http_range *out,
+                         size_t max);
 
 /* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters and a NUL,
  * so out must hold SB_HTTP_DATE_LEN + 1 bytes. */
