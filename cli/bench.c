@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
@@ -69,7 +70,7 @@
 #define STALL_NS 10000000000LL /* -n: no reply for this long ends the run */
 #define LIVE_NS 250000000LL    /* the live line: 4 redraws a second */
 #define HTTP_IN_MIN 16384      /* HTTP: read buffer, larger than any head */
-#define REQ_MAX 8192
+#define REQ_MAX (CLI_URL_MAX + 600)
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -111,25 +112,6 @@ static const char bench_usage[] =
     "measured (-n: all N answered; --connect-only: every connection answered),\n"
     "1 otherwise (a message says so when bytes came back but no reply could be\n"
     "decoded from them), 2 for a usage error.\n";
-
-static int parse_seconds(const char *opt, const char *val, double *out)
-{
-    char *end;
-    double v;
-
-    if (val == NULL) {
-        cli_error(opt, "missing value");
-        return -1;
-    }
-    errno = 0;
-    v = strtod(val, &end);
-    if (errno != 0 || end == val || *end != '\0' || !(v >= 0 && v <= 86400)) {
-        cli_error(opt, "'%s' is not a number of seconds in 0..86400", val);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 static int parse_rate(const char *opt, const char *val, double *out)
 {
@@ -173,13 +155,13 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
         r = cli_parse_size(a, v, &o->size);
         o->size_given = 1;
     } else if (strcmp(a, "--duration") == 0) {
-        r = parse_seconds(a, v, &o->duration);
+        r = cli_parse_seconds(a, v, 0, 86400, &o->duration);
         o->duration_given = 1;
     } else if (strcmp(a, "--warmup") == 0) {
-        r = parse_seconds(a, v, &o->warmup);
+        r = cli_parse_seconds(a, v, 0, 86400, &o->warmup);
         o->warmup_given = 1;
     } else if (strcmp(a, "--hold") == 0) {
-        r = parse_seconds(a, v, &o->hold);
+        r = cli_parse_seconds(a, v, 0, 86400, &o->hold);
     } else if (strcmp(a, "--frame") == 0 || strcmp(a, "--backend") == 0) {
         if (v == NULL) {
             cli_error(a, "missing value");
@@ -208,16 +190,20 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
 /* Options that do not go together. Returns 0 or -1 (printed). */
 static int check_opts(struct bench_opts *o)
 {
-    const char *bad = NULL;
+    const char *opt = NULL, *why = NULL;
 
-    if (o->http && (o->frame_given || o->size_given || o->connect_only))
-        bad = "--frame, --size and --connect-only apply to ADDR, not to an http:// URL";
-    else if (o->count && (o->warmup_given || o->connect_only))
-        bad = "-n counts every reply: no --warmup, no --connect-only";
-    else if (o->rate > 0 && o->connect_only)
-        bad = "--rate and --connect-only do not go together";
-    if (bad) {
-        cli_error("bench", "%s", bad);
+    if (o->http && (o->frame_given || o->size_given || o->connect_only)) {
+        opt = o->frame_given ? "--frame" : o->size_given ? "--size" : "--connect-only";
+        why = "applies to ADDR, not to an http:// URL";
+    } else if (o->count && (o->warmup_given || o->connect_only)) {
+        opt = o->warmup_given ? "--warmup" : "--connect-only";
+        why = "does not go with -n (every reply counts)";
+    } else if (o->rate > 0 && o->connect_only) {
+        opt = "--connect-only";
+        why = "does not go with --rate";
+    }
+    if (opt) {
+        cli_error(opt, "%s", why);
         return -1;
     }
     if (o->count) {
@@ -252,7 +238,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
         fputs(bench_usage, stderr);
         return -1;
     }
-    o->http = strncmp(o->addr, "http://", 7) == 0 || strncmp(o->addr, "HTTP://", 7) == 0;
+    o->http = strncasecmp(o->addr, "http://", 7) == 0 || strncasecmp(o->addr, "https://", 8) == 0;
     return check_opts(o);
 }
 
@@ -268,7 +254,7 @@ struct bench {
     size_t framed;               /* a whole message: header + payload + trailer, or the request */
     uint8_t *pattern;            /* size + PATTERN_SLACK alphanumeric bytes */
     char req[REQ_MAX];           /* HTTP: the request every connection repeats */
-    struct bench_url url;
+    cli_url url;
     sb_addr addr;
     int64_t start_ns;            /* the run's start: --rate's schedule starts here */
     int64_t begin_ns, end_ns;    /* the measured window (monotonic) */
@@ -379,28 +365,33 @@ static int setup_frame(struct bench *b)
 }
 
 
-/* The URL, the address to dial and the request. Returns 0 or -1 after
- * printing why. */
+/* The URL, the address to dial and the request. Returns 0, or the exit
+ * code after printing why: 2 for a URL that does not parse, 1 for one that
+ * names what cannot be reached (https, a name with no address). */
 static int setup_http(struct bench *b)
 {
+    char hostport[300];
     const char *why;
     int n, r;
 
-    if (bench_url_parse(b->o.addr, &b->url, &why) < 0) {
+    r = cli_url_parse(b->o.addr, &b->url, &why);
+    if (r < 0) {
         cli_error(b->o.addr, "%s", why);
-        return -1;
+        return r == CLI_URL_SCHEME ? 1 : 2;
     }
     n = bench_http_request(&b->url, b->req, sizeof b->req);
     if (n < 0) {
         cli_error(b->o.addr, "URL too long");
-        return -1;
+        return 2;
     }
     b->framed = (size_t)n;
     atomic_store(&b->http_len, UINT64_MAX);
-    r = sb_addr_resolve(b->url.hostport, 0, &b->addr, 1);
+    snprintf(hostport, sizeof hostport, b->url.v6 ? "[%s]:%s" : "%s:%s", b->url.host,
+             b->url.port);
+    r = sb_addr_resolve(hostport, 0, &b->addr, 1);
     if (r < 0) {
-        cli_error(b->url.hostport, "%s", sb_strerror(r));
-        return -1;
+        cli_error(b->o.addr, "%s", sb_strerror(r));
+        return r == SB_ENOHOST ? 1 : 2;
     }
     return 0;
 }
@@ -1377,7 +1368,7 @@ static int run(struct bench *b, struct worker *ws, long nw, struct result *res)
         if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
             if (i == 0)
                 return -1;
-            cli_error("bench", "cannot start thread %ld", i + 1);
+            cli_error("--threads", "cannot start thread %ld", i + 1);
             exit(1); /* the started ones wait on a barrier that cannot fill */
         }
     }
@@ -1439,15 +1430,17 @@ static void explain_silence(const struct bench *b, const struct result *r)
     if (b->o.connect_only || k->connected == 0 || k->cut > 0)
         return;
     if (k->bytes_in > 0)
-        cli_error("bench", "no reply decoded from %llu bytes received: does the server speak %s?",
+        cli_error(b->o.addr, "no reply decoded from %llu bytes received: does the server speak %s?",
                   (unsigned long long)k->bytes_in, b->o.http ? "HTTP/1.1" : b->o.frame);
     else if (k->e_closed == 0 && k->e_io == 0)
-        cli_error("bench", "no reply: the server sent nothing back");
+        cli_error(b->o.addr, "no reply: the server sent nothing back");
 }
 
 /* ---- the command ------------------------------------------------------------ */
 
-/* The framing or the URL, and the address. Returns 0 or -1 (printed). */
+/* The framing or the URL, and the address. Returns 0, or the exit code
+ * after printing why (2 for what does not parse, 1 for a name with no
+ * address). */
 static int setup(struct bench *b)
 {
     int r;
@@ -1455,11 +1448,11 @@ static int setup(struct bench *b)
     if (b->o.http)
         return setup_http(b);
     if (setup_frame(b) < 0)
-        return -1;
+        return 2;
     r = sb_addr_resolve(b->o.addr, 0, &b->addr, 1);
     if (r < 0) {
         cli_error(b->o.addr, "%s", sb_strerror(r));
-        return -1;
+        return r == SB_ENOHOST ? 1 : 2;
     }
     return 0;
 }
@@ -1473,7 +1466,7 @@ static int make_workers(struct bench *b, struct worker *ws, long *nw)
         int r = worker_init(&ws[i], b, (int)i, id, n);
         id += n;
         if (r < 0) {
-            cli_error("bench", "client loop: %s", sb_strerror(r));
+            cli_error("client loop", "%s", sb_strerror(r));
             *nw = i + 1;
             return -1;
         }
@@ -1492,8 +1485,9 @@ int cmd_bench(int argc, char **argv)
     r = parse_opts(argc, argv, &b.o);
     if (r != 0)
         return r > 0 ? 0 : 2;
-    if (setup(&b) < 0)
-        return 2;
+    r = setup(&b);
+    if (r != 0)
+        return r;
     if (b.o.rate > 0)
         b.interval_ns = 1e9 * (double)b.o.conns / b.o.rate;
     b.o.live = isatty(STDERR_FILENO) && !b.o.json && !b.o.connect_only;
@@ -1502,7 +1496,7 @@ int cmd_bench(int argc, char **argv)
     ws = calloc((size_t)nw, sizeof *ws);
     res = calloc(1, sizeof *res);
     if (ws == NULL || res == NULL) {
-        cli_error("bench", "%s", sb_strerror(-ENOMEM));
+        cli_error("memory", "%s", sb_strerror(-ENOMEM));
         goto out;
     }
     if (make_workers(&b, ws, &nw) < 0)
@@ -1514,7 +1508,7 @@ int cmd_bench(int argc, char **argv)
     pthread_barrier_init(&b.dialed, NULL, (unsigned)nw + 1);
     pthread_barrier_init(&b.go, NULL, (unsigned)nw + 1);
     if (run(&b, ws, nw, res) < 0) {
-        cli_error("bench", "cannot start threads");
+        cli_error("--threads", "cannot start threads");
         goto out;
     }
     if (b.o.live)
@@ -1523,7 +1517,7 @@ int cmd_bench(int argc, char **argv)
     if (res->k.e_connect > 0 && res->k.connected == 0)
         cli_error(b.o.addr, "no connection could be opened");
     if (res->loop_err < 0)
-        cli_error("bench", "client loop: %s", sb_strerror(res->loop_err));
+        cli_error("client loop", "%s", sb_strerror(res->loop_err));
     explain_silence(&b, res);
     if (b.o.json)
         bench_print_json(&b.o, res);

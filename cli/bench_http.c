@@ -1,8 +1,7 @@
-/* bench_http: URL, request and response cutter of bench's HTTP mode
+/* bench_http: the request and the response cutter of bench's HTTP mode
  * (bench_http.h). */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "bench_http.h"
 
@@ -11,41 +10,11 @@
 
 enum { H_HEAD, H_LENGTH, H_CHUNKED };
 
-int bench_url_parse(const char *s, struct bench_url *u, const char **why)
+int bench_http_request(const cli_url *u, char *out, size_t cap)
 {
-    const char *h, *p, *close;
-    size_t hl;
-    sb_addr_spec spec;
-
-    if (strncasecmp(s, "http://", 7) != 0)
-        return *why = "the URL must start with http://", -1;
-    h = s + 7;
-    p = h + strcspn(h, "/?#");
-    if (*p == '?' || *p == '#')
-        return *why = "the path must start with '/'", -1;
-    for (const char *c = s; *c; c++)
-        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
-            return *why = "the URL contains a space or control character", -1;
-    hl = (size_t)(p - h);
-    if (hl == 0 || hl + 4 > sizeof u->host || memchr(h, '@', hl) != NULL)
-        return *why = "missing or bad host", -1;
-    memcpy(u->host, h, hl);
-    u->host[hl] = '\0';
-    /* A port is there if the last ':' comes after any ']' of [V6]. */
-    close = strrchr(u->host, ']');
-    if (strrchr(u->host, ':') > (close ? close : u->host))
-        snprintf(u->hostport, sizeof u->hostport, "%s", u->host);
-    else
-        snprintf(u->hostport, sizeof u->hostport, "%s:80", u->host);
-    if (sb_addr_parse(u->hostport, &spec) < 0 || spec.is_unix || spec.host[0] == '\0')
-        return *why = "bad host or port", -1;
-    u->path = *p == '/' ? p : "/";
-    return 0;
-}
-
-int bench_http_request(const struct bench_url *u, char *out, size_t cap)
-{
-    int n = snprintf(out, cap, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", u->path, u->host);
+    int n = snprintf(out, cap, "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n\r\n", u->target,
+                     u->v6 ? "[" : "", u->host, u->v6 ? "]" : "", u->port_given ? ":" : "",
+                     u->port_given ? u->port : "");
 
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }
@@ -105,10 +74,10 @@ static int cut_body(struct hcut *h, uint8_t *buf, size_t len, size_t *used)
     }
     if (r < 0)
         return (int)r;
-    /* The next message's r bytes were moved to buf + dec; put them back
-     * at the end so that the first len - r bytes are the ones taken. */
-    memmove(buf + len - (size_t)r, buf + dec, (size_t)r);
-    *used = len - (size_t)r;
+    /* The body took r bytes; the next message's len - r were moved to
+     * buf + dec: put them back behind the r taken. */
+    memmove(buf + r, buf + dec, len - (size_t)r);
+    *used = (size_t)r;
     return 1;
 }
 

@@ -1,6 +1,6 @@
 /* bench_http: the HTTP side of `switchboard bench http://HOST:PORT/PATH`.
  *
- * The URL, the one request every connection repeats, and a response cutter:
+ * The one request every connection repeats, and a response cutter:
  * an incremental reader that takes each response off the front of a
  * connection's input as its bytes come, head first (the library's
  * sb_http_parse_response), then the body by Content-Length or chunked
@@ -15,20 +15,12 @@
 #include <sys/types.h>
 
 #include "switchboard.h"
+#include "url.h"
 
-struct bench_url {
-    char hostport[270];   /* what to dial: HOST:PORT or [V6]:PORT */
-    char host[260];       /* the Host header: as written in the URL */
-    const char *path;     /* from the first '/' of the URL, or "/" */
-};
-
-/* Split http://HOST[:PORT][/PATH] (port 80 when none). The path points
- * into s. Returns 0, or -1 with *why set to what is wrong. */
-int bench_url_parse(const char *s, struct bench_url *u, const char **why);
-
-/* "GET PATH HTTP/1.1" with Host, keep-alive by default. Returns its length
+/* The request every connection repeats for the URL u (cli/url.h): "GET
+ * TARGET HTTP/1.1" with Host, keep-alive by default. Returns its length
  * written into out[0..cap), or -1 if it does not fit. */
-int bench_http_request(const struct bench_url *u, char *out, size_t cap);
+int bench_http_request(const cli_url *u, char *out, size_t cap);
 
 /* One connection's response in progress. Zero-filled is ready for a head. */
 struct hcut {
