@@ -1,6 +1,7 @@
 /* bench: what the parts of `switchboard bench` share: the options as
- * parsed, the counters of a run, and the report (bench_report.c). The load
- * itself is bench.c's; the HTTP pieces are bench_http.c's. */
+ * parsed (bench_opts.c), the counters of a run, and the report
+ * (bench_report.c). The load itself is bench.c's; the HTTP pieces are
+ * bench_http.c's, the pacer's clock bench_pace_linux.c's. */
 #ifndef SB_CLI_BENCH_H
 #define SB_CLI_BENCH_H
 
@@ -51,6 +52,10 @@ static inline uint64_t errors_of(const struct counters *k)
     return k->e_connect + k->e_mismatch + k->e_closed + k->e_io + k->e_decode +
            k->e_unanswered + k->e_status + k->e_length;
 }
+
+/* Parse the command line into *o. Returns 0, 1 for --help (printed), -1
+ * for a usage error (printed). */
+int bench_parse_opts(int argc, char **argv, struct bench_opts *o);
 
 /* The run's parameters in one line (no newline): the report's first line,
  * and the terminal's before the live line. */
