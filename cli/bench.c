@@ -861,7 +861,7 @@ static void worker_start(struct worker *w)
         w->watch_at = now;
         sb_timer_start(w->loop, &w->watch, 1000);
     }
-    if (b->o.live)
+    if (b->o.live && w->solo == NULL) /* solo: on_solo publishes before each line */
         sb_timer_start(w->loop, &w->tick, LIVE_NS / 1000000);
 }
 
