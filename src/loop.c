@@ -3,7 +3,8 @@
  * Divisions: the loop object and backend choice; watchers (fd-indexed
  * table, stale-callback guard); the turn (wait, dispatch, timers, defers);
  * timers (binary min-heap); defers; wakeups (eventfd); signals (sigaction
- * and a self-pipe); scratch.
+ * and a self-pipe); the object (its head is the hot part conn reads,
+ * loop_int.h).
  *
  * Cost model, because the event-model server must match a bare epoll loop:
  * a turn with nothing to change makes exactly one system call (the
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -70,6 +72,7 @@ struct sb_loop {
     sb_wakeup_cb wake_cb;
     void *wake_ud;
     struct sb__signals *sig;
+    sb__link conns;            /* open connections (conn_event.c), for sb_conn_walk */
 };
 
 /* Backends in order of preference; the first is the default. */
@@ -666,11 +669,11 @@ static void signals_free(sb_loop *l)
 
 /* ---- the loop object --------------------------------------------------- */
 
-void *sb_loop_scratch(sb_loop *l, size_t *size)
+_Static_assert(offsetof(struct sb_loop, hot) == 0, "sb__loop_hot (loop_int.h) reads the head");
+
+sb__link *sb__loop_conns(sb_loop *l)
 {
-    if (size != NULL)
-        *size = SB_SCRATCH_SIZE;
-    return l->hot.scratch;
+    return &l->conns;
 }
 
 /* sb__loop_spare_give's rare half (loop_int.h): p does not simply fill an
@@ -718,6 +721,7 @@ int sb_loop_new(sb_loop **out, const char *backend)
         return -ENOMEM;
     l->be = be;
     l->wake_fd = -1;
+    sb__link_init(&l->conns);
     atomic_init(&l->wake_pending, 0);
     atomic_init(&l->stop_async, 0);
     sb_loop_update_time(l);

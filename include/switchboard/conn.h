@@ -8,8 +8,8 @@
  *
  * The same handler runs under every dispatch model of sb_server: in the
  * event model the connection lives on a loop and never blocks; in the
- * threads and fork models one thread/process drives it with blocking calls
- * bounded by the timeouts. The handler cannot tell the difference, except
+ * threads and fork models one thread/process drives it, waiting in poll()
+ * bounded by the timeouts (and never while holding the connection's lock). The handler cannot tell the difference, except
  * that sb_conn_loop() is NULL outside the event model.
  *
  * Bounds: max_msg (checked before buffering), the output queue (above
@@ -80,15 +80,21 @@ void sb_conn_opts_default(sb_conn_opts *o);
 int sb_conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h, sb_conn **out);
 
 /* Blocking models: drive fd on the calling thread until the connection
- * ends, then close it. Returns the close reason (0 = clean). The socket
- * stays blocking; SO_RCVTIMEO / SO_SNDTIMEO carry the idle and write
- * timeouts so a dead peer ends the thread instead of hanging it. */
+ * ends, then close it. Returns the close reason (0 = clean). The thread
+ * waits in poll() on the socket (made non-blocking) and on an eventfd of
+ * the connection's own, bounded by the idle, read and write deadlines, so
+ * a dead peer ends the thread instead of hanging it; it never waits on the
+ * socket while holding the connection's lock, so other threads sending to
+ * this connection never wait for its peer (see sb_conn_send). */
 int sb_conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h);
 
 /* Frame and queue one message (type for typed framing, else ignored).
  * Returns 0, SB_ETOOBIG/SB_EMALFORMED/SB_EBADTYPE (framing refused it),
  * SB_EOUTPUT (queue over its cap: the connection is being closed),
- * SB_ECLOSED, or -ENOMEM. Safe from any thread under the threads model. */
+ * SB_ECLOSED, or -ENOMEM. Safe from any thread under the threads model:
+ * another thread's send queues, tries one non-blocking write and leaves
+ * the rest to the connection's own thread - it never waits for the peer
+ * (a peer that does not read is disconnected at out_cap instead). */
 int sb_conn_send(sb_conn *c, int type, const void *p, size_t n);
 /* Queue raw bytes, unframed. Same returns. */
 int sb_conn_write(sb_conn *c, const void *p, size_t n);
@@ -100,7 +106,9 @@ int sb_conn_sendfile(sb_conn *c, int fd, off_t off, size_t n);
 /* Send what is queued now instead of at the end of the batch. */
 int sb_conn_flush(sb_conn *c);
 
-/* Graceful close: stop reading, flush the queue, shutdown, close. */
+/* Graceful close: stop reading, flush the queue, shutdown, close. Like
+ * sb_conn_abort, safe from any thread under the threads model (the
+ * connection's own thread does the closing). */
 void sb_conn_close(sb_conn *c);
 /* Abortive close: discard the queue, reset the connection (RST). */
 void sb_conn_abort(sb_conn *c);
@@ -119,8 +127,25 @@ int sb_conn_fd(const sb_conn *c);
 sb_loop *sb_conn_loop(const sb_conn *c);     /* NULL outside the event model */
 const sb_conn_opts *sb_conn_options(const sb_conn *c);
 size_t sb_conn_queued(const sb_conn *c);     /* bytes waiting in the write queue */
-/* The peer as "1.2.3.4:5678" (computed on first use, owned by c). */
+/* The peer as "1.2.3.4:5678", "[::1]:5678" or "unix:..." ("?" when the
+ * socket had no peer address when it was opened). The address is taken
+ * when the connection opens, so this works in on_close too, after a reset;
+ * the text is made on first use and owned by c. */
 const char *sb_conn_peer(sb_conn *c);
+
+/* Every connection open on loop l (sb_conn_open, and the event model of
+ * sb_server), in no set order: cb(c, ud) for each. cb may close or abort
+ * c - that only marks it; the loop frees it later, after on_close - but
+ * must not open connections on l. Returns how many were visited (cb NULL:
+ * just count them). A program that stops its loop ends its connections
+ * with it, instead of leaking them:
+ *
+ *     sb_conn_walk(l, abort_one, NULL);        // abort_one: sb_conn_abort(c)
+ *     while (sb_conn_walk(l, NULL, NULL) > 0)  // each on_close runs here
+ *         sb_loop_run_once(l, 100);
+ *     sb_loop_free(l);
+ */
+size_t sb_conn_walk(sb_loop *l, void (*cb)(sb_conn *c, void *ud), void *ud);
 
 #ifdef __cplusplus
 }

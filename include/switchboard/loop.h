@@ -135,10 +135,6 @@ void sb_loop_wakeup(sb_loop *l);
 typedef void (*sb_signal_cb)(sb_loop *l, int signo, void *ud);
 int sb_loop_signal(sb_loop *l, int signo, sb_signal_cb cb, void *ud);
 
-/* Scratch buffer shared by everything running on this loop, valid only
- * until the callback returns: where conn reads land before decoding. */
-void *sb_loop_scratch(sb_loop *l, size_t *size);
-
 /* Non-blocking connect (EINPROGRESS -> writable -> SO_ERROR) with a
  * timeout. cb gets a connected non-blocking fd (owned by cb) or a negative
  * error (-ECONNREFUSED, -ETIMEDOUT, ...). The resolved addresses (the
