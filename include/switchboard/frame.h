@@ -65,9 +65,16 @@ typedef struct sb_msg sb_msg;
  * as the cutter left them, so a cutter can resume where its last call
  * stopped instead of reading the unfinished message again from its start,
  * and can leave what it learned about a message there for whoever handles
- * it (msg->info). state is NULL when the caller keeps none (sb_frame_decode,
- * or a cut_state_size of 0): the cutter must then work from the bytes
- * alone. ud is the spec's cut_ud, shared by every stream. */
+ * it. state is NULL when the caller keeps none (sb_frame_decode, or a
+ * cut_state_size of 0): the cutter must then work from the bytes alone.
+ * What the cutter learns about the message it cuts (a parsed HTTP head,
+ * say) goes into msg->info: when spec->cut_info_size > 0 and the caller
+ * keeps state, msg->info arrives pointing at that many bytes the caller
+ * keeps valid until the message has been handled (sb_frame_state.info),
+ * else it arrives NULL; the cutter fills them, or sets msg->info to NULL.
+ * They are per message, not per stream: one thread's streams may share
+ * one block, so a stream that waits costs only its cut_state_size.
+ * ud is the spec's cut_ud, shared by every stream. */
 typedef ssize_t (*sb_frame_cut_fn)(void *ud, void *state, const uint8_t *p, size_t n, int eof,
                                    sb_msg *msg);
 
@@ -81,6 +88,7 @@ typedef struct sb_frame_spec {
     sb_frame_cut_fn cut;          /* custom: the cutter */
     void *cut_ud;                 /* custom: its argument */
     size_t cut_state_size;        /* custom: bytes of per-stream state it keeps (0: none) */
+    size_t cut_info_size;         /* custom: bytes it fills about each message (0: none) */
 } sb_frame_spec;
 
 /* One decoded message. data points into the bytes given to the decoder and
@@ -89,8 +97,9 @@ struct sb_msg {
     const uint8_t *data; /* payload (no length prefix, type byte or delimiter) */
     size_t len;          /* payload length */
     int type;            /* typed: the type byte; otherwise -1 */
-    const void *info;    /* custom: what the cutter says about the message (in its
-                            state, valid as long as data), or NULL; otherwise NULL */
+    void *info;          /* custom: what the cutter says about the message (see
+                            sb_frame_cut_fn: valid while it is handled), or NULL;
+                            otherwise NULL */
 };
 
 /* Parse a SPEC string. Returns 0 or SB_EBADSPEC. */
@@ -115,17 +124,22 @@ ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
 /* What a caller keeps for one stream of messages so that decoding resumes
  * where it stopped instead of starting over on every read: for the
  * delimiter framings (line, delim), how far the unfinished message has
- * been searched; for a custom cutter, its state block. A zero-filled
- * sb_frame_state is a fresh one, except that it holds no block for a
- * cutter that asks for one (its cutter then gets NULL): sb_frame_state_init
- * gives it the block. */
+ * been searched; for a custom cutter, its state block and the block it
+ * fills about each message. A zero-filled sb_frame_state is a fresh one,
+ * except that it holds neither block for a cutter that asks for them (its
+ * cutter then gets NULL): sb_frame_state_init gives it both. */
 typedef struct sb_frame_state {
     size_t scan;      /* line, delim: leading bytes already searched */
     void *cut;        /* custom: the cutter's state, cut_size bytes, owned */
     size_t cut_size;
+    void *info;       /* custom: cut_info_size bytes for the message being cut */
+    int info_owned;   /* info is st's own (freed with it), not the caller's */
 } sb_frame_state;
 
-/* Zero st and give it the cutter state spec asks for. 0 or -ENOMEM. */
+/* Zero st and give it the cutter's state and info blocks that spec asks
+ * for, both owned by st. 0 or -ENOMEM. A caller that handles many streams
+ * on one thread may instead point info at one block of its own before
+ * each decode (a zero-filled st plus the state block is then enough). */
 int sb_frame_state_init(sb_frame_state *st, const sb_frame_spec *spec);
 /* The unfinished message is gone (its bytes were taken some other way):
  * start the next one afresh. */
