@@ -1250,13 +1250,17 @@ static int exit_code(const struct bench *b, const struct result *r)
     return r->k.messages > 0 ? 0 : 1;
 }
 
-/* Say why nothing came back, beyond the counters: bytes arrived but no
- * reply could be cut from them (the server speaks another protocol or
- * framing), or nothing arrived at all. */
+/* Say why the run failed where the counters alone would not: -n fell
+ * short, or nothing came back - bytes arrived but no reply could be cut
+ * from them (the server speaks another protocol or framing), or nothing
+ * arrived at all. */
 static void explain_silence(const struct bench *b, const struct result *r)
 {
     const struct counters *k = &r->k;
 
+    if (b->o.count && k->cut > 0 && k->received < (uint64_t)b->o.count)
+        cli_error("-n", "%llu of %ld messages answered%s", (unsigned long long)k->received,
+                  b->o.count, b->end_ns != INT64_MAX ? " within --duration" : "");
     if (b->o.connect_only || k->connected == 0 || k->cut > 0)
         return;
     if (k->bytes_in > 0)

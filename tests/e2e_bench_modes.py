@@ -155,6 +155,22 @@ def n_fewer_than_conns():
         srv.kill()
 
 
+def n_time_limit():
+    """-n with --duration: the duration is a limit; short of N, exit 1 and
+    say how many were answered."""
+    srv = sbtest.start_server(BIN)
+    try:
+        res = bench(srv.addr_str, "-n", "1000000000", "--duration", "0.2", "-c", "2", "--json")
+        eq(res.rc, 1, f"exit code ({res!r})")
+        d = json.loads(res.out)
+        if not 0 < d["received_total"] < 1000000000 or d["errors_total"]:
+            raise AssertionError(f"limited run: {d}")
+        if "of 1000000000 messages answered within --duration" not in res.err:
+            raise AssertionError(f"no word on stderr: {res.err!r}")
+    finally:
+        srv.kill()
+
+
 def usage_errors():
     """Options that do not go together are usage errors (exit 2)."""
     for a in (["127.0.0.1:9", "-n", "5", "--warmup", "1"],
@@ -444,6 +460,7 @@ def live_line_pty(threads):
 def main():
     r.check("bench -n: exactly N replies, the server's count agrees", n_exact, limit=20)
     r.check("bench -n 2 -c 10: two messages only", n_fewer_than_conns, limit=20)
+    r.check("bench -n with --duration: a limit, exit 1 short of N", n_time_limit, limit=20)
     r.check("bench: options that do not go together exit 2", usage_errors, limit=20)
     r.check("bench --rate: achieved rate near the asked one", rate_achieved, limit=20)
     r.check("bench --rate: a 100 ms stall shows in p99.9 (latency from when due)",
