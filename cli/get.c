@@ -1,9 +1,19 @@
-/* get: `switchboard get URL` - the HOWTO's browser. One HTTP/1.1 GET with
- * "Connection: close", the body streamed to stdout (or -o FILE) as it
- * arrives, framed by Content-Length, chunked encoding, or the close. */
+/* get: `switchboard get URL` - the HOWTO's browser, with curl's habits.
+ * Each request is one HTTP/1.1 exchange on a fresh connection with
+ * "Connection: close"; the body is streamed to stdout (or -o FILE) as it
+ * arrives, framed by Content-Length, chunked encoding, or the close. -L
+ * follows up to MAX_REDIRS redirects, each Location resolved against the
+ * URL it answered (RFC 3986 5.2).
+ *
+ *   1. options
+ *   2. output: stdout or a file opened on the first byte
+ *   3. one exchange: request, head, body
+ *   4. the redirect chain and the exit status
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,89 +21,162 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "url.h"
 
 static const char get_usage[] =
     "usage: switchboard get URL [options]\n"
     "\n"
-    "Fetch http://HOST[:PORT][/PATH] with HTTP/1.1 and print the body.\n"
+    "Fetch URL with HTTP/1.1 and print the body. URL is http://HOST[:PORT][/PATH]\n"
+    "or the same without http:// (HOST may be [IPv6]).\n"
     "\n"
-    "  -i, --include        print the response head before the body\n"
-    "  -o, --output FILE    write the body to FILE instead of stdout\n"
-    "  --timeout S          give up after S seconds in all (30)\n"
-    "  --help               this text\n"
+    "  -L, --location           follow redirects (301 302 303 307 308), at most 10\n"
+    "  -I, --head               send HEAD and print the response head\n"
+    "  -H, --header 'N: v'      add a request header, or replace the default one of\n"
+    "                           that name (Host, User-Agent, Accept, Connection);\n"
+    "                           'N:' removes it, 'N;' sends it empty; repeatable\n"
+    "  -i, --include            print the response head before the body\n"
+    "  -o, --output FILE        write to FILE instead of stdout\n"
+    "  -f, --fail               on a status >= 400 print nothing and exit 1\n"
+    "  -s, --silent             print no error messages (usage errors aside)\n"
+    "  -S, --show-error         with -s, print error messages all the same\n"
+    "  -v, --verbose            print both heads on stderr, '> ' request, '< ' response\n"
+    "  --connect-timeout S      give up on a connect after S seconds (30)\n"
+    "  -m, --max-time S         give up on the whole transfer after S seconds (none;\n"
+    "                           a transfer that receives nothing for 60 s ends anyway)\n"
+    "  -h, --help               this text\n"
     "\n"
-    "Exit status: 0 for a 2xx answer, 1 for any other status or a network\n"
-    "failure, 2 for a usage error (bad URL, https).\n";
+    "S may have a fraction (0.5). Each hop of -L sends the -H headers again,\n"
+    "except Host, Authorization and Cookie once the host or port changes.\n"
+    "\n"
+    "Exit status: 0 for any complete answer (a 404 too, unless -f), 1 for a\n"
+    "runtime failure (connection refused, timeout, a malformed answer, too many\n"
+    "redirects, https:// which this build cannot fetch, -f and a status >= 400;\n"
+    "curl says 22 for the last, switchboard keeps its 0/1/2), 2 for a usage\n"
+    "error (unknown option, a URL or value that does not parse).\n";
 
-#define HEAD_MAX (64 * 1024)   /* largest response head we accept */
+#define HEAD_MAX (64 * 1024) /* largest response head we accept */
 #define IO_CHUNK (64 * 1024)
+#define MAX_REDIRS 10        /* curl allows 50; ten is plenty for a real site */
+#define MAX_HEADERS 64       /* -H options */
+#define STALL_MS 60000       /* no byte for this long ends a transfer (said in the
+                                help and the timeout message) */
+#define REQ_MAX (16 * 1024)  /* our own request head */
 
-typedef struct url {
-    char host[256];    /* without brackets */
-    char port[6];
-    const char *path;  /* from the first '/', or "/" */
-    int v6;
-} url;
+/* ---- 1. Options ------------------------------------------------------- */
 
-/* http://host[:port][/path]. Returns 0, or -1 with *why set. */
-static int url_parse(const char *s, url *u, const char **why)
+typedef struct get_opts {
+    int follow, head_only, include, fail, silent, show_error, verbose;
+    const char *output;
+    const char *hdr[MAX_HEADERS]; /* -H values, pointing into argv */
+    int nhdr;
+    int connect_ms;
+    int64_t max_ms; /* 0: no limit */
+    const char *url;
+} get_opts;
+
+/* "Name: value", "Name:" or "Name;" with a token name and no CR or LF. */
+static int header_ok(const char *h)
 {
-    const char *h, *e, *p;
-    size_t hl;
+    size_t n = strcspn(h, ":;");
 
-    if (strncasecmp(s, "https://", 8) == 0)
-        return *why = "https not supported (plain http:// only)", -1;
-    if (strncasecmp(s, "http://", 7) != 0)
-        return *why = "the URL must start with http://", -1;
-    for (const char *c = s; *c; c++)
-        if ((unsigned char)*c <= 0x20 || *c == 0x7f)
-            return *why = "the URL contains a space or control character", -1;
-    h = s + 7;
-    p = h + strcspn(h, "/?#");
-    if (*h == '[') {
-        e = memchr(h, ']', (size_t)(p - h));
-        if (e == NULL)
-            return *why = "unterminated [IPv6] address", -1;
-        hl = (size_t)(e - h - 1);
-        h++;
-        e++;
-        u->v6 = 1;
-    } else {
-        e = memchr(h, ':', (size_t)(p - h));
-        if (e == NULL)
-            e = p;
-        hl = (size_t)(e - h);
-        u->v6 = 0;
-    }
-    if (hl == 0 || hl >= sizeof u->host || memchr(h, '@', hl) != NULL)
-        return *why = "missing or bad host", -1;
-    memcpy(u->host, h, hl);
-    u->host[hl] = '\0';
-    strcpy(u->port, "80");
-    if (e < p && *e == ':') {
-        size_t pl = (size_t)(p - e - 1);
-        long v = 0;
-        for (size_t i = 1; i <= pl; i++)
-            v = (e[i] >= '0' && e[i] <= '9' && v < 100000) ? v * 10 + (e[i] - '0') : -1000000;
-        if (pl == 0 || pl > 5 || v < 1 || v > 65535)
-            return *why = "bad port", -1;
-        snprintf(u->port, sizeof u->port, "%ld", v);
-    } else if (e != p) {
-        return *why = "bad host", -1;
-    }
-    u->path = *p == '/' ? p : "/";
-    if (*p == '?' || *p == '#')
-        return *why = "the path must start with '/'", -1;
-    return 0;
+    if (n == 0 || h[n] == '\0' || strpbrk(h, "\r\n") != NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (strchr("!#$%&'*+-.^_`|~", h[i]) == NULL &&
+            !((h[i] >= '0' && h[i] <= '9') || ((h[i] | 0x20) >= 'a' && (h[i] | 0x20) <= 'z')))
+            return 0;
+    return h[n] == ':' || h[n + 1] == '\0';
 }
 
-typedef struct fetch {
+enum { O_CONNECT = 256 };
+
+static const struct option get_long[] = {
+    {"location", no_argument, NULL, 'L'},     {"head", no_argument, NULL, 'I'},
+    {"header", required_argument, NULL, 'H'}, {"include", no_argument, NULL, 'i'},
+    {"output", required_argument, NULL, 'o'}, {"fail", no_argument, NULL, 'f'},
+    {"silent", no_argument, NULL, 's'},       {"show-error", no_argument, NULL, 'S'},
+    {"verbose", no_argument, NULL, 'v'},      {"connect-timeout", required_argument, NULL, O_CONNECT},
+    {"max-time", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+static int get_option(get_opts *o, int opt, const char *val)
+{
+    double s;
+
+    switch (opt) {
+    case 'L': o->follow = 1; return 0;
+    case 'I': o->head_only = 1; return 0;
+    case 'i': o->include = 1; return 0;
+    case 'o': o->output = val; return 0;
+    case 'f': o->fail = 1; return 0;
+    case 's': o->silent = 1; return 0;
+    case 'S': o->show_error = 1; return 0;
+    case 'v': o->verbose = 1; return 0;
+    case 'H':
+        if (!header_ok(val)) {
+            cli_error("-H", "'%s' is not 'Name: value' (or 'Name:', 'Name;')", val);
+            return -1;
+        }
+        if (o->nhdr == MAX_HEADERS) {
+            cli_error("-H", "more than %d headers", MAX_HEADERS);
+            return -1;
+        }
+        o->hdr[o->nhdr++] = val;
+        return 0;
+    case O_CONNECT:
+        if (cli_parse_seconds("--connect-timeout", val, 0.001, 86400, &s) < 0)
+            return -1;
+        o->connect_ms = (int)(s * 1000 + 0.5);
+        return 0;
+    case 'm':
+        if (cli_parse_seconds("--max-time", val, 0.001, 86400 * 30, &s) < 0)
+            return -1;
+        o->max_ms = (int64_t)(s * 1000 + 0.5);
+        return 0;
+    default: return -1;
+    }
+}
+
+/* Returns -1 to go on, else the exit code (0 after --help). */
+static int get_parse(get_opts *o, int argc, char **argv)
+{
+    int opt;
+
+    memset(o, 0, sizeof *o);
+    o->connect_ms = 30000;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, ":LIH:io:fsSvm:h", get_long, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(get_usage, stdout);
+            return 0;
+        }
+        if (opt == '?' || opt == ':')
+            return cli_getopt_error(opt, argv, optind);
+        if (get_option(o, opt, optarg) < 0)
+            return 2;
+    }
+    if (optind != argc - 1) {
+        if (optind >= argc)
+            cli_error("URL", "missing (try --help)");
+        else
+            cli_error(argv[optind + 1], "unexpected argument: one URL only (try --help)");
+        return 2;
+    }
+    o->url = argv[optind];
+    return -1;
+}
+
+/* ---- 2. Output -------------------------------------------------------- */
+
+/* stdout, or -o FILE created on the first write (or at the end of a
+ * successful transfer), so a failed one leaves no file behind. */
+typedef struct sink {
+    const char *path;
     int fd;
-    int64_t deadline;
-    int out;            /* where the body goes */
-    char *buf;          /* HEAD_MAX + IO_CHUNK bytes */
-    size_t have;        /* bytes in buf */
-} fetch;
+    int err; /* the first failure to open or write, so it is told apart
+                from a failure of the connection */
+} sink;
 
 static int write_all(int fd, const char *p, size_t n)
 {
@@ -109,220 +192,463 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-/* More bytes into buf[have..cap). Returns the count, 0 at EOF, or error. */
-static ssize_t fill(fetch *f, size_t cap)
+static int sink_open(sink *s)
 {
-    ssize_t n = sb_recv_some(f->fd, f->buf + f->have, cap - f->have, f->deadline);
+    if (s->fd >= 0)
+        return 0;
+    s->fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    return s->fd < 0 ? -errno : 0;
+}
+
+static int sink_write(sink *s, const char *p, size_t n)
+{
+    int rc = sink_open(s);
+
+    if (rc == 0)
+        rc = write_all(s->fd, p, n);
+    if (rc < 0 && s->err == 0)
+        s->err = rc;
+    return rc;
+}
+
+/* ---- 3. One exchange -------------------------------------------------- */
+
+typedef struct get_run {
+    const get_opts *o;
+    int64_t deadline;   /* --max-time, or SB_NO_DEADLINE */
+    sink out;
+    int fd;             /* the connection */
+    char *buf;          /* HEAD_MAX + IO_CHUNK bytes */
+    size_t have;        /* bytes in buf */
+    const char *what;   /* the URL or file an error is about */
+    const char *step;   /* what was going on, for an error */
+    char url[CLI_URL_MAX];
+    cli_url u;
+    cli_url first;      /* the URL typed: -H Host and credentials stay with it */
+    const char *method; /* "GET" or "HEAD" */
+    int status;
+    char reason[128];
+    char location[CLI_URL_MAX]; /* of a redirect being followed, else "" */
+} get_run;
+
+/* Each wait ends at --max-time or after STALL_MS without a byte. */
+static int64_t io_deadline(const get_run *g)
+{
+    int64_t stall = sb_now_ms() + STALL_MS;
+    return stall < g->deadline ? stall : g->deadline;
+}
+
+/* More bytes into buf[have..cap). Returns the count, 0 at EOF, or error. */
+static ssize_t fill(get_run *g, size_t cap)
+{
+    ssize_t n = sb_recv_some(g->fd, g->buf + g->have, cap - g->have, io_deadline(g));
     if (n > 0)
-        f->have += (size_t)n;
+        g->have += (size_t)n;
     return n;
 }
 
 /* Read the head. Interim 1xx answers are skipped. Returns the head length
  * with *res and h filled, or a negative code. */
-static int read_head(fetch *f, sb_http_response *res, sb_http_header *h, size_t maxh)
+static int read_head(get_run *g, sb_http_response *res, sb_http_header *h, size_t maxh)
 {
     static const sb_http_limits lim = {8 * 1024, HEAD_MAX};
 
     for (;;) {
-        int rc = sb_http_parse_response(f->buf, f->have, res, h, maxh, &lim);
+        int rc = sb_http_parse_response(g->buf, g->have, res, h, maxh, &lim);
         if (rc > 0 && res->status >= 100 && res->status < 200 && res->status != 101) {
-            memmove(f->buf, f->buf + rc, f->have - (size_t)rc);
-            f->have -= (size_t)rc;
+            memmove(g->buf, g->buf + rc, g->have - (size_t)rc);
+            g->have -= (size_t)rc;
             continue;
         }
         if (rc != SB_HTTP_INCOMPLETE)
             return rc;
-        ssize_t n = fill(f, HEAD_MAX);
+        ssize_t n = fill(g, HEAD_MAX);
         if (n == 0)
-            return f->have ? SB_ETRUNCATED : SB_ECLOSED;
+            return g->have ? SB_ETRUNCATED : SB_ECLOSED;
         if (n < 0)
             return (int)n;
     }
 }
 
 /* More body bytes must come: the peer closing now cuts the body short. */
-static int fill_more(fetch *f)
+static int fill_more(get_run *g)
 {
-    ssize_t n = fill(f, IO_CHUNK);
+    ssize_t n = fill(g, IO_CHUNK);
 
     if (n == 0)
         return SB_ETRUNCATED;
     return n < 0 ? (int)n : 0;
 }
 
-static int body_length(fetch *f, uint64_t left)
+static int body_length(get_run *g, uint64_t left)
 {
     int rc;
 
     for (;;) {
-        size_t take = f->have < left ? f->have : (size_t)left;
-        if ((rc = write_all(f->out, f->buf, take)) < 0)
+        size_t take = g->have < left ? g->have : (size_t)left;
+        if ((rc = sink_write(&g->out, g->buf, take)) < 0)
             return rc;
         left -= take;
-        f->have = 0;
+        g->have = 0;
         if (left == 0)
             return 0;
-        if ((rc = fill_more(f)) < 0)
+        if ((rc = fill_more(g)) < 0)
             return rc;
     }
 }
 
-static int body_chunked(fetch *f)
+static int body_chunked(get_run *g)
 {
     sb_http_chunked d;
     int rc;
 
     memset(&d, 0, sizeof d);
     for (;;) {
-        size_t len = f->have;
-        ssize_t r = sb_http_chunked_decode(&d, f->buf, &len);
-        if (r != SB_HTTP_INCOMPLETE && r < 0)
+        size_t len = g->have;
+        ssize_t r = sb_http_chunked_decode(&d, g->buf, &len);
+        if (r < 0)
             return (int)r;
-        if ((rc = write_all(f->out, f->buf, len)) < 0)
+        if ((rc = sink_write(&g->out, g->buf, len)) < 0)
             return rc;
-        f->have = 0;
-        if (r >= 0)
+        g->have = 0;
+        if (r > 0)
             return 0;
-        if ((rc = fill_more(f)) < 0)
+        if ((rc = fill_more(g)) < 0)
             return rc;
     }
 }
 
-static int body_until_close(fetch *f)
+static int body_until_close(get_run *g)
 {
     int rc;
 
     for (;;) {
-        if ((rc = write_all(f->out, f->buf, f->have)) < 0)
+        if ((rc = sink_write(&g->out, g->buf, g->have)) < 0)
             return rc;
-        f->have = 0;
-        ssize_t n = fill(f, IO_CHUNK);
+        g->have = 0;
+        ssize_t n = fill(g, IO_CHUNK);
         if (n <= 0)
             return (int)n;
     }
 }
 
-/* Send the request, read the answer, stream the body. Returns the status
- * (> 0) or a negative code; *what says which step failed. */
-static int exchange(fetch *f, const url *u, int include, const char **what, char *reason, size_t rl)
+/* Print a head on stderr, each line after prefix ("> " or "< "). */
+static void verbose_head(const char *prefix, const char *p, size_t n)
 {
-    char req[9000];
-    sb_http_header h[128];
-    sb_http_response res;
-    sb_http_framing fr;
-    int n, rc, head;
-
-    n = snprintf(req, sizeof req,
-                 "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\nUser-Agent: switchboard/%s\r\n"
-                 "Accept: */*\r\nConnection: close\r\n\r\n",
-                 u->path, u->v6 ? "[" : "", u->host, u->v6 ? "]" : "",
-                 strcmp(u->port, "80") ? ":" : "", strcmp(u->port, "80") ? u->port : "", sb_version());
-    if (n < 0 || (size_t)n >= sizeof req)
-        return *what = "URL too long", SB_ETOOBIG;
-    *what = "send";
-    if ((rc = (int)sb_send_all(f->fd, req, (size_t)n, f->deadline)) < 0)
-        return rc;
-    *what = "response";
-    if ((head = read_head(f, &res, h, sizeof h / sizeof *h)) < 0)
-        return head;
-    if (res.reason_len > 0)
-        snprintf(reason, rl, "%.*s", (int)res.reason_len, res.reason);
-    else
-        snprintf(reason, rl, "%s", sb_http_reason(res.status));
-    if (include && (rc = write_all(STDOUT_FILENO, f->buf, (size_t)head)) < 0)
-        return rc;
-    memmove(f->buf, f->buf + head, f->have - (size_t)head);
-    f->have -= (size_t)head;
-    if ((rc = sb_http_framing_get(h, res.num_headers, res.minor_version, 0, &fr)) < 0)
-        return rc;
-    *what = "body";
-    if (res.status == 204 || res.status == 304)
-        rc = 0;
-    else if (fr.chunked)
-        rc = body_chunked(f);
-    else if (fr.has_length)
-        rc = body_length(f, fr.length);
-    else
-        rc = body_until_close(f);
-    return rc < 0 ? rc : res.status;
+    while (n > 0) {
+        const char *nl = memchr(p, '\n', n);
+        size_t len = nl ? (size_t)(nl - p) + 1 : n, text = len;
+        while (text > 0 && (p[text - 1] == '\n' || p[text - 1] == '\r'))
+            text--;
+        fprintf(stderr, "%s%.*s\n", prefix, (int)text, p);
+        p += len;
+        n -= len;
+    }
 }
 
-static int get_parse(int argc, char **argv, int *include, const char **outp, long *tmo)
+/* Whether the -H value hdr names the header name (case-insensitive). */
+static int header_named(const char *hdr, const char *name)
 {
-    static const struct option opts[] = {
-        {"include", no_argument, NULL, 'i'}, {"output", required_argument, NULL, 'o'},
-        {"timeout", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
-    int opt;
+    size_t n = strcspn(hdr, ":;");
+    return n == strlen(name) && strncasecmp(hdr, name, n) == 0;
+}
 
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "io:", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'i': *include = 1; break;
-        case 'o': *outp = optarg; break;
-        case 't':
-            if (cli_parse_long("--timeout", optarg, 1, 86400, tmo) < 0)
-                return 2;
-            break;
-        case 'h': fputs(get_usage, stdout); return 0;
-        default:
-            cli_error("get", "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
-            return 2;
+/* curl's rule: once a redirect leaves the host the user typed, the -H
+ * values that belong to it (Host, and credentials) stay behind. */
+static int header_kept(const get_run *g, const char *hdr)
+{
+    if (strcmp(g->u.host, g->first.host) == 0 && strcmp(g->u.port, g->first.port) == 0)
+        return 1;
+    return !header_named(hdr, "host") && !header_named(hdr, "authorization") &&
+           !header_named(hdr, "cookie");
+}
+
+/* Append to the NUL-terminated req[0..n); a request that does not fit
+ * fills req to n - 1 bytes, which build_request takes as "too long". */
+static void appendf(char *req, size_t n, const char *fmt, ...)
+{
+    size_t len = strlen(req);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(req + len, n - len, fmt, ap);
+    va_end(ap);
+}
+
+/* A default header, unless a kept -H names it. */
+static void default_header(const get_run *g, char *req, size_t n, const char *name, const char *v)
+{
+    for (int i = 0; i < g->o->nhdr; i++)
+        if (header_named(g->o->hdr[i], name) && header_kept(g, g->o->hdr[i]))
+            return;
+    appendf(req, n, "%s: %s\r\n", name, v);
+}
+
+/* -H 'Name:' (nothing but blanks after the colon) only removes a default. */
+static int header_removes(const char *h)
+{
+    const char *colon = h + strcspn(h, ":;");
+    return *colon == ':' && colon[1 + strspn(colon + 1, " \t")] == '\0';
+}
+
+/* The request head into req[0..n). Returns its length or -1 (too long). */
+static int build_request(const get_run *g, char *req, size_t n)
+{
+    char host[300], ua[64];
+    int dflt = strcmp(g->u.port, "80") == 0;
+
+    snprintf(host, sizeof host, "%s%s%s%s%s", g->u.v6 ? "[" : "", g->u.host, g->u.v6 ? "]" : "",
+             dflt ? "" : ":", dflt ? "" : g->u.port);
+    snprintf(ua, sizeof ua, "switchboard/%s", sb_version());
+    req[0] = '\0';
+    appendf(req, n, "%s %s HTTP/1.1\r\n", g->method, g->u.target);
+    default_header(g, req, n, "Host", host);
+    default_header(g, req, n, "User-Agent", ua);
+    default_header(g, req, n, "Accept", "*/*");
+    default_header(g, req, n, "Connection", "close");
+    for (int i = 0; i < g->o->nhdr; i++) {
+        const char *h = g->o->hdr[i];
+        size_t name = strcspn(h, ":;");
+        if (!header_kept(g, h) || header_removes(h))
+            continue;
+        if (h[name] == ';')
+            appendf(req, n, "%.*s:\r\n", (int)name, h); /* 'Name;': sent empty */
+        else
+            appendf(req, n, "%s\r\n", h);
+    }
+    appendf(req, n, "\r\n");
+    return strlen(req) + 1 >= n ? -1 : (int)strlen(req);
+}
+
+/* The status line and, for a redirect -L will follow, its Location. */
+static int note_answer(get_run *g, const sb_http_response *res, const sb_http_header *h)
+{
+    int s = res->status, loc = sb_http_find(h, res->num_headers, 0, "location");
+
+    g->status = s;
+    if (res->reason_len > 0)
+        snprintf(g->reason, sizeof g->reason, "%.*s", (int)res->reason_len, res->reason);
+    else
+        snprintf(g->reason, sizeof g->reason, "%s", sb_http_reason(s));
+    g->location[0] = '\0';
+    if (!g->o->follow || loc < 0 || !(s == 301 || s == 302 || s == 303 || s == 307 || s == 308))
+        return 0;
+    if (h[loc].value_len == 0 || h[loc].value_len >= sizeof g->location)
+        return g->step = "Location", SB_EHTTP;
+    memcpy(g->location, h[loc].value, h[loc].value_len);
+    g->location[h[loc].value_len] = '\0';
+    return 0;
+}
+
+/* After the head: print it if asked, then the body unless this answer is
+ * a redirect being followed, a HEAD, a bodiless status, or a -f failure. */
+static int answer(get_run *g, int head, const sb_http_header *h, const sb_http_response *res)
+{
+    sb_http_framing fr;
+    int rc, failing = g->o->fail && g->status >= 400;
+
+    if (g->o->verbose)
+        verbose_head("< ", g->buf, (size_t)head);
+    if ((g->o->include || g->o->head_only) && !failing &&
+        (rc = sink_write(&g->out, g->buf, (size_t)head)) < 0)
+        return rc;
+    memmove(g->buf, g->buf + head, g->have - (size_t)head);
+    g->have -= (size_t)head;
+    if (g->location[0] || failing || strcmp(g->method, "HEAD") == 0 || g->status == 204 ||
+        g->status == 304)
+        return 0;
+    g->step = "response";
+    if ((rc = sb_http_framing_get(h, res->num_headers, res->minor_version, 0, &fr)) < 0)
+        return rc;
+    g->step = "body";
+    if (fr.chunked)
+        return body_chunked(g);
+    if (fr.has_length)
+        return body_length(g, fr.length);
+    return body_until_close(g);
+}
+
+static int connect_to(get_run *g)
+{
+    char addr[300];
+    int64_t left = g->deadline - sb_now_ms();
+    int ms = g->o->connect_ms;
+
+    if (left <= 0)
+        return g->step = "connect", -ETIMEDOUT;
+    if (left < ms)
+        ms = (int)left;
+    snprintf(addr, sizeof addr, g->u.v6 ? "[%s]:%s" : "%s:%s", g->u.host, g->u.port);
+    if (g->o->verbose)
+        fprintf(stderr, "* Connecting to %s\n", addr);
+    g->step = "connect";
+    g->fd = sb_dial(addr, ms);
+    if (g->fd >= 0 && g->o->verbose)
+        fprintf(stderr, "* Connected to %s\n", addr);
+    return g->fd < 0 ? g->fd : 0;
+}
+
+/* One request and its answer on a fresh connection. */
+static int exchange(get_run *g)
+{
+    char req[REQ_MAX];
+    sb_http_header h[128];
+    sb_http_response res;
+    int n, rc, head;
+
+    if ((n = build_request(g, req, sizeof req)) < 0)
+        return g->step = "request", SB_ETOOBIG;
+    if ((rc = connect_to(g)) < 0)
+        return rc;
+    if (g->o->verbose)
+        verbose_head("> ", req, (size_t)n);
+    g->step = "send";
+    if ((rc = (int)sb_send_all(g->fd, req, (size_t)n, io_deadline(g))) < 0)
+        goto out;
+    g->step = "response";
+    g->have = 0;
+    if ((head = rc = read_head(g, &res, h, sizeof h / sizeof *h)) < 0)
+        goto out;
+    if ((rc = note_answer(g, &res, h)) < 0)
+        goto out;
+    rc = answer(g, head, h, &res);
+out:
+    close(g->fd);
+    g->fd = -1;
+    return rc;
+}
+
+/* ---- 4. The chain and the exit status --------------------------------- */
+
+/* Print an error unless -s (without -S) keeps it quiet. */
+static void get_fail(const get_run *g, const char *what, const char *fmt, ...)
+{
+    char why[512];
+    va_list ap;
+
+    if (g->o->silent && !g->o->show_error)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    cli_error(what, "%s", why);
+}
+
+/* The method after a redirect, as curl does: 303 makes anything but HEAD
+ * a GET, 301 and 302 turn a POST (any method other than GET and HEAD,
+ * when get learns to send one) into a GET, 307 and 308 keep it. */
+static const char *redirect_method(int status, const char *method)
+{
+    if (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)
+        return method;
+    return status == 307 || status == 308 ? method : "GET";
+}
+
+/* Move g to the URL its Location names. Returns 0, or 1 after an error. */
+static int next_hop(get_run *g)
+{
+    char next[CLI_URL_MAX];
+    const char *why;
+    int rc;
+
+    if (cli_url_resolve(g->url, g->location, next, sizeof next) < 0) {
+        get_fail(g, g->url, "Location too long to follow");
+        return 1;
+    }
+    if (g->o->verbose)
+        fprintf(stderr, "* %d: following the Location to %s\n", g->status, next);
+    if ((rc = cli_url_parse(next, &g->u, &why)) < 0) {
+        get_fail(g, next, "cannot follow the redirect: %s", why);
+        return 1;
+    }
+    cli_url_format(&g->u, g->url, sizeof g->url);
+    g->method = redirect_method(g->status, g->method);
+    return 0;
+}
+
+static int run_chain(get_run *g)
+{
+    int rc;
+
+    for (int hops = 0;; hops++) {
+        if ((rc = exchange(g)) < 0) {
+            const char *why = rc != -ETIMEDOUT            ? sb_http_strerror(rc)
+                              : sb_now_ms() >= g->deadline  ? "timed out (--max-time)"
+                              : strcmp(g->step, "connect") == 0 ? "timed out (--connect-timeout)"
+                                                             : "timed out: nothing received for 60 s";
+            if (g->out.err < 0)
+                get_fail(g, g->out.path ? g->out.path : "stdout", "%s", strerror(-g->out.err));
+            else
+                get_fail(g, g->url, "%s: %s", g->step, why);
+            return 1;
         }
+        if (g->location[0] == '\0')
+            break;
+        if (hops == MAX_REDIRS) {
+            get_fail(g, g->url, "too many redirects (more than %d)", MAX_REDIRS);
+            return 1;
+        }
+        if (next_hop(g) != 0)
+            return 1;
     }
-    if (optind != argc - 1) {
-        cli_error("get", optind >= argc ? "missing URL (try --help)" : "one URL only (try --help)");
-        return 2;
+    if (g->o->fail && g->status >= 400) {
+        get_fail(g, g->url, "HTTP %d %s", g->status, g->reason);
+        return 1;
     }
-    return -1;
+    return 0;
+}
+
+static int finish_output(get_run *g, int code)
+{
+    int rc;
+
+    if (g->out.path == NULL)
+        return code;
+    if (code == 0 && (rc = sink_open(&g->out)) < 0) {
+        get_fail(g, g->out.path, "%s", strerror(-rc));
+        return 1;
+    }
+    if (g->out.fd >= 0 && close(g->out.fd) < 0 && code == 0) {
+        get_fail(g, g->out.path, "%s", strerror(errno));
+        return 1;
+    }
+    return code;
 }
 
 int cmd_get(int argc, char **argv)
 {
-    int include = 0, rc, status;
-    const char *outp = NULL, *why, *what;
-    long tmo = 30;
-    char addr[300], reason[128] = "";
-    url u;
-    fetch f;
+    get_opts o;
+    get_run *g;
+    const char *why;
+    int rc;
 
-    if ((rc = get_parse(argc, argv, &include, &outp, &tmo)) >= 0)
+    if ((rc = get_parse(&o, argc, argv)) >= 0)
         return rc;
-    if (url_parse(argv[optind], &u, &why) < 0) {
-        cli_error("get", "%s: %s", argv[optind], why);
-        return 2;
-    }
-    memset(&f, 0, sizeof f);
-    f.deadline = sb_now_ms() + tmo * 1000;
-    f.out = STDOUT_FILENO;
-    snprintf(addr, sizeof addr, u.v6 ? "[%s]:%s" : "%s:%s", u.host, u.port);
-    f.fd = sb_dial(addr, (int)(tmo * 1000));
-    if (f.fd < 0) {
-        cli_error("get", "%s: %s", addr, sb_strerror(f.fd));
+    g = calloc(1, sizeof *g);
+    if (g == NULL || (g->buf = malloc(HEAD_MAX + IO_CHUNK)) == NULL) {
+        free(g);
+        cli_error("memory", "%s", strerror(ENOMEM));
         return 1;
     }
-    if (outp && (f.out = open(outp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
-        cli_error("get", "%s: %s", outp, strerror(errno));
-        close(f.fd);
-        return 1;
+    g->o = &o;
+    g->fd = -1;
+    g->out.fd = o.output ? -1 : STDOUT_FILENO;
+    g->out.path = o.output;
+    g->method = o.head_only ? "HEAD" : "GET";
+    g->deadline = o.max_ms > 0 ? sb_now_ms() + o.max_ms : SB_NO_DEADLINE;
+    rc = cli_url_parse(o.url, &g->u, &why);
+    if (rc == CLI_URL_BAD) {
+        cli_error(o.url, "%s", why);
+        rc = 2;
+    } else if (rc == CLI_URL_SCHEME) {
+        get_fail(g, o.url, "%s", why);
+        rc = 1;
+    } else {
+        g->first = g->u;
+        cli_url_format(&g->u, g->url, sizeof g->url);
+        rc = finish_output(g, run_chain(g));
     }
-    f.buf = malloc(HEAD_MAX + IO_CHUNK);
-    status = f.buf ? exchange(&f, &u, include, &what, reason, sizeof reason) : (what = "memory", -ENOMEM);
-    free(f.buf);
-    close(f.fd);
-    if (outp && close(f.out) < 0 && status >= 0) {
-        cli_error("get", "%s: %s", outp, strerror(errno));
-        return 1;
-    }
-    if (status < 0) {
-        cli_error("get", "%s: %s", what, sb_http_strerror(status));
-        return 1;
-    }
-    if (status < 200 || status > 299) {
-        fprintf(stderr, "switchboard: get: HTTP %d %s\n", status, reason);
-        return 1;
-    }
-    return 0;
+    free(g->buf);
+    free(g);
+    return rc;
 }

@@ -22,9 +22,16 @@ static const char send_usage[] =
     "  --type T         typed framing: the type byte (one character or 0xHH)\n"
     "  --half-close     send all, shut down the sending side, read until the\n"
     "                   server closes (implied by --frame eof)\n"
-    "  --timeout S      give up on connect or a reply after S seconds (10; 0.5 too)\n"
+    "  --timeout S      give up on connect or a reply after S seconds (10;\n"
+    "                   fractions allowed)\n"
     "  --max-msg BYTES  largest reply accepted (16M)\n"
-    "  --help           this text\n";
+    "  -h, --help       this text\n"
+    "\n"
+    "ADDR is HOST:PORT, [V6]:PORT, :PORT (loopback) or unix:PATH.\n"
+    "\n"
+    "Exit status: 0 when every reply came, 1 on a runtime failure (connection\n"
+    "refused, timeout, the server closed early, a reply over --max-msg), 2 for\n"
+    "a usage error (unknown option, a value or ADDR that does not parse).\n";
 
 typedef struct {
     const char *addr;
@@ -49,7 +56,7 @@ static int send_one(send_args *a, const char *p, size_t n)
 {
     int rc = sb_stream_write_msg(a->st, a->type, p, n);
     if (rc < 0) {
-        cli_error("send", "cannot frame message: %s", sb_strerror(rc));
+        cli_error("message", "cannot be framed: %s", sb_strerror(rc));
         return -1;
     }
     a->sent_bytes += n;
@@ -68,7 +75,7 @@ static int read_one(send_args *a, int eof_ok)
     }
     if (rc == 0 && eof_ok)
         return 0;
-    cli_error("send", "%s", rc == 0 ? "connection closed before the reply" : sb_strerror(rc));
+    cli_error(a->addr, "%s", rc == 0 ? "connection closed before the reply" : sb_strerror(rc));
     return -1;
 }
 
@@ -111,7 +118,7 @@ static int run_half_close(send_args *a, int fd, int argc, char **argv)
         if (send_one(a, argv[i], strlen(argv[i])) < 0)
             return 1;
     if ((rc = sb_stream_flush(a->st)) < 0 || (rc = sb_shutdown_write(fd)) < 0) {
-        cli_error("send", "%s", sb_strerror(rc));
+        cli_error(a->addr, "%s", sb_strerror(rc));
         return 1;
     }
     while ((rc = read_one(a, 1)) == 1)
@@ -146,7 +153,7 @@ static int run_exchange(send_args *a, int argc, char **argv)
             if (send_one(a, argv[i], strlen(argv[i])) < 0)
                 return 1;
         if ((rc = sb_stream_flush(a->st)) < 0) {
-            cli_error("send", "%s", sb_strerror(rc));
+            cli_error(a->addr, "%s", sb_strerror(rc));
             return 1;
         }
         return await_replies(a, argc) < 0 ? 1 : 0;
@@ -190,15 +197,17 @@ static const struct option send_opts[] = {
 static int send_parse(send_args *a, int argc, char **argv)
 {
     int opt;
+    double secs;
 
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+", send_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:h", send_opts, NULL)) != -1) {
         switch (opt) {
+        case 'h':
         case O_HELP: fputs(send_usage, stdout); return 1;
         case O_FRAME:
             if (sb_frame_parse(optarg, &a->spec) < 0) {
-                cli_error("--frame", "'%s': %s", optarg, sb_strerror(SB_EBADSPEC));
+                cli_error("--frame", "%s", cli_frame_why(optarg));
                 return -1;
             }
             break;
@@ -208,19 +217,16 @@ static int send_parse(send_args *a, int argc, char **argv)
             break;
         case O_HALF: a->half_close = 1; break;
         case O_TIMEOUT:
-            if (cli_parse_ms("--timeout", optarg, 86400, &a->timeout_ms) < 0)
+            if (cli_parse_seconds("--timeout", optarg, 0.001, 86400, &secs) < 0)
                 return -1;
-            if (a->timeout_ms == 0) {
-                cli_error("--timeout", "'%s': a timeout must be above 0", optarg);
-                return -1;
-            }
+            a->timeout_ms = (int)(secs * 1000 + 0.5);
             break;
         case O_MAXMSG:
             if (cli_parse_size("--max-msg", optarg, &a->max_msg) < 0)
                 return -1;
             break;
         default:
-            cli_error("send", "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
+            cli_getopt_error(opt, argv, optind);
             return -1;
         }
         if (optind < argc && argv[optind][0] != '-' && a->addr == NULL)
@@ -232,6 +238,7 @@ static int send_parse(send_args *a, int argc, char **argv)
 int cmd_send(int argc, char **argv)
 {
     send_args a;
+    sb_addr_spec where;
     int fd, rc;
 
     memset(&a, 0, sizeof(a));
@@ -251,21 +258,27 @@ int cmd_send(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     if (a.addr == NULL) {
         if (optind >= argc) {
-            cli_error("send", "missing ADDR (try --help)");
+            cli_error("ADDR", "missing (try --help)");
             return 2;
         }
         a.addr = argv[optind++];
+    }
+    /* A malformed ADDR is a usage error, found before anything is tried;
+     * resolving and connecting are runtime steps. */
+    if ((rc = sb_addr_parse(a.addr, &where)) < 0) {
+        cli_error(a.addr, "%s (HOST:PORT, [V6]:PORT, :PORT or unix:PATH)", sb_strerror(rc));
+        return 2;
     }
     if (a.spec.kind == SB_FRAME_EOF)
         a.half_close = 1;
     fd = sb_dial(a.addr, a.timeout_ms);
     if (fd < 0) {
         cli_error(a.addr, "%s", sb_strerror(fd));
-        return fd == SB_EBADADDR || fd == SB_EBADPORT || fd == SB_EPATHLEN ? 2 : 1;
+        return 1;
     }
     rc = sb_stream_open(&a.st, fd, &a.spec, a.max_msg, a.timeout_ms);
     if (rc < 0) {
-        cli_error("send", "%s", sb_strerror(rc));
+        cli_error(a.addr, "%s", sb_strerror(rc));
         close(fd);
         return 1;
     }

@@ -1,5 +1,6 @@
 /* serve: `switchboard serve` - run an app under a dispatch model. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +23,7 @@ static const char serve_usage[] =
     "  --idle-timeout S       close a connection silent for S seconds (off)\n"
     "  --read-timeout S       close when a started message stalls S seconds (off)\n"
     "  --write-timeout S      close when replies make no progress for S seconds (off)\n"
-    "                         (the three take fractions down to 0.001: 0.25)\n"
+    "                         (the three take fractions of a second: 0.25)\n"
     "  --keepalive S          TCP keepalive probes after S idle seconds (off)\n"
     "  --out-cap BYTES        disconnect a peer whose unread replies pass this (4M + max-msg)\n"
     "  --backlog N            listen backlog (SOMAXCONN)\n"
@@ -30,13 +31,31 @@ static const char serve_usage[] =
     "  --root DIR             http: directory to serve (.)\n"
     "  --access-log FILE|-    http: Common Log Format access log (off)\n"
     "  --no-file-cache        http: open and read every file on every request\n"
-    "  --help                 this text\n"
+    "  -h, --help             this text\n"
     "\n"
-    "SIGINT or SIGTERM stops the server cleanly.\n";
+    "SIGINT or SIGTERM stops the server cleanly.\n"
+    "\n"
+    "Exit status: 0 after a clean stop, 1 when the server cannot start or run\n"
+    "(address in use, a name that does not resolve, --root missing), 2 for a\n"
+    "usage error (unknown option, a value or ADDR that does not parse).\n";
 
 static void serve_log(void *ud, const char *msg)
 {
     fprintf(stderr, "switchboard: %s\n", msg);
+}
+
+/* Seconds, fractions allowed, to the nearest millisecond (the options are
+ * milliseconds inside); a timeout asked for never rounds down to "off". */
+static int timeout_ms(const char *opt, const char *val, int *out)
+{
+    double s;
+
+    if (cli_parse_seconds(opt, val, 0, 86400, &s) < 0)
+        return -1;
+    *out = (int)(s * 1000 + 0.5);
+    if (*out == 0 && s > 0)
+        *out = 1;
+    return 0;
 }
 
 enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
@@ -66,7 +85,19 @@ static int parse_one(serve_args *a, int opt, const char *val)
     long v;
 
     switch (opt) {
-    case O_LISTEN: a->so.listen = val; return 0;
+    case O_LISTEN: {
+        /* The shape is checked here, before anything is tried, so a typo is
+         * a usage error; resolving and binding are runtime steps. */
+        sb_addr_spec spec;
+        int rc = sb_addr_parse(val, &spec);
+        if (rc < 0) {
+            cli_error("--listen", "'%s': %s (HOST:PORT, [V6]:PORT, :PORT or unix:PATH)", val,
+                      sb_strerror(rc));
+            return -1;
+        }
+        a->so.listen = val;
+        return 0;
+    }
     case O_APP: a->app = val; return 0;
     case O_MODEL:
         if (sb_model_parse(val, &a->so.model) == 0)
@@ -86,7 +117,7 @@ static int parse_one(serve_args *a, int opt, const char *val)
         a->frame_given = 1;
         if (sb_frame_parse(val, &a->so.conn.frame) == 0)
             return 0;
-        cli_error("--frame", "'%s': %s", val, sb_strerror(SB_EBADSPEC));
+        cli_error("--frame", "%s", cli_frame_why(val));
         return -1;
     case O_MAXMSG: return cli_parse_size("--max-msg", val, &a->so.conn.max_msg);
     case O_OUTCAP: return cli_parse_size("--out-cap", val, &a->so.conn.out_cap);
@@ -110,9 +141,9 @@ static int parse_one(serve_args *a, int opt, const char *val)
             return -1;
         a->cfg.work_us = (int)v;
         return 0;
-    case O_IDLE: return cli_parse_ms("--idle-timeout", val, 86400, &a->so.conn.idle_timeout_ms);
-    case O_READ: return cli_parse_ms("--read-timeout", val, 86400, &a->so.conn.read_timeout_ms);
-    case O_WRITE: return cli_parse_ms("--write-timeout", val, 86400, &a->so.conn.write_timeout_ms);
+    case O_IDLE: return timeout_ms("--idle-timeout", val, &a->so.conn.idle_timeout_ms);
+    case O_READ: return timeout_ms("--read-timeout", val, &a->so.conn.read_timeout_ms);
+    case O_WRITE: return timeout_ms("--write-timeout", val, &a->so.conn.write_timeout_ms);
     case O_ROOT: a->cfg.root = val; return 0;
     case O_LOG: a->cfg.access_log = val; return 0;
     case O_NOCACHE: a->cfg.no_file_cache = 1; return 0;
@@ -126,20 +157,20 @@ static int serve_parse(serve_args *a, int argc, char **argv)
 
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "", serve_opts, NULL)) != -1) {
-        if (opt == O_HELP) {
+    while ((opt = getopt_long(argc, argv, ":h", serve_opts, NULL)) != -1) {
+        if (opt == O_HELP || opt == 'h') {
             fputs(serve_usage, stdout);
             return 1;
         }
         if (opt == '?' || opt == ':') {
-            cli_error("serve", "unknown or incomplete option '%s' (try --help)", argv[optind - 1]);
+            cli_getopt_error(opt, argv, optind);
             return -1;
         }
         if (parse_one(a, opt, optarg) < 0)
             return -1;
     }
     if (optind < argc) {
-        cli_error("serve", "unexpected argument '%s' (try --help)", argv[optind]);
+        cli_error(argv[optind], "unexpected argument (serve takes options only; try --help)");
         return -1;
     }
     return 0;
@@ -163,6 +194,7 @@ static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
 {
     sb_server *s;
     sb_server_stats st;
+    char where[160];
     int rc;
 
     a->so.on_ready = serve_ready;
@@ -172,17 +204,32 @@ static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
         cli_error(a->so.listen, "%s", sb_strerror(rc));
         return 1;
     }
+    sb_server_address(s, where, sizeof(where));
     rc = sb_server_run(s);
     sb_server_stats_get(s, &st);
     sb_server_free(s);
     if (app->fini)
         app->fini();
     if (rc < 0) {
-        cli_error("serve", "%s", sb_strerror(rc));
+        cli_error(where, "%s", sb_strerror(rc));
         return 1;
     }
     fprintf(stderr, "switchboard: served %llu messages on %llu connections\n",
             (unsigned long long)st.messages, (unsigned long long)st.accepted);
+    return 0;
+}
+
+/* The document root must be a directory we can open: said here, with the
+ * path and the system's reason, before the app starts. */
+static int check_root(const char *root)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+    if (fd < 0) {
+        cli_error("--root", "%s: %s", root, strerror(errno));
+        return -1;
+    }
+    close(fd);
     return 0;
 }
 
@@ -210,11 +257,19 @@ int cmd_serve(int argc, char **argv)
         return 2;
     }
     a.cfg.model = a.so.model;
-    if (app->init(&a.cfg, &a.so, &h, &why) < 0) {
-        cli_error(app->name, "%s", why ? why : "cannot start");
-        return 2;
+    if (app == &sb_app_http && check_root(a.cfg.root) < 0)
+        return 1;
+    if ((rc = app->init(&a.cfg, &a.so, &h, &why)) < 0) {
+        /* -EINVAL: the options do not fit the app (chat under fork), a usage
+         * error; any other code is the system refusing, a runtime failure. */
+        if (rc == -EINVAL) {
+            cli_error(app->name, "%s", why ? why : "cannot start");
+            return 2;
+        }
+        cli_error(app->name, "%s: %s", why ? why : "cannot start", sb_strerror(rc));
+        return 1;
     }
     if (a.so.backend && a.so.model != SB_MODEL_EVENT)
-        fprintf(stderr, "switchboard: note: --backend applies to --model event only\n");
+        cli_error("--backend", "ignored: it applies to --model event only");
     return serve_start(&a, app, &h);
 }

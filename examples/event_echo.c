@@ -1,6 +1,8 @@
 /* event_echo: the "inside-out" app of HOWTO section 5, written against the
  * event API directly - a loop, a listening socket watched for readability,
  * one sb_conn per client, and a timer that prints a count every second.
+ * On SIGINT/SIGTERM it ends the connections still open (sb_conn_walk)
+ * and frees everything.
  *
  *   cc event_echo.c $(pkg-config --cflags --libs switchboard) -o event_echo
  *   ./event_echo 127.0.0.1:7000 [epoll|poll|select] [SECONDS]
@@ -45,6 +47,11 @@ static void on_signal(sb_loop *l, int signo, void *ud)
     sb_loop_stop(l);
 }
 
+static void abort_one(sb_conn *c, void *ud)
+{
+    sb_conn_abort(c); /* only marks it: the loop closes it on its next turn */
+}
+
 int main(int argc, char **argv)
 {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:7000";
@@ -82,6 +89,11 @@ int main(int argc, char **argv)
     fflush(stdout);
     rc = sb_loop_run(l);
     close(lfd);
+    /* The loop stopped with clients still connected: end them (each one's
+     * on_close runs and its memory is freed) before freeing the loop. */
+    sb_conn_walk(l, abort_one, NULL);
+    for (int i = 0; i < 100 && sb_conn_walk(l, NULL, NULL) > 0; i++)
+        sb_loop_run_once(l, 100);
     sb_loop_free(l);
     return rc < 0;
 }

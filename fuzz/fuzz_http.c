@@ -16,7 +16,8 @@
  *     fed in random splits (the decoder's own incremental form): the same
  *     decoded bytes, the same end, the same bytes left over, or the same
  *     error.
- *   the small parsers: Range (the range lies inside the representation),
+ *   the small parsers: Range (the ranges lie inside the representation and
+ *     add up to no more than it),
  *     IMF-fixdate (a parsed date formats to text that parses back to it,
  *     the same text unless the weekday was wrong or the date normalized),
  *     Content-Length (digits only, value round-trips), percent-decoding
@@ -186,14 +187,15 @@ static void fuzz_chunked(const uint8_t *p, size_t n, uint8_t sel)
     memcpy(whole, p, n);
     memset(&d, 0, sizeof d);
     wrc = sb_http_chunked_decode(&d, whole, &wlen);
-    CHECK(wrc == SB_HTTP_INCOMPLETE || wrc >= 0 || wrc == SB_EHTTP || wrc == SB_EOVERFLOW ||
-          wrc == SB_HTTP_EHEAD);
-    if (wrc != SB_HTTP_INCOMPLETE && wrc < 0)
+    CHECK(wrc >= 0 || wrc == SB_EHTTP || wrc == SB_EOVERFLOW || wrc == SB_HTTP_EHEAD);
+    if (wrc < 0)
         goto split; /* the decoded bytes before an error are not specified */
     CHECK(wlen <= n);
-    if (wrc >= 0) {
-        CHECK(wlen + (size_t)wrc <= n);
-        CHECK(memcmp(whole + wlen, p + n - (size_t)wrc, (size_t)wrc) == 0);
+    if (wrc > 0) {
+        /* Done: the n - wrc bytes after the body follow the decoded data. */
+        size_t rest = n - (size_t)wrc;
+        CHECK((size_t)wrc <= n && wlen + rest <= n);
+        CHECK(memcmp(whole + wlen, p + (size_t)wrc, rest) == 0);
     }
 split:
     memset(&d, 0, sizeof d);
@@ -206,21 +208,21 @@ split:
         memcpy(piece, p + off, k);
         off += k;
         rc = sb_http_chunked_decode(&d, piece, &len);
-        if (rc != SB_HTTP_INCOMPLETE && rc < 0)
+        if (rc < 0)
             break;
         CHECK(len <= k);
         memcpy(out + olen, piece, len);
         olen += len;
-        if (rc >= 0) {
-            /* Done: what is left is this piece's tail and everything after. */
-            CHECK(len + (size_t)rc <= k);
-            CHECK(memcmp(piece + len, p + off - (size_t)rc, (size_t)rc) == 0);
-            rc += (ssize_t)(n - off);
+        if (rc > 0) {
+            /* Done: this piece's tail after the body follows the data. */
+            CHECK((size_t)rc <= k && len + (k - (size_t)rc) <= k);
+            CHECK(memcmp(piece + len, p + off - k + (size_t)rc, k - (size_t)rc) == 0);
+            rc += (ssize_t)(off - k);   /* bytes of the whole input the body took */
             break;
         }
     }
     CHECK(rc == wrc);
-    if (wrc == SB_HTTP_INCOMPLETE || wrc >= 0) {
+    if (wrc >= 0) {
         CHECK(olen == wlen);
         CHECK(memcmp(out, whole, wlen) == 0);
     }
@@ -242,6 +244,19 @@ static void fuzz_small(const char *p, size_t n, uint8_t sel)
     CHECK(r == 0 || r == 1 || r == SB_HTTP_EUNSAT);
     if (r == 1)
         CHECK(first <= last && last < size);
+    /* Several ranges: each inside the representation, together no more
+     * than it, and a single range answered as sb_http_parse_range does. */
+    sb_http_range rs[8];
+    uint64_t total = 0;
+    int k = sb_http_parse_ranges(p, n, size, rs, 8);
+    CHECK((k >= 0 && k <= 8) || k == SB_HTTP_EUNSAT);
+    for (int i = 0; i < k; i++) {
+        CHECK(rs[i].first <= rs[i].last && rs[i].last < size);
+        total += rs[i].last - rs[i].first + 1;
+        CHECK(total <= size);
+    }
+    if (r == 1)
+        CHECK(k == 1 && rs[0].first == first && rs[0].last == last);
 
     if (sb_http_parse_date(p, n, &t) == 0) {
         char again[SB_HTTP_DATE_LEN + 1];

@@ -12,7 +12,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Index of each SPEC in fuzz_frame.c's table, and of a max_msg in maxes[].
 SPECS = ["raw", "line", "delim_crlfcrlf", "delim_bar", "delim_abab", "fixed1", "fixed7",
-         "ascii1", "ascii3", "ascii20", "len16", "len32", "len64", "varint", "typed", "eof"]
+         "ascii1", "ascii3", "ascii20", "len16", "len32", "len64", "varint", "typed", "eof",
+         "delim_aab", "delim_cr", "delim_crlf"]
 MAX_1000 = 5
 
 
@@ -44,11 +45,16 @@ def frame_seeds():
         "varint": b"".join(varint(len(m)) + m for m in msgs) + b"\xff" * 11,
         "typed": b"A" + b"Bxyz" + b"\x00" + b"12345" + b",!" + b"C",
         "eof": b"everything until the end",
+        "delim_aab": b"xaab" + b"aaab" + b"aab" + b"aa",
+        "delim_cr": b"a\rb\r\r\n\r",
+        "delim_crlf": b"a\r\r\n\r\n\r\r",
     }
     seeds = {}
     for i, name in enumerate(SPECS):
         seeds[name] = bytes([i, MAX_1000, 0x12, 0x34]) + body[name]
         seeds[name + "_max5"] = bytes([i, 2, 0x00, 0x01]) + body[name]
+    # line payloads ending in '\r': "ab\r\r\n" is the message "ab\r"
+    seeds["line_cr"] = bytes([SPECS.index("line"), MAX_1000, 0x12, 0x34]) + b"ab\r\r\n\r\n\r\r\r\n\r"
     return seeds
 
 

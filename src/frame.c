@@ -375,17 +375,63 @@ static ssize_t cut_one(const sb_frame_spec *spec, size_t max, const uint8_t *p, 
     }
 }
 
+int sb__frame_state_init(sb_frame_state *st, const sb_frame_spec *spec, int own_info)
+{
+    memset(st, 0, sizeof(*st));
+    if (spec->kind != SB_FRAME_CUSTOM)
+        return 0;
+    if (spec->cut_state_size > 0) {
+        if ((st->cut = sb__calloc(1, spec->cut_state_size)) == NULL)
+            return -ENOMEM;
+        st->cut_size = spec->cut_state_size;
+    }
+    if (own_info && spec->cut_info_size > 0) {
+        if ((st->info = sb__malloc(spec->cut_info_size)) == NULL) {
+            sb_frame_state_free(st);
+            return -ENOMEM;
+        }
+        st->info_owned = 1;
+    }
+    return 0;
+}
+
+int sb_frame_state_init(sb_frame_state *st, const sb_frame_spec *spec)
+{
+    return sb__frame_state_init(st, spec, 1);
+}
+
+void sb_frame_state_reset(sb_frame_state *st)
+{
+    st->scan = 0;
+    if (st->cut)
+        memset(st->cut, 0, st->cut_size);
+}
+
+void sb_frame_state_free(sb_frame_state *st)
+{
+    sb__free(st->cut);
+    if (st->info_owned)
+        sb__free(st->info);
+    memset(st, 0, sizeof(*st));
+}
+
 ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
-                             size_t n, int eof, sb_msg *msg, size_t *scan)
+                             size_t n, int eof, sb_msg *msg, sb_frame_state *st)
 {
     size_t max = max_msg ? max_msg : SIZE_MAX;
+    size_t *scan = st ? &st->scan : NULL;
     ssize_t r;
 
-    if (spec->kind == SB_FRAME_CUSTOM)
-        return spec->cut ? spec->cut(spec->cut_ud, p, n, eof, msg) : SB_EBADSPEC;
+    if (spec->kind == SB_FRAME_CUSTOM) {
+        if (spec->cut == NULL)
+            return SB_EBADSPEC;
+        msg->info = st && spec->cut_info_size ? st->info : NULL;
+        return spec->cut(spec->cut_ud, st ? st->cut : NULL, p, n, eof, msg);
+    }
     if (n == 0)
         return 0;
     msg->type = -1;
+    msg->info = NULL;
     r = cut_one(spec, max, p, n, eof, msg, scan);
     if (r != 0 && scan)
         *scan = 0; /* the next message starts afresh */
@@ -441,18 +487,29 @@ int sb_frame_header(const sb_frame_spec *spec, int type, size_t len, uint8_t *hd
     }
 }
 
-int sb_frame_trailer(const sb_frame_spec *spec, uint8_t *trl)
+/* The decoder drops one '\r' before line's '\n', so a payload that ends
+ * in '\r' gets "\r\n": the decoder drops the added '\r' and keeps the
+ * payload's own. Any other payload gets the bare '\n' that line framing
+ * writes. */
+int sb_frame_trailer(const sb_frame_spec *spec, const void *p, size_t len, uint8_t *trl)
 {
     if (spec->kind != SB_FRAME_LINE && spec->kind != SB_FRAME_DELIM)
         return 0;
+    if (spec->kind == SB_FRAME_LINE && len > 0 && ((const uint8_t *)p)[len - 1] == '\r') {
+        memcpy(trl, "\r\n", 2);
+        return 2;
+    }
     memcpy(trl, spec->delim, spec->delim_len);
     return (int)spec->delim_len;
 }
 
-/* The payload must not contain the delimiter, and its tail must not form
- * the delimiter together with the trailer's head (payload "\r\n" before
- * delimiter "\r\n\r\n" would end the message early). For line, a trailing
- * '\r' is rejected too: the decoder would drop it. */
+/* A delimited payload decodes back to itself exactly when the first
+ * delimiter in payload + trailer is the trailer: the payload must not
+ * contain it, and its tail must not form it together with the trailer's
+ * head (payload "\r\n" before delimiter "\r\n\r\n" would end the message
+ * early). Those are the payloads the decoder can cut, so every message it
+ * yields can be sent back. For line, whose trailer follows the payload
+ * (see sb_frame_trailer), only '\n' is refused. */
 int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t len)
 {
     uint8_t tail[2 * SB_DELIM_MAX];
@@ -465,7 +522,7 @@ int sb_frame_check_payload(const sb_frame_spec *spec, const uint8_t *p, size_t l
     if (find_delim(spec, p, len))
         return SB_EMALFORMED;
     if (spec->kind == SB_FRAME_LINE)
-        return p[len - 1] == '\r' ? SB_EMALFORMED : 0;
+        return 0;
     keep = len < dl - 1 ? len : dl - 1;
     memcpy(tail, p + len - keep, keep);
     memcpy(tail + keep, spec->delim, dl);
@@ -483,7 +540,7 @@ int sb_frame_encode(const sb_frame_spec *spec, int type, const void *p, size_t l
     hl = sb_frame_header(spec, type, len, hdr);
     if (hl < 0)
         return hl;
-    tl = sb_frame_trailer(spec, trl);
+    tl = sb_frame_trailer(spec, p, len, trl);
     if (len > SIZE_MAX - (size_t)hl - (size_t)tl)
         return SB_ETOOBIG;
     rc = sb_buf_reserve(out, (size_t)hl + len + (size_t)tl, &dst);
@@ -526,11 +583,15 @@ void sb_decoder_init(sb_decoder *d, const sb_frame_spec *spec, size_t max_msg)
      * message, enforced in sb_decoder_feed, not to whole messages a caller
      * has fed but not yet taken. */
     sb_buf_init(&d->in, 0);
+    /* No room for a cutter's state: every call reports it (sticky). */
+    if (sb_frame_state_init(&d->fs, spec) < 0)
+        d->error = -ENOMEM;
 }
 
 void sb_decoder_free(sb_decoder *d)
 {
     sb_buf_free(&d->in);
+    sb_frame_state_free(&d->fs);
     d->pending = 0;
 }
 
@@ -608,7 +669,7 @@ int sb_decoder_next(sb_decoder *d, sb_msg *msg)
         return d->error;
     decoder_settle(d);
     r = sb_frame_decode_from(&d->spec, d->max_msg, decoder_data(d), sb_buf_len(&d->in), d->eof, msg,
-                             &d->scan);
+                             &d->fs);
     if (r > 0) {
         d->pending = (size_t)r;
         return 1;

@@ -6,7 +6,7 @@
  * (Content-Length, Transfer-Encoding, Connection); chunked decoding; range,
  * date and percent-decoding helpers; status texts.
  *
- * Every parser walks a window [p, end) and answers SB_HTTP_INCOMPLETE when
+ * Every parser walks a window [p, end) and answers MORE when
  * it runs off the end, so a truncated input never reads past len and never
  * counts as an error. The limits are applied by shrinking the window: a
  * request line that has not ended within max_line bytes runs off a window
@@ -19,6 +19,16 @@
 #include <string.h>
 
 #include "switchboard.h"
+
+/* Inside this file "need more bytes" must differ from 0, which the
+ * helpers use for "done"; the public functions answer it as
+ * SB_HTTP_INCOMPLETE, which is 0 (see http.h). */
+#define MORE (SB_ERR_BASE - 1000)
+
+static int answer(int rc)
+{
+    return rc == MORE ? SB_HTTP_INCOMPLETE : rc;
+}
 
 #define DEFAULT_MAX_LINE (8u * 1024)
 #define DEFAULT_MAX_HEAD (16u * 1024)
@@ -99,10 +109,10 @@ static int eol(ptr *pp, ptr end, int lf_ok)
     ptr p = *pp;
 
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (*p == '\r') {
         if (p + 1 == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (p[1] != '\n')
             return SB_EHTTP;
         *pp = p + 2;
@@ -124,7 +134,7 @@ static int version(ptr *pp, ptr end, int *minor)
 
     for (int i = 0; i < 8; i++) {
         if (p + i == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (pat[i] == '0' ? (p[i] < '0' || p[i] > '9') : p[i] != (unsigned char)pat[i])
             return SB_EHTTP;
     }
@@ -143,7 +153,7 @@ static int request_line(ptr *pp, ptr end, sb_http_request *r)
     while (p < end && IS(*p, C_TCHAR))
         p++;
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (p == start || *p != ' ')
         return SB_EHTTP;
     r->method = (const char *)start;
@@ -152,7 +162,7 @@ static int request_line(ptr *pp, ptr end, sb_http_request *r)
     while (p < end && IS(*p, C_TARGET))
         p++;
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (p == start || *p != ' ')
         return SB_EHTTP;
     r->target = (const char *)start;
@@ -175,7 +185,7 @@ static int status_line(ptr *pp, ptr end, sb_http_response *r)
         return rc;
     for (int i = 0; i < 4; i++) {
         if (p + i == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (i == 0 ? p[i] != ' ' : (p[i] < '0' || p[i] > '9'))
             return SB_EHTTP;
     }
@@ -184,7 +194,7 @@ static int status_line(ptr *pp, ptr end, sb_http_response *r)
         return SB_EHTTP;
     p += 4;
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (*p == ' ')
         p++;    /* "HTTP/1.1 200\r\n" (no SP, no reason) is common enough */
     else if (*p != '\r' && *p != '\n')
@@ -211,7 +221,7 @@ static int header_fields(ptr *pp, ptr end, sb_http_header *h, size_t max, size_t
 
     for (;;) {
         if (p == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (*p == '\r' || *p == '\n') {
             if ((rc = eol(&p, end, lf_ok)) != 0)
                 return rc;
@@ -221,7 +231,7 @@ static int header_fields(ptr *pp, ptr end, sb_http_header *h, size_t max, size_t
         while (p < end && IS(*p, C_TCHAR))
             p++;
         if (p == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (p == name || *p != ':')
             return SB_EHTTP;
         colon = p++;
@@ -267,7 +277,7 @@ static int head_rest(ptr b, ptr p, size_t len, size_t max_head, sb_http_header *
     int rc = header_fields(&p, b + (len < max_head ? len : max_head), headers, max_headers, num,
                            response);
 
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_head)
+    if (rc == MORE && len >= max_head)
         return SB_HTTP_EHEAD;
     if (rc != 0)
         return rc;
@@ -289,14 +299,14 @@ int sb_http_parse_request(const char *buf, size_t len, sb_http_request *req,
     ptr lend = b + (len < max_line ? len : max_line);
     while (p < lend && (*p == '\r' || *p == '\n')) {
         if ((rc = eol(&p, lend, 0)) != 0)
-            return rc == SB_HTTP_INCOMPLETE && len >= max_line ? SB_HTTP_ELINE : rc;
+            return rc == MORE && len >= max_line ? SB_HTTP_ELINE : answer(rc);
     }
     rc = request_line(&p, lend, req);
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_line)
+    if (rc == MORE && len >= max_line)
         return SB_HTTP_ELINE;
     if (rc != 0)
-        return rc;
-    return head_rest(b, p, len, max_head, headers, max_headers, &req->num_headers, 0);
+        return answer(rc);
+    return answer(head_rest(b, p, len, max_head, headers, max_headers, &req->num_headers, 0));
 }
 
 int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
@@ -310,11 +320,11 @@ int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
     cls_init();
     limits(lim, &max_line, &max_head);
     rc = status_line(&p, b + (len < max_line ? len : max_line), res);
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_line)
+    if (rc == MORE && len >= max_line)
         return SB_EHTTP;
     if (rc != 0)
-        return rc;
-    return head_rest(b, p, len, max_head, headers, max_headers, &res->num_headers, 1);
+        return answer(rc);
+    return answer(head_rest(b, p, len, max_head, headers, max_headers, &res->num_headers, 1));
 }
 
 int sb_http_name_is(const sb_http_header *h, const char *l)
@@ -328,6 +338,69 @@ int sb_http_find(const sb_http_header *h, size_t n, size_t from, const char *l)
         if (eq_lower(h[i].name, h[i].name_len, l))
             return (int)i;
     return -1;
+}
+
+/* ---- Host ---- */
+
+/* RFC 3986 unreserved / sub-delims, the characters of a reg-name besides
+ * pct-encoded ones. */
+static int host_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+/* The inside of "[...]": IPv6address or IPvFuture. Checked for their
+ * alphabets only; the address is never resolved, so a tighter check would
+ * only refuse what a peer cannot misuse anyway. */
+static int ip_literal(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (s[0] == 'v' || s[0] == 'V') {
+        for (size_t i = 1; i < n; i++)
+            if (!host_char((unsigned char)s[i]) && s[i] != ':')
+                return 0;
+        return n > 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!IS(s[i], C_HEX) && s[i] != ':' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
+int sb_http_valid_host(const char *v, size_t len)
+{
+    size_t i = 0;
+
+    cls_init();
+    if (len > 0 && v[0] == '[') {
+        const char *close = memchr(v, ']', len);
+        if (close == NULL || !ip_literal(v + 1, (size_t)(close - v) - 1))
+            return 0;
+        i = (size_t)(close - v) + 1;
+    } else {
+        while (i < len && v[i] != ':') {
+            if (v[i] == '%') {
+                if (i + 2 >= len || !IS(v[i + 1], C_HEX) || !IS(v[i + 2], C_HEX))
+                    return 0;
+                i += 3;
+            } else if (host_char((unsigned char)v[i])) {
+                i++;
+            } else {
+                return 0;
+            }
+        }
+        if (i == 0)
+            return 0;   /* an empty host names nothing */
+    }
+    if (i == len)
+        return 1;
+    if (v[i++] != ':')
+        return 0;
+    while (i < len && v[i] >= '0' && v[i] <= '9')
+        i++;
+    return i == len;
 }
 
 /* ---- framing ---- */
@@ -547,12 +620,15 @@ ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len)
     if (d->state != CK_DONE)
         return SB_HTTP_INCOMPLETE;
     memmove(buf + dst, buf + src, n - src);
-    return (ssize_t)(n - src);
+    return (ssize_t)src;    /* > 0: the body's last byte was in this call */
 }
 
 /* ---- ranges, dates, percent-decoding ---- */
 
-/* 1*DIGIT at s[*i..len) without overflow. 0 or -1. */
+/* 1*DIGIT at s[*i..len). A number past UINT64_MAX saturates there
+ * instead of failing or wrapping: every byte position it could name lies
+ * beyond any file, and that is what the range rules need to know. 0 or -1
+ * (no digit). */
 static int digits(const char *s, size_t len, size_t *i, uint64_t *out)
 {
     uint64_t v = 0;
@@ -560,48 +636,91 @@ static int digits(const char *s, size_t len, size_t *i, uint64_t *out)
 
     while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
         unsigned dgt = (unsigned)(s[*i] - '0');
-        if (v > (UINT64_MAX - dgt) / 10)
-            return -1;
-        v = v * 10 + dgt;
+        v = v > (UINT64_MAX - dgt) / 10 ? UINT64_MAX : v * 10 + dgt;
         (*i)++;
     }
     *out = v;
     return *i > start ? 0 : -1;
 }
 
-int sb_http_parse_range(const char *v, size_t len, uint64_t size, uint64_t *first, uint64_t *last)
+/* One range-spec, s[0..len) trimmed: 1 with *r set, 0 unsatisfiable,
+ * -1 invalid (syntax, or b < a). */
+static int range_spec(const char *s, size_t len, uint64_t size, sb_http_range *r)
 {
     uint64_t a = 0, b = 0;
-    size_t i = 6;
+    size_t i = 0;
     int has_a, has_b;
 
-    if (len < 6 || !eq_lower(v, 5, "bytes") || v[5] != '=')
-        return 0;
-    while (i < len && (v[i] == ' ' || v[i] == '\t'))
-        i++;
-    while (len > i && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
-    if (memchr(v + i, ',', len - i) != NULL)
-        return 0;   /* several ranges: we answer with the whole file */
-    has_a = digits(v, len, &i, &a) == 0;
-    if (i >= len || v[i] != '-')
-        return 0;
+    has_a = digits(s, len, &i, &a) == 0;
+    if (i >= len || s[i] != '-')
+        return -1;
     i++;
-    has_b = digits(v, len, &i, &b) == 0;
+    has_b = digits(s, len, &i, &b) == 0;
     if (i != len || (!has_a && !has_b) || (has_a && has_b && b < a))
-        return 0;
+        return -1;
     if (!has_a) {   /* suffix: the last b bytes */
         if (b == 0 || size == 0)
-            return SB_HTTP_EUNSAT;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
+            return 0;
+        r->first = b >= size ? 0 : size - b;
+        r->last = size - 1;
         return 1;
     }
     if (a >= size)
-        return SB_HTTP_EUNSAT;
-    *first = a;
-    *last = (!has_b || b >= size) ? size - 1 : b;
+        return 0;
+    r->first = a;
+    r->last = (!has_b || b >= size) ? size - 1 : b;
     return 1;
+}
+
+int sb_http_parse_ranges(const char *v, size_t len, uint64_t size, sb_http_range *out, size_t max)
+{
+    size_t i = 6, specs = 0, n = 0;
+    uint64_t total = 0;
+
+    if (len < 6 || !eq_lower(v, 5, "bytes") || v[5] != '=')
+        return 0;
+    while (i < len) {
+        size_t s = i, e;
+        while (i < len && v[i] != ',')
+            i++;
+        e = i++;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e == s)
+            continue;   /* an empty list element (RFC 9110 section 5.6.1) */
+        if (++specs > max)
+            return 0;
+        int rc = range_spec(v + s, e - s, size, &out[n]);
+        if (rc < 0)
+            return 0;
+        if (rc == 0)
+            continue;
+        /* Ranges adding up to more than the representation overlap: a
+         * way to make a server send a file many times over (RFC 9110
+         * section 14.2 lets it ignore them; nginx does too). */
+        uint64_t part = out[n].last - out[n].first + 1;
+        if (part > size - total)
+            return 0;
+        total += part;
+        n++;
+    }
+    if (specs == 0)
+        return 0;
+    return n ? (int)n : SB_HTTP_EUNSAT;
+}
+
+int sb_http_parse_range(const char *v, size_t len, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    sb_http_range r;
+    int rc = sb_http_parse_ranges(v, len, size, &r, 1);
+
+    if (rc == 1) {
+        *first = r.first;
+        *last = r.last;
+    }
+    return rc;
 }
 
 static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -719,15 +838,7 @@ int sb_http_error_status(int err)
 
 const char *sb_http_strerror(int err)
 {
-    switch (err) {
-    case SB_HTTP_INCOMPLETE: return "incomplete HTTP message";
-    case SB_HTTP_ELINE: return "HTTP request line too long";
-    case SB_HTTP_EHEAD: return "HTTP header section too large";
-    case SB_HTTP_EVERSION: return "HTTP version not supported";
-    case SB_HTTP_EBODY: return "HTTP body too large";
-    case SB_HTTP_EUNSAT: return "range not satisfiable";
-    default: return sb_strerror(err);
-    }
+    return sb_strerror(err);
 }
 
 const char *sb_http_reason(int status)
@@ -746,6 +857,7 @@ const char *sb_http_reason(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 416: return "Range Not Satisfiable";

@@ -3,7 +3,8 @@
  * Divisions: the loop object and backend choice; watchers (fd-indexed
  * table, stale-callback guard); the turn (wait, dispatch, timers, defers);
  * timers (binary min-heap); defers; wakeups (eventfd); signals (sigaction
- * and a self-pipe); scratch.
+ * and a self-pipe); the object (its head is the hot part conn reads,
+ * loop_int.h).
  *
  * Cost model, because the event-model server must match a bare epoll loop:
  * a turn with nothing to change makes exactly one system call (the
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -54,6 +56,8 @@ struct sb_loop {
     struct sb__watcher *w;     /* fd-indexed, cap slots */
     struct sb__fired *fired;   /* wait() output, cap entries */
     int *again;                /* fds for sb_loop_again, 2 * cap entries */
+    void *info;                /* sb__loop_info: a cutter's per-message block */
+    size_t info_size;
     int nagain;
     int cap;                   /* slots in w and fired */
     uint64_t turn;             /* incremented once per turn, after wait */
@@ -70,6 +74,7 @@ struct sb_loop {
     sb_wakeup_cb wake_cb;
     void *wake_ud;
     struct sb__signals *sig;
+    sb__link conns;            /* open connections (conn_event.c), for sb_conn_walk */
 };
 
 /* Backends in order of preference; the first is the default. */
@@ -666,11 +671,26 @@ static void signals_free(sb_loop *l)
 
 /* ---- the loop object --------------------------------------------------- */
 
-void *sb_loop_scratch(sb_loop *l, size_t *size)
+_Static_assert(offsetof(struct sb_loop, hot) == 0, "sb__loop_hot (loop_int.h) reads the head");
+
+sb__link *sb__loop_conns(sb_loop *l)
 {
-    if (size != NULL)
-        *size = SB_SCRATCH_SIZE;
-    return l->hot.scratch;
+    return &l->conns;
+}
+
+void *sb__loop_info(sb_loop *l, size_t size)
+{
+    void *p;
+
+    if (size <= l->info_size)
+        return l->info;
+    /* Grown only by a connection with a larger cutter: rare, and nothing
+     * keeps the old block past the delivery that asked for it. */
+    if ((p = sb__realloc(l->info, size)) == NULL)
+        return NULL;
+    l->info = p;
+    l->info_size = size;
+    return p;
 }
 
 /* sb__loop_spare_give's rare half (loop_int.h): p does not simply fill an
@@ -718,6 +738,7 @@ int sb_loop_new(sb_loop **out, const char *backend)
         return -ENOMEM;
     l->be = be;
     l->wake_fd = -1;
+    sb__link_init(&l->conns);
     atomic_init(&l->wake_pending, 0);
     atomic_init(&l->stop_async, 0);
     sb_loop_update_time(l);
@@ -760,5 +781,6 @@ void sb_loop_free(sb_loop *l)
     sb__free(l->again);
     sb__free(l->hot.scratch);
     sb__free(l->hot.spare);
+    sb__free(l->info);
     sb__free(l);
 }

@@ -31,6 +31,7 @@
 #define SB_LOOP_INT_H
 
 #include "switchboard/loop.h"
+#include "list.h"
 
 /* One ready fd, as reported by a backend's wait(). */
 struct sb__fired {
@@ -64,10 +65,11 @@ extern const struct sb__backend sb__backend_select;
 extern const struct sb__backend sb__backend_uring;
 #endif
 
-/* For conn.c, which reads these on every message: the head of struct
- * sb_loop, so that they inline. `now` is the turn's cached clock (ms),
- * `scratch` the loop's read buffer (SB_SCRATCH_SIZE bytes), `spare` one
- * freed buffer kept for the next taker. */
+/* What conn reads on every message, named here so that it inlines: the
+ * turn's cached clock (ms), the loop's read buffer (SB_SCRATCH_SIZE bytes)
+ * and one freed buffer kept for the next taker. struct sb_loop (loop.c)
+ * begins with this struct - loop.c asserts it at compile time - so these
+ * accessors are the only way in and need no call. */
 #define SB_SCRATCH_SIZE (64 * 1024) /* one socket receive buffer's worth */
 #define SB_SPARE_MAX (16 * 1024 + 64)
 
@@ -88,6 +90,18 @@ static inline int64_t sb__loop_now(const sb_loop *l)
     return sb__loop_hot(l)->now;
 }
 
+/* The read buffer: valid until the running callback returns, shared by
+ * everything on the loop (so not for handlers: a handler that wrote into
+ * it would overwrite the rest of the read it is being called from). */
+static inline void *sb__loop_scratch(const sb_loop *l)
+{
+    return sb__loop_hot(l)->scratch;
+}
+
+/* The loop's list of open connections (conn_event.c adds and removes,
+ * sb_conn_walk reads it): the loop only keeps the head. */
+sb__link *sb__loop_conns(sb_loop *l);
+
 /* A reply chunk is allocated, sent and freed within one turn, connection
  * after connection; one slot turns that into no allocator call at all.
  * take() hands the spare over when it holds at least need bytes (its real
@@ -106,6 +120,13 @@ static inline void *sb__loop_spare_take(sb_loop *l, size_t need, size_t *size)
 }
 
 void sb__loop_spare_swap(sb_loop *l, void *p, size_t size);
+
+/* One block of at least size bytes for what a custom cutter says about the
+ * message it cuts (sb_frame_spec.cut_info_size), shared by every
+ * connection on the loop: only one message is cut and handled at a time,
+ * so an idle connection holds none. Valid until the next call with a
+ * larger size; NULL when it cannot grow. */
+void *sb__loop_info(sb_loop *l, size_t size);
 
 static inline void sb__loop_spare_give(sb_loop *l, void *p, size_t size)
 {

@@ -43,16 +43,17 @@ struct sb_server {
     int stopping;              /* atomic: set by sb_server_stop (any thread, signal handlers) */
     int took_signals;          /* SIGINT/SIGTERM are ours until free (o.handle_signals) */
     struct sigaction old_int, old_term; /* their dispositions before, restored by free */
-    pthread_mutex_t mu;        /* threads model: fds[], log state */
+    pthread_mutex_t mu;        /* threads model: conns, stop_phase; fork: fds[]; log state */
     pthread_cond_t cv;         /* threads model: active dropped */
-    int *fds;                  /* threads: open connection fds; fork: child pids */
+    sb__link conns;            /* threads model: open connections (under mu) */
+    int stop_phase;            /* threads model, under mu: 1 closing, 2 cutting */
+    int *fds;                  /* fork model: child pids */
     int nfds, capfds;
     int64_t log_second;        /* rate limit of o.log */
     int log_count;
     /* event model */
     sb_loop *loop;
     sb__conn_owner owner;
-    sb_conn *conns;            /* every open connection */
     sb_timer accept_timer;     /* resumes accepting after a pause */
     sb_timer grace_timer;      /* ends the shutdown grace period */
 };
@@ -187,6 +188,7 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
     s->lfd = s->spare_fd = s->pipe[0] = s->pipe[1] = -1;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    sb__link_init(&s->conns);
     s->listen = strdup(o->listen ? o->listen : "127.0.0.1:7000");
     s->shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (s->listen == NULL || s->shared == MAP_FAILED) {
@@ -344,17 +346,11 @@ static void tune(sb_server *s, int fd)
 /* ------------------------------------------------------------------ */
 /* 2. The event model                                                  */
 
+/* The server's connections are its loop's: sb_conn_walk lists them. */
 static void ev_gone(sb__conn_owner *ow, sb_conn *c)
 {
     sb_server *s = ow->ud;
-    sb_conn *next = *sb__conn_link_next(c), *prev = *sb__conn_link_prev(c);
 
-    if (prev)
-        *sb__conn_link_next(prev) = next;
-    else
-        s->conns = next;
-    if (next)
-        *sb__conn_link_prev(next) = prev;
     s->active--;
     if (__atomic_load_n(&s->stopping, __ATOMIC_RELAXED) && s->active == 0)
         sb_loop_stop(s->loop);
@@ -385,11 +381,6 @@ static void ev_adopt(sb_server *s, int fd)
             srv_log(s, "connection dropped: %s", sb_strerror(rc));
         return;
     }
-    *sb__conn_link_next(c) = s->conns;
-    *sb__conn_link_prev(c) = NULL;
-    if (s->conns)
-        *sb__conn_link_prev(s->conns) = c;
-    s->conns = c;
     s->active++;
 }
 
@@ -414,11 +405,20 @@ static void ev_accept(sb_loop *l, int lfd, int events, void *ud)
     }
 }
 
+static void close_one(sb_conn *c, void *ud)
+{
+    sb__conn_close_err(c, 0, 1);
+}
+
+static void cut_one(sb_conn *c, void *ud)
+{
+    sb__conn_close_err(c, -ECANCELED, 0);
+}
+
 static void ev_grace_over(sb_loop *l, sb_timer *t)
 {
     sb_server *s = t->data;
-    for (sb_conn *c = s->conns; c; c = *sb__conn_link_next(c))
-        sb__conn_close_err(c, -ECANCELED, 0);
+    sb_conn_walk(l, cut_one, NULL);
     if (s->active == 0)
         sb_loop_stop(l);
 }
@@ -429,8 +429,7 @@ static void ev_begin_stop(sb_server *s)
 {
     sb_loop_watch(s->loop, s->lfd, 0, NULL, NULL);
     sb_timer_stop(s->loop, &s->accept_timer);
-    for (sb_conn *c = s->conns; c; c = *sb__conn_link_next(c))
-        sb__conn_close_err(c, 0, 1);
+    sb_conn_walk(s->loop, close_one, NULL);
     if (s->active == 0)
         sb_loop_stop(s->loop);
     else
@@ -544,17 +543,39 @@ static void fds_del(sb_server *s, int v)
 typedef struct {
     sb_server *s;
     int fd;
+    int wake_fd; /* the connection's, made here: see thr_spawn */
 } thread_arg;
+
+/* A connection's thread lists its connection while it lives, so that a
+ * stop can reach it; one that joins after the stop began is told at once. */
+static void thr_joined(sb__conn_owner *ow, sb_conn *c)
+{
+    sb_server *s = ow->ud;
+
+    pthread_mutex_lock(&s->mu);
+    sb__conn_list_add(&s->conns, c);
+    if (s->stop_phase > 0)
+        (s->stop_phase == 1 ? close_one : cut_one)(c, NULL);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void thr_gone(sb__conn_owner *ow, sb_conn *c)
+{
+    sb_server *s = ow->ud;
+
+    pthread_mutex_lock(&s->mu);
+    sb__conn_list_del(c);
+    pthread_mutex_unlock(&s->mu);
+}
 
 static void *conn_thread(void *p)
 {
     thread_arg a = *(thread_arg *)p;
-    sb__conn_owner ow = {&a.s->shared[0], NULL, NULL};
+    sb__conn_owner ow = {&a.s->shared[0], thr_joined, thr_gone, a.s};
 
     sb__free(p);
-    sb__conn_run_blocking(a.fd, &a.s->o.conn, a.s->h, &ow);
+    sb__conn_run_blocking(a.fd, a.wake_fd, &a.s->o.conn, a.s->h, &ow);
     pthread_mutex_lock(&a.s->mu);
-    fds_del(a.s, a.fd);
     count(&a.s->active, -1);
     pthread_cond_broadcast(&a.s->cv);
     pthread_mutex_unlock(&a.s->mu);
@@ -565,25 +586,31 @@ static void thr_spawn(sb_server *s, int fd, pthread_attr_t *attr)
 {
     thread_arg *a = sb__malloc(sizeof(*a));
     pthread_t t;
+    /* The connection's second descriptor is made on this thread, next to
+     * the accept: out of descriptors, the connection is shed here, and no
+     * connection thread can take the slot shed_one frees for its accept. */
+    int wake = a ? sb__conn_wake_new() : -ENOMEM;
 
-    pthread_mutex_lock(&s->mu);
-    if (a == NULL || fds_add(s, fd) < 0) {
-        pthread_mutex_unlock(&s->mu);
+    if (wake < 0) {
+        count(&s->refused, 1);
+        srv_log(s, "connection shed: %s", sb_strerror(wake));
         sb__free(a);
         sb__sys.close(fd);
         return;
     }
+    pthread_mutex_lock(&s->mu);
     count(&s->active, 1);
     pthread_mutex_unlock(&s->mu);
     a->s = s;
     a->fd = fd;
+    a->wake_fd = wake;
     if (pthread_create(&t, attr, conn_thread, a) != 0) {
         srv_log(s, "connection dropped: cannot start a thread");
         pthread_mutex_lock(&s->mu);
-        fds_del(s, fd);
         count(&s->active, -1);
         pthread_mutex_unlock(&s->mu);
         sb__free(a);
+        sb__sys.close(wake);
         sb__sys.close(fd);
     }
 }
@@ -607,18 +634,21 @@ static void thr_drain(sb_server *s, int64_t ms)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Stop: idle connections are woken by shutdown(SHUT_RD) - their recv sees
- * EOF and they close after flushing; after grace_ms everything is cut. */
+/* Stop: every connection is asked to close after flushing its replies;
+ * after grace_ms the rest are cut. A request wakes the connection's thread
+ * and touches nothing else: the thread closes its own socket, so no fd is
+ * named here that may already be closed and reused. The list only holds
+ * live connections (thr_gone runs under mu before the connection is freed). */
 static void thr_stop(sb_server *s)
 {
     pthread_mutex_lock(&s->mu);
-    for (int i = 0; i < s->nfds; i++)
-        shutdown(s->fds[i], SHUT_RD);
+    s->stop_phase = 1;
+    sb__conn_list_walk(&s->conns, close_one, NULL);
     pthread_mutex_unlock(&s->mu);
     thr_drain(s, s->o.grace_ms);
     pthread_mutex_lock(&s->mu);
-    for (int i = 0; i < s->nfds; i++)
-        shutdown(s->fds[i], SHUT_RDWR);
+    s->stop_phase = 2;
+    sb__conn_list_walk(&s->conns, cut_one, NULL);
     pthread_mutex_unlock(&s->mu);
     thr_drain(s, INT32_MAX);
 }
@@ -671,7 +701,7 @@ static void on_child_term(int signo)
 
 static void fork_child(sb_server *s, int fd)
 {
-    sb__conn_owner ow = {&s->shared[0], NULL, NULL};
+    sb__conn_owner ow = {&s->shared[0], NULL, NULL, NULL};
 
     sb__child_fd = fd;
     signal(SIGINT, SIG_DFL);
@@ -683,7 +713,7 @@ static void fork_child(sb_server *s, int fd)
         sb__sys.close(s->spare_fd);
     sb__sys.close(s->pipe[0]);
     sb__sys.close(s->pipe[1]);
-    sb__conn_run_blocking(fd, &s->o.conn, s->h, &ow);
+    sb__conn_run_blocking(fd, -1, &s->o.conn, s->h, &ow);
     _exit(0);
 }
 

@@ -1,9 +1,12 @@
 /* transport: how a connection moves its bytes.
  *
- * conn.c never calls recv/sendmsg/sendfile/shutdown(SHUT_WR) itself (only
- * a close requested from another thread shuts the socket down directly,
- * to wake the owner's blocking recv); it goes
- * through one of these, chosen when the connection is opened. The plain
+ * conn never calls recv/sendmsg/sendfile/shutdown(SHUT_WR) itself; it goes
+ * through one of these, chosen when the connection is opened. Every socket
+ * conn drives is non-blocking (the blocking models wait in poll), so a
+ * transport call never sleeps. In the threads model writes may come from
+ * any thread, one at a time under the connection's lock, while the owner
+ * reads: a transport with shared state for both directions (TLS) must
+ * send foreign writes through the owner instead. The plain
  * transport is the socket itself. A TLS transport (OpenSSL's SSL_read /
  * SSL_write over the same fd) fits the same five calls: its read and
  * writev report EAGAIN when the TLS engine needs the socket readable or

@@ -10,7 +10,9 @@
 - chat: each message reaches every other client, never the sender; a client
   that never reads while ~12 MiB are broadcast is disconnected, the readers
   get everything, and the server's RSS stays under 64 MiB (not checked in
-  sanitizer builds, whose allocator quarantine holds freed memory).
+  sanitizer builds, whose allocator quarantine holds freed memory); a
+  non-reader that speaks after ~3.6 MB were queued for it stalls nobody
+  (every line reaches the others within 1 s) and is cut off at the out-cap.
 - a peer that resets in the middle of a message (SO_LINGER 0) or with
   replies pending does not hurt the server.
 - half-close exchange under every backend.
@@ -461,6 +463,78 @@ def chat_slow_reader(model, backend, total_mib=12, rss_bound_mib=64):
         srv.kill()
 
 
+def chat_slow_reader_speaks(model, backend):
+    """A slow reader that speaks must not stall the others (the scenario of a
+    threads-model stall: the non-reader's thread blocked flushing its own
+    queue while holding its lock, the sender's thread waited for that lock
+    holding the chat's member lock, and nobody received anything). A sends
+    60 lines of 60 KB that B never reads (3.6 MB for B, under the default
+    out-cap of 5 MiB), then B sends one line; from then on each of 100 more
+    lines A sends must reach C - and D, who connects afterwards - within
+    1 s, while B is disconnected once its queue passes the cap."""
+    extra = ["--backend", backend] if backend else []
+    srv = sbtest.start_server(BIN, "--app", "chat", "--model", model, *extra, "--frame", "line")
+    socks = []
+    try:
+        b = srv.connect(rcvbuf=4096)  # never reads: small window, no autotuning
+        a, c = srv.connect(), srv.connect()
+        socks = [a, b, c]
+        decs = {"b": LINE.decoder(), "c": LINE.decoder()}
+        chat_sync(a, [b, c], [decs["b"], decs["c"]])
+        big = b"y" * (60 * 1024 - 1) + b"\n"
+        got = [0]
+
+        def drain_c():
+            c.settimeout(10)
+            while got[0] < 60 * len(big):
+                data = c.recv(1 << 16)
+                if not data:
+                    return
+                got[0] += len(data)
+        th = threading.Thread(target=drain_c, daemon=True)
+        th.start()
+        a.settimeout(10)
+        for _ in range(60):
+            a.sendall(big)
+        th.join(20)
+        eq(got[0], 60 * len(big), "C received the 60 big lines")
+        # (B's line may stay unread: a connection whose output piles up past
+        # out_high is not read from - backpressure - under every model.)
+        b.sendall(b"b speaks\n")
+        d = srv.connect()
+        socks.append(d)
+        decs["d"] = LINE.decoder()
+        chat_sync(a, [c, d], [decs["c"], decs["d"]])
+        worst = 0.0
+        for k in range(100):
+            msg = b"after %d " % k
+            t0 = time.monotonic()
+            a.sendall(msg + b"y" * (60 * 1024 - 1 - len(msg)) + b"\n")
+            for name, sock in (("c", c), ("d", d)):
+                m = recv_msgs(sock, decs[name], 1, 1.0)[0]
+                while m.startswith(b"b speaks"):
+                    m = recv_msgs(sock, decs[name], 1, 1.0)[0]
+                if not m.startswith(msg):
+                    raise AssertionError(f"{name} got {m[:20]!r}, wanted {msg!r}")
+            worst = max(worst, time.monotonic() - t0)
+        print(f"     100 more lines reached C and D, slowest in {worst * 1000:.0f} ms", flush=True)
+        # 3.6 MB + 100 x 60 KB sent to B: past the cap (5 MiB) and whatever
+        # the kernel's buffers hold, B is cut off
+        b.settimeout(0.5)
+        closed, deadline = False, time.monotonic() + 10
+        while not closed and time.monotonic() < deadline:
+            try:
+                closed = not b.recv(1 << 16)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                closed = True
+        eq(closed, True, "B is disconnected by the out-cap")
+    finally:
+        close_all(socks)
+        srv.kill()
+
+
 def never_reader(backend, rss_bound_mib=64):
     """An echo client that pipelines without ever reading: the server stops
     reading from it once its replies back up (the sender stalls), its memory
@@ -620,6 +694,11 @@ def main():
     for m, b in (("event", "epoll"), ("event", "poll"), ("threads", None)):
         r.check(f"[{m}{'/' + b if b else ''}] chat: a non-reader is disconnected, readers get all, RSS bounded",
                 chat_slow_reader, m, b, limit=150)
+
+    for m, b in (("event", "epoll"), ("threads", None)):
+        r.check(f"[{m}{'/' + b if b else ''}] chat: a non-reader that speaks stalls nobody; "
+                "the others receive within 1 s, it is cut off at the out-cap",
+                chat_slow_reader_speaks, m, b, limit=60)
 
     def chat_fork_refused():
         res = sbtest.run_cli(BIN, "serve", "--listen", "127.0.0.1:0", "--app", "chat",

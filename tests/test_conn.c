@@ -3,10 +3,15 @@
  * pause/resume, timeouts, sendfile ordering, a reset mid-message, a
  * callback that closes another connection whose event is pending in the
  * same turn, and what edge-triggered epoll must not lose (a burst longer
- * than a read, a pause within a turn, output past the write budget). The peer side of each socketpair is driven by the test. */
+ * than a read, a pause within a turn, output past the write budget), the
+ * peer's address after a reset, and sb_conn_walk ending every connection.
+ * Then the blocking driver: a send from another thread never waits for the
+ * peer, and a close from another thread wakes an idle owner. The peer side
+ * of each socketpair is driven by the test. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -806,6 +811,275 @@ static void test_linger_long_drain(void)
     sb_loop_free(l);
 }
 
+/* The peer's address survives a reset: on_close asks for it after the
+ * peer's RST, when getpeername would fail. */
+static char peer_seen[64];
+
+static void peer_close(sb_conn *c, int err, void *app)
+{
+    state *s = app;
+    snprintf(peer_seen, sizeof(peer_seen), "%s", sb_conn_peer(c));
+    s->closes++;
+    s->close_err = err;
+}
+
+static void test_peer_after_reset(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = {NULL, on_message, NULL, peer_close, &s};
+    sb_conn_opts o;
+    struct sockaddr_in me;
+    socklen_t len = sizeof(me);
+    struct linger lg = {1, 0};
+    char want[64];
+    int lfd = sb_listen("127.0.0.1:0", 0), cfd, sfd;
+
+    CHECK(lfd >= 0);
+    opts_for(&o, "line");
+    CHECK_EQ(sb_local_port(lfd) > 0, 1);
+    snprintf(want, sizeof(want), "127.0.0.1:%d", sb_local_port(lfd));
+    cfd = sb_dial(want, 2000);
+    CHECK(cfd >= 0);
+    sfd = sb_accept(lfd, NULL, 0);
+    CHECK(sfd >= 0);
+    CHECK_EQ(getsockname(cfd, (struct sockaddr *)&me, &len), 0);
+    snprintf(want, sizeof(want), "127.0.0.1:%u", (unsigned)ntohs(me.sin_port));
+    CHECK_EQ(sb_conn_open(l, sfd, &o, &h, NULL), 0);
+    CHECK_EQ(setsockopt(cfd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+    close(cfd); /* RST */
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK(strcmp(peer_seen, want) == 0);
+    close(lfd);
+    sb_loop_free(l);
+}
+
+/* sb_conn_walk reaches every open connection; aborting them all through it
+ * and turning the loop ends them (each on_close runs, nothing leaks). */
+static void abort_one(sb_conn *c, void *ud)
+{
+    (*(int *)ud)++;
+    sb_conn_abort(c);
+}
+
+static void test_walk_closes_all(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    int sv[3][2], visited = 0;
+
+    opts_for(&o, "line");
+    CHECK_EQ(sb_conn_walk(l, NULL, NULL), 0);
+    for (int i = 0; i < 3; i++) {
+        pair(sv[i]);
+        CHECK_EQ(sb_conn_open(l, sv[i][0], &o, &h, NULL), 0);
+    }
+    CHECK_EQ(sb_conn_walk(l, NULL, NULL), 3);
+    CHECK_EQ(sb_conn_walk(l, abort_one, &visited), 3);
+    CHECK_EQ(visited, 3);
+    for (int i = 0; i < 100 && sb_conn_walk(l, NULL, NULL) > 0; i++)
+        sb_loop_run_once(l, 100);
+    CHECK_EQ(sb_conn_walk(l, NULL, NULL), 0);
+    CHECK_EQ(s.closes, 3);
+    for (int i = 0; i < 3; i++)
+        close(sv[i][1]);
+    sb_loop_free(l);
+}
+
+/* The blocking driver. The connection's own thread has a large reply that
+ * its peer never reads; another thread then sends to it (as a chat server
+ * does from the sender's thread). That send must not wait for the peer -
+ * it used to, on the connection's lock, held by the owner asleep in send()
+ * - and once the queue passes out_cap the owner drops the connection. */
+typedef struct {
+    int fd;
+    sb_conn_opts o;
+    sb_handler h;
+    sb_conn *c;     /* atomic: set by on_open */
+    int err;
+    int done;       /* atomic */
+    int sent_rc;    /* the foreign send's result */
+    int sent_done;  /* atomic */
+} blk_job;
+
+static int blk_open(sb_conn *c, void *app)
+{
+    __atomic_store_n(&((blk_job *)app)->c, c, __ATOMIC_RELEASE);
+    return 0;
+}
+
+static int blk_big_reply(sb_conn *c, const sb_msg *m, void *app)
+{
+    return sb_conn_send(c, -1, big, 1 << 20);
+}
+
+static void *blk_owner(void *p)
+{
+    blk_job *j = p;
+    j->err = sb_conn_run_blocking(j->fd, &j->o, &j->h);
+    __atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void *blk_foreign_send(void *p)
+{
+    blk_job *j = p;
+    j->sent_rc = sb_conn_send(__atomic_load_n(&j->c, __ATOMIC_ACQUIRE), -1, "hi", 2);
+    __atomic_store_n(&j->sent_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* Wait (bounded) for *flag. */
+static int wait_flag(int *flag, int ms)
+{
+    for (int i = 0; i < ms && !__atomic_load_n(flag, __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    return __atomic_load_n(flag, __ATOMIC_ACQUIRE);
+}
+
+static void blk_start(blk_job *j, int sv[2], pthread_t *t)
+{
+    pair(sv);
+    j->fd = sv[0];
+    j->h.on_open = blk_open;
+    j->h.app = j;
+    CHECK_EQ(pthread_create(t, NULL, blk_owner, j), 0);
+    for (int i = 0; i < 5000 && __atomic_load_n(&j->c, __ATOMIC_ACQUIRE) == NULL; i++)
+        usleep(1000);
+    CHECK(__atomic_load_n(&j->c, __ATOMIC_ACQUIRE) != NULL);
+}
+
+static void test_blocking_foreign_send_never_waits(void)
+{
+    blk_job j;
+    pthread_t owner, sender;
+    int sv[2], rc = 0, n = 0;
+
+    memset(&j, 0, sizeof(j));
+    opts_for(&j.o, "line");
+    j.o.out_cap = 2u << 20;
+    j.h.on_message = blk_big_reply;
+    blk_start(&j, sv, &owner);
+    CHECK_EQ(write(sv[1], "go\n", 3), 3); /* the owner queues 1 MiB; nobody reads it */
+    usleep(100 * 1000);                   /* let it get there */
+    CHECK_EQ(pthread_create(&sender, NULL, blk_foreign_send, &j), 0);
+    CHECK(wait_flag(&j.sent_done, 5000)); /* the send came back, without the peer reading */
+    pthread_join(sender, NULL);
+    CHECK_EQ(j.sent_rc, 0);
+    /* Past out_cap the connection is dropped, by its own thread. */
+    while (rc == 0 && n++ < 64)
+        rc = sb_conn_send(j.c, -1, big, 64 * 1024);
+    CHECK(rc == SB_EOUTPUT || rc == SB_ECLOSED);
+    CHECK(wait_flag(&j.done, 5000));
+    pthread_join(owner, NULL);
+    CHECK_EQ(j.err, SB_EOUTPUT);
+    close(sv[1]);
+}
+
+/* A close asked by another thread wakes an idle owner, which closes its
+ * socket itself (the peer sees the end) and reports a clean close. */
+static void test_blocking_close_from_other_thread(void)
+{
+    blk_job j;
+    pthread_t owner;
+    int sv[2];
+    char b;
+
+    memset(&j, 0, sizeof(j));
+    opts_for(&j.o, "line");
+    j.h.on_message = on_message;
+    blk_start(&j, sv, &owner);
+    sb_conn_close(j.c);
+    CHECK(wait_flag(&j.done, 5000));
+    pthread_join(owner, NULL);
+    CHECK_EQ(j.err, 0);
+    sb_set_nonblock(sv[1], 0);
+    CHECK_EQ(read(sv[1], &b, 1), 0);
+    close(sv[1]);
+}
+
+/* A custom cutter's block about each message (cut_info_size) is lent by
+ * the loop, one for all its connections - a connection that waits holds
+ * only its own small state - and reaches the handler intact. */
+typedef struct {
+    uint8_t seen;      /* the state: bytes cut so far on this connection */
+} info_state;
+
+static ssize_t info_cut(void *ud, void *cs, const uint8_t *p, size_t n, int eof, sb_msg *m)
+{
+    info_state *st = cs;
+    uint32_t *info = m->info;
+
+    if (n == 0)
+        return 0;
+    m->data = p;
+    m->len = 1;
+    m->type = -1;
+    if (st == NULL || info == NULL)
+        return 1;
+    st->seen++;
+    info[0] = p[0];
+    info[1] = st->seen;
+    return 1;
+}
+
+typedef struct {
+    void *info[2];
+    uint32_t got[2][2];
+    int n;
+} info_seen;
+
+static int info_on_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    info_seen *s = app;
+    const uint32_t *info = m->info;
+
+    CHECK(info != NULL);
+    if (s->n < 2) {
+        s->info[s->n] = m->info;
+        s->got[s->n][0] = info[0];
+        s->got[s->n][1] = info[1];
+    }
+    s->n++;
+    return 0;
+}
+
+static void test_cut_info_shared(void)
+{
+    sb_loop *l = new_loop();
+    info_seen seen = {{NULL, NULL}, {{0, 0}, {0, 0}}, 0};
+    sb_handler h = {NULL, info_on_message, NULL, NULL, &seen};
+    sb_conn_opts o;
+    sb_conn *c[2];
+    int a[2], b[2];
+
+    sb_conn_opts_default(&o);
+    memset(&o.frame, 0, sizeof(o.frame));
+    o.frame.kind = SB_FRAME_CUSTOM;
+    o.frame.cut = info_cut;
+    o.frame.cut_state_size = sizeof(info_state);
+    o.frame.cut_info_size = 4 * sizeof(uint32_t);
+    pair(a);
+    pair(b);
+    CHECK_EQ(sb_conn_open(l, a[0], &o, &h, &c[0]), 0);
+    CHECK_EQ(sb_conn_open(l, b[0], &o, &h, &c[1]), 0);
+    CHECK_EQ(write(a[1], "x", 1), 1);
+    SPIN_UNTIL(l, seen.n == 1);
+    CHECK_EQ(write(b[1], "y", 1), 1);
+    SPIN_UNTIL(l, seen.n == 2);
+    CHECK(seen.info[0] != NULL && seen.info[0] == seen.info[1]);
+    CHECK(seen.got[0][0] == 'x' && seen.got[0][1] == 1);
+    CHECK(seen.got[1][0] == 'y' && seen.got[1][1] == 1);
+    sb_conn_abort(c[0]);
+    sb_conn_abort(c[1]);
+    SPIN_UNTIL(l, sb_conn_walk(l, NULL, NULL) == 0);
+    close(a[1]);
+    close(b[1]);
+    sb_loop_free(l);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -833,6 +1107,11 @@ int main(void)
         RUN(test_pause_within_turn);
         RUN(test_write_budget);
         RUN(test_linger_long_drain);
+        RUN(test_peer_after_reset);
+        RUN(test_walk_closes_all);
+        RUN(test_cut_info_shared);
     }
+    RUN(test_blocking_foreign_send_never_waits);
+    RUN(test_blocking_close_from_other_thread);
     return 0;
 }

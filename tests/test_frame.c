@@ -614,7 +614,8 @@ static void test_encoder_refusals(void)
     CHECK_EQ(enc("ascii:3", -1, big, 999), 0);
     CHECK_EQ(enc("ascii:3", -1, big, 1000), SB_ETOOBIG);
     CHECK_EQ(enc("line", -1, "a\nb", 3), SB_EMALFORMED);
-    CHECK_EQ(enc("line", -1, "ab\r", 3), SB_EMALFORMED);
+    CHECK_EQ(enc("line", -1, "ab\r", 3), 0);
+    CHECK_EQ(enc("line", -1, "a\r\n", 3), SB_EMALFORMED);
     CHECK_EQ(enc("line", -1, "a\rb", 3), 0);
     CHECK_EQ(enc("delim:\\r\\n\\r\\n", -1, "a\r\n\r\nb", 6), SB_EMALFORMED);
     CHECK_EQ(enc("delim:\\r\\n\\r\\n", -1, "ab\r\n", 4), SB_EMALFORMED);
@@ -631,15 +632,23 @@ static void test_encoder_refusals(void)
     CHECK(memcmp(hdr, "\x01\x02\x03\x04", 4) == 0);
     if (sizeof(size_t) > 4)
         CHECK_EQ(sb_frame_header(&spec, -1, (size_t)UINT32_MAX + 1, hdr), SB_ETOOBIG);
-    CHECK_EQ(sb_frame_trailer(&spec, hdr), 0);
+    CHECK_EQ(sb_frame_trailer(&spec, "ab", 2, hdr), 0);
     CHECK_EQ(sb_frame_parse("varint", &spec), 0);
     CHECK_EQ(sb_frame_header(&spec, -1, 300, hdr), 2);
     CHECK(memcmp(hdr, "\xac\x02", 2) == 0);
     CHECK_EQ(sb_frame_header(&spec, -1, SIZE_MAX, hdr), sizeof(size_t) > 4 ? 10 : 5);
     CHECK_EQ(sb_frame_parse("delim:\\r\\n", &spec), 0);
     CHECK_EQ(sb_frame_header(&spec, -1, 5, hdr), 0);
-    CHECK_EQ(sb_frame_trailer(&spec, hdr), 2);
+    CHECK_EQ(sb_frame_trailer(&spec, "ab\r", 3, hdr), 2);
     CHECK(memcmp(hdr, "\r\n", 2) == 0);
+    /* line: '\n' after a payload, "\r\n" after one that ends in '\r'. */
+    CHECK_EQ(sb_frame_parse("line", &spec), 0);
+    CHECK_EQ(sb_frame_trailer(&spec, "ab", 2, hdr), 1);
+    CHECK(memcmp(hdr, "\n", 1) == 0);
+    CHECK_EQ(sb_frame_trailer(&spec, "", 0, hdr), 1);
+    CHECK_EQ(sb_frame_trailer(&spec, "ab\r", 3, hdr), 2);
+    CHECK(memcmp(hdr, "\r\n", 2) == 0);
+    CHECK_EQ(sb_frame_trailer(&spec, "\r", 1, hdr), 2);
 }
 
 /* The decoder bound is on the unfinished message: a single read carrying
@@ -769,7 +778,7 @@ static void test_decoder_enomem(void)
 
 /* A custom cutter: messages are "<n>" single digits giving the length of
  * what follows. */
-static ssize_t digit_cut(void *ud, const uint8_t *p, size_t n, int eof, sb_msg *msg)
+static ssize_t digit_cut(void *ud, void *state, const uint8_t *p, size_t n, int eof, sb_msg *msg)
 {
     size_t len;
 
@@ -813,6 +822,81 @@ static void test_custom(void)
     CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"3abc", 4, 0, &m), SB_EBADSPEC);
 }
 
+/* A cutter with per-stream state: "<n>" digits as above, but it counts in
+ * its state the calls made for the current message and hands the state to
+ * the message's reader as msg->info. */
+typedef struct counting {
+    int calls;      /* calls since the last message */
+    int messages;
+} counting;
+
+static ssize_t counting_cut(void *ud, void *state, const uint8_t *p, size_t n, int eof, sb_msg *msg)
+{
+    counting *c = state;
+    ssize_t r = digit_cut(ud, NULL, p, n, eof, msg);
+
+    if (c == NULL)
+        return r;
+    c->calls++;
+    if (r > 0) {
+        c->messages++;
+        msg->info = c;
+    }
+    return r;
+}
+
+static void test_custom_state(void)
+{
+    sb_frame_spec spec;
+    sb_decoder d, d2;
+    sb_msg m;
+    int calls = 0;
+    const counting *c;
+
+    memset(&spec, 0, sizeof(spec));
+    spec.kind = SB_FRAME_CUSTOM;
+    spec.cut = counting_cut;
+    spec.cut_ud = &calls;
+    spec.cut_state_size = sizeof(counting);
+    /* Stateless: the cutter gets NULL and still cuts. */
+    CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"3abcd", 5, 0, &m), 4);
+    CHECK(m.info == NULL);
+    /* Each decoder has its own block, zero-filled at first, kept between
+     * calls, reached by the reader through msg->info. */
+    sb_decoder_init(&d, &spec, 0);
+    sb_decoder_init(&d2, &spec, 0);
+    CHECK_EQ(sb_decoder_feed(&d, "3a", 2), 0);
+    CHECK_EQ(sb_decoder_next(&d, &m), 0);
+    CHECK_EQ(sb_decoder_feed(&d, "b", 1), 0);
+    CHECK_EQ(sb_decoder_next(&d, &m), 0);
+    CHECK_EQ(sb_decoder_feed(&d, "c", 1), 0);
+    CHECK_EQ(sb_decoder_next(&d, &m), 1);
+    c = m.info;
+    CHECK(c != NULL && c->calls == 3 && c->messages == 1);
+    CHECK_EQ(sb_decoder_feed(&d2, "0", 1), 0);
+    CHECK_EQ(sb_decoder_next(&d2, &m), 1);
+    c = m.info;
+    CHECK(c != NULL && c->calls == 1 && c->messages == 1);
+    sb_decoder_free(&d);
+    sb_decoder_free(&d2);
+
+    /* With cut_info_size, a stream that keeps state lends the cutter a
+     * block of that size for each message (sb_frame_state_init makes it);
+     * the stateless decoder lends none. */
+    spec.cut_info_size = 16;
+    CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"3abcd", 5, 0, &m), 4);
+    CHECK(m.info == NULL);
+    sb_frame_state st;
+    CHECK_EQ(sb_frame_state_init(&st, &spec), 0);
+    CHECK(st.info != NULL && st.info_owned);
+    CHECK_EQ(sb_frame_decode_from(&spec, 0, (const uint8_t *)"2ab", 3, 0, &m, &st), 3);
+    CHECK(m.info == st.cut); /* counting_cut points it at its state */
+    memset(&m, 0, sizeof m);
+    CHECK_EQ(sb_frame_decode_from(&spec, 0, (const uint8_t *)"2a", 2, 0, &m, &st), 0);
+    CHECK(m.info == st.info); /* lent, left as it was for an unfinished message */
+    sb_frame_state_free(&st);
+}
+
 /* sb_frame_decode_from with a resume point answers exactly as the plain
  * decoder does when a delimited message grows a byte at a time - including
  * delimiters that straddle the point where the last search stopped - and
@@ -828,20 +912,209 @@ static void test_decode_from_resume(void)
         CHECK_EQ(sb_frame_parse(specs[si], &spec), 0);
         for (size_t ii = 0; ii < sizeof(inputs) / sizeof(inputs[0]); ii++) {
             const uint8_t *in = (const uint8_t *)inputs[ii];
-            size_t len = strlen(inputs[ii]), scan = 0, last = 0;
+            size_t len = strlen(inputs[ii]), last = 0;
+            sb_frame_state st;
+            CHECK_EQ(sb_frame_state_init(&st, &spec), 0);
             for (size_t n = 1; n <= len; n++) {
                 sb_msg a, b;
                 ssize_t ra = sb_frame_decode(&spec, 64, in, n, 0, &a);
-                ssize_t rb = sb_frame_decode_from(&spec, 64, in, n, 0, &b, &scan);
+                ssize_t rb = sb_frame_decode_from(&spec, 64, in, n, 0, &b, &st);
                 CHECK_EQ(ra, rb);
                 if (ra > 0) {
                     CHECK(a.data == b.data && a.len == b.len);
-                    CHECK_EQ(scan, 0);
+                    CHECK_EQ(st.scan, 0);
                     break;
                 }
-                CHECK(scan >= last);
-                last = scan;
+                CHECK(st.scan >= last);
+                last = st.scan;
             }
+            sb_frame_state_free(&st);
+        }
+    }
+}
+
+/* ---- decode -> encode -> decode --------------------------------------- */
+
+/* Whatever a decoder cuts out of any input, the encoder can frame so that
+ * the decoder cuts out the same messages again: a server that echoes what
+ * it decoded never refuses it, and the peer reads back what it sent. Raw
+ * and eof mark no boundary inside a stream, so their messages make the
+ * trip one at a time; every other framing re-encodes all of them into one
+ * stream, which must decode to the same list and end cleanly. */
+static const char *const rt_specs[] = {
+    "raw",     "line",    "delim:|",  "delim:\\r\\n", "delim:\\r\\n\\r\\n", "delim:abab",
+    "delim:aab", "delim:\\0", "delim:\\r", "fixed:1", "fixed:5", "ascii:1", "ascii:3",
+    "ascii:20", "len16",   "len32",    "len64",      "varint", "typed:A=0,B=3,0x00=5,0xff=40,,=1",
+    "eof",
+};
+static const size_t rt_maxes[] = {0, 1, 5, 64};
+
+static size_t rt_decode(const sb_frame_spec *spec, size_t max, const uint8_t *p, size_t n,
+                        sb_msg *out, size_t cap, ssize_t *end)
+{
+    size_t off = 0, count = 0;
+    ssize_t r;
+    sb_msg m;
+
+    while ((r = sb_frame_decode(spec, max, p + off, n - off, 1, &m)) > 0) {
+        CHECK(count < cap);
+        out[count++] = m;
+        off += (size_t)r;
+    }
+    *end = r;
+    return count;
+}
+
+static void rt_same(const sb_msg *a, const sb_msg *b)
+{
+    CHECK_EQ(a->type, b->type);
+    CHECK_EQ(a->len, b->len);
+    CHECK(a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+static void round_trip(const char *spec_str, size_t max, const uint8_t *p, size_t n)
+{
+    sb_frame_spec spec;
+    sb_msg first[512], again[512];
+    size_t count, count2, i;
+    ssize_t end;
+    sb_buf s;
+    int alone;
+
+    CHECK_EQ(sb_frame_parse(spec_str, &spec), 0);
+    CHECK(n < 512);
+    alone = spec.kind == SB_FRAME_RAW || spec.kind == SB_FRAME_EOF;
+    count = rt_decode(&spec, max, p, n, first, 512, &end);
+    sb_buf_init(&s, 0);
+    for (i = 0; i < count; i++) {
+        int rc = sb_frame_encode(&spec, first[i].type, first[i].data, first[i].len, &s);
+
+        if (rc != 0)
+            fprintf(stderr, "%s: message %zu of %zu bytes refused: %s\n", spec_str, i,
+                    first[i].len, sb_strerror(rc));
+        CHECK_EQ(rc, 0);
+        if (!alone)
+            continue;
+        CHECK_EQ(rt_decode(&spec, max, sb_buf_data(&s), sb_buf_len(&s), again, 512, &end), 1);
+        CHECK_EQ(end, 0);
+        rt_same(&first[i], &again[0]);
+        sb_buf_consume(&s, sb_buf_len(&s));
+    }
+    if (!alone) {
+        count2 = rt_decode(&spec, max, s.data ? sb_buf_data(&s) : (const uint8_t *)"",
+                           sb_buf_len(&s), again, 512, &end);
+        if (count2 != count || end != 0)
+            fprintf(stderr, "%s max %zu: %zu messages became %zu (end %zd)\n", spec_str, max,
+                    count, count2, end);
+        CHECK_EQ(count2, count);
+        CHECK_EQ(end, 0);
+        for (i = 0; i < count; i++)
+            rt_same(&first[i], &again[i]);
+    }
+    sb_buf_free(&s);
+}
+
+/* Inputs at the edges of each rule: '\r' runs before '\n', delimiters
+ * that overlap themselves, headers of every kind that fit the bounds. */
+static void test_round_trip_edges(void)
+{
+    static const char *const inputs[] = {
+        "ab\r\r\n",      "\r\n",        "\r\r\n",     "\r\r\r\n",  "\n\n\r\n",   "a\rb\r\n",
+        "\r",            "ab\r\r\n\r\r\nx\n", "a|b||",    "|",         "abab",      "aabab",
+        "abaabab",       "aaab",        "xaab",       "aab",       "\r\n\r\n",  "\r\n\r\r\n\r\n",
+        "a\r\n\r\n\r\n", "\r\r",        "00",         "1x2yz",     "3abc",      "A\x01\x02\x03",
+        "B123A",         "\x00\x03xyz", ",x",         "",          "\x02\x80\x01",
+    };
+    static const uint8_t bin[] = {0, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 2, 'b', 'c', 0xff,
+                                  0, 0, 0, 1, 'z', 0x80, 0x01, 0, '\r', '\n', 0};
+    sb_frame_spec spec;
+    sb_buf out;
+    size_t si, mi, ii;
+
+    /* The case that closed echo connections: "ab\r\r\n" is the message
+     * "ab\r", which goes back out as the same bytes. */
+    CHECK_EQ(sb_frame_parse("line", &spec), 0);
+    sb_buf_init(&out, 0);
+    CHECK_EQ(sb_frame_encode(&spec, -1, "ab\r", 3, &out), 0);
+    CHECK_EQ(sb_buf_len(&out), 5);
+    CHECK(memcmp(sb_buf_data(&out), "ab\r\r\n", 5) == 0);
+    sb_buf_free(&out);
+    for (si = 0; si < sizeof(rt_specs) / sizeof(rt_specs[0]); si++) {
+        for (mi = 0; mi < sizeof(rt_maxes) / sizeof(rt_maxes[0]); mi++) {
+            for (ii = 0; ii < sizeof(inputs) / sizeof(inputs[0]); ii++)
+                round_trip(rt_specs[si], rt_maxes[mi], (const uint8_t *)inputs[ii],
+                           strlen(inputs[ii]));
+            for (ii = 0; ii <= sizeof(bin); ii++)
+                round_trip(rt_specs[si], rt_maxes[mi], bin + ii, sizeof(bin) - ii);
+        }
+    }
+}
+
+static uint64_t rt_rand(uint64_t *x)
+{
+    *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17; /* xorshift64 */
+    return *x;
+}
+
+/* A random input for spec made of tokens that its rules look at: a valid
+ * header for a short payload (the right type byte for typed), the
+ * delimiter or a prefix of it, CR and LF, and bytes from a small alphabet
+ * of digits, type letters and 0x80+, with any byte now and then. */
+static size_t rt_random_input(const sb_frame_spec *spec, uint64_t *x, uint8_t *in, size_t cap)
+{
+    static const uint8_t alphabet[] = "\r\n|ab\0\x01\x02" "0123AB,\xff\x80";
+    static const uint8_t types[] = {'A', 'B', 0, 0xff, ','};
+    size_t n = 0, want = (size_t)(rt_rand(x) % cap), k;
+
+    while (n < want) {
+        uint64_t r = rt_rand(x);
+        uint8_t tok[SB_FRAME_HDR_MAX];
+        int t = types[(r >> 8) % sizeof(types)], h;
+
+        k = 0;
+        switch (r % 5) {
+        case 0:
+            h = sb_frame_header(spec, t, spec->kind == SB_FRAME_TYPED ? spec->typed[t] : (r >> 16) % 9,
+                                tok);
+            k = h > 0 ? (size_t)h : 0;
+            break;
+        case 1:
+            k = spec->delim_len ? 1 + (size_t)((r >> 8) % spec->delim_len) : 0;
+            memcpy(tok, spec->delim, k);
+            break;
+        case 2:
+            tok[0] = (r >> 8) & 1 ? '\r' : '\n';
+            k = 1;
+            break;
+        default:
+            tok[0] = (r & 0xf00) == 0 ? (uint8_t)(r >> 24)
+                                      : alphabet[(r >> 24) % (sizeof(alphabet) - 1)];
+            k = 1;
+        }
+        if (k > want - n)
+            k = want - n;
+        memcpy(in + n, tok, k);
+        n += k;
+    }
+    return n;
+}
+
+/* Random inputs for every spec and bound. The generator is seeded, so a
+ * failure repeats. */
+static void test_round_trip_random(void)
+{
+    uint64_t x = 0x2545F4914F6CDD1DULL;
+    uint8_t in[256];
+    size_t si, mi, k;
+
+    for (si = 0; si < sizeof(rt_specs) / sizeof(rt_specs[0]); si++) {
+        sb_frame_spec spec;
+
+        CHECK_EQ(sb_frame_parse(rt_specs[si], &spec), 0);
+        for (mi = 0; mi < sizeof(rt_maxes) / sizeof(rt_maxes[0]); mi++) {
+            for (k = 0; k < 400; k++)
+                round_trip(rt_specs[si], rt_maxes[mi], in,
+                           rt_random_input(&spec, &x, in, sizeof(in)));
         }
     }
 }
@@ -849,6 +1122,7 @@ static void test_decode_from_resume(void)
 int main(void)
 {
     RUN(test_parse);
+    RUN(test_custom_state);
     RUN(test_decode_from_resume);
     RUN(test_streams_counted);
     RUN(test_streams_delimited);
@@ -867,6 +1141,8 @@ int main(void)
     RUN(test_decoder_lifetime);
     RUN(test_decoder_enomem);
     RUN(test_custom);
+    RUN(test_round_trip_edges);
+    RUN(test_round_trip_random);
     fprintf(stderr, "test_frame: ok\n");
     return 0;
 }

@@ -337,13 +337,17 @@ static void test_framing(void)
     CHECK_EQ(sb_http_parse_length(" 1", 2, &v), SB_EHTTP);
 }
 
+/* *err of chunked_in_steps when the input ended inside the body. */
+#define STILL_OPEN 1
+
 /* Decode a chunked body fed in pieces of `step` bytes, accumulating like a
- * client would. Returns the decoded length, and *rest the leftover. */
+ * client would. Returns the decoded length, and *rest the leftover; *err is
+ * 0 (the body ended), STILL_OPEN, or the decoder's error. */
 static long chunked_in_steps(const char *in, size_t n, size_t step, char *out, size_t *rest, int *err)
 {
     sb_http_chunked d;
     char buf[4096];
-    size_t have = 0, got = 0;
+    size_t got = 0;
 
     memset(&d, 0, sizeof d);
     *err = 0;
@@ -355,17 +359,18 @@ static long chunked_in_steps(const char *in, size_t n, size_t step, char *out, s
         ssize_t rc = sb_http_chunked_decode(&d, buf, &len);
         memcpy(out + got, buf, len);
         got += len;
-        if (rc >= 0) {
-            *rest = (size_t)rc + (n - off);
+        if (rc > 0) {
+            CHECK((size_t)rc <= take);
+            *rest = take - (size_t)rc + (n - off);
             return (long)got;
         }
-        if (rc != SB_HTTP_INCOMPLETE) {
+        if (rc < 0) {
             *err = (int)rc;
             return -1;
         }
-        (void)have;
+        CHECK_EQ(rc, SB_HTTP_INCOMPLETE);
     }
-    *err = SB_HTTP_INCOMPLETE;
+    *err = STILL_OPEN;
     return (long)got;
 }
 
@@ -389,7 +394,7 @@ static void test_chunked(void)
     size_t full = strlen(body) - 4;
     for (size_t i = 0; i < full; i++) {
         chunked_in_steps(body, i, 7, out, &rest, &err);
-        CHECK_EQ(err, SB_HTTP_INCOMPLETE);
+        CHECK_EQ(err, STILL_OPEN);
     }
     /* In place, one call, leftover after the data. */
     char buf[128];
@@ -397,7 +402,7 @@ static void test_chunked(void)
     size_t len = strlen(buf);
     sb_http_chunked d;
     memset(&d, 0, sizeof d);
-    CHECK_EQ(sb_http_chunked_decode(&d, buf, &len), 4);
+    CHECK_EQ(sb_http_chunked_decode(&d, buf, &len), (ssize_t)strlen(body) - 4);
     CHECK_EQ(len, strlen(want));
     CHECK(memcmp(buf + len, "NEXT", 4) == 0);
 
@@ -407,9 +412,9 @@ static void test_chunked(void)
     };
     for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
         chunked_in_steps(bad[k], strlen(bad[k]), 3, out, &rest, &err);
-        if (err == 0 || err == SB_HTTP_INCOMPLETE)
+        if (err >= 0)
             fprintf(stderr, "bad chunked %zu: %d\n", k, err);
-        CHECK(err != 0 && err != SB_HTTP_INCOMPLETE);
+        CHECK(err < 0);
     }
     chunked_in_steps("10000000000000000\r\n", 19, 19, out, &rest, &err);
     CHECK_EQ(err, SB_EOVERFLOW);
@@ -455,7 +460,20 @@ static void test_range(void)
         {"bytes=a-b", 100, 0, 0, 0},
         {"bytes=1-2x", 100, 0, 0, 0},
         {"items=0-1", 100, 0, 0, 0},
-        {"bytes=99999999999999999999999-", 100, 0, 0, 0},
+        /* Numbers past 2^63 and past 2^64 never wrap: a first position
+         * beyond the file is unsatisfiable, a last position beyond it is
+         * the end, a suffix longer than the file is all of it (RFC 9110
+         * section 14.1.2). */
+        {"bytes=99999999999999999999999-", 100, SB_HTTP_EUNSAT, 0, 0},
+        {"bytes=18446744073709551615-", 100, SB_HTTP_EUNSAT, 0, 0},
+        {"bytes=9223372036854775808-9223372036854775809", 100, SB_HTTP_EUNSAT, 0, 0},
+        {"bytes=-9223372036854775808", 100, 1, 0, 99},
+        {"bytes=-18446744073709551616", 100, 1, 0, 99},
+        {"bytes=-99999999999999999999999", 100, 1, 0, 99},
+        {"bytes=0-99999999999999999999999", 100, 1, 0, 99},
+        {"bytes=10-18446744073709551616", 100, 1, 10, 99},
+        {"bytes=99999999999999999999999-5", 100, 0, 0, 0},
+        {"bytes=-9223372036854775808", 0, SB_HTTP_EUNSAT, 0, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         uint64_t a = 0, b = 0;
@@ -466,6 +484,38 @@ static void test_range(void)
         if (rc == 1) {
             CHECK_EQ(a, t[i].a);
             CHECK_EQ(b, t[i].b);
+        }
+    }
+}
+
+/* Several ranges (multipart/byteranges), and the bounds that make a
+ * Range header ignored. */
+static void test_ranges(void)
+{
+    struct { const char *v; uint64_t size; int rc; uint64_t r[4][2]; } t[] = {
+        {"bytes=0-1,5-6", 100, 2, {{0, 1}, {5, 6}}},
+        {"bytes=0-1, 5-6 ,-3", 100, 3, {{0, 1}, {5, 6}, {97, 99}}},
+        {"bytes=0-1,,5-6,", 100, 2, {{0, 1}, {5, 6}}},          /* empty elements */
+        {"bytes=0-1,200-300", 100, 1, {{0, 1}}},                /* unsatisfiable left out */
+        {"bytes=200-300,300-", 100, SB_HTTP_EUNSAT, {{0}}},
+        {"bytes=90-,95-99", 100, 2, {{90, 99}, {95, 99}}},      /* overlap within the size */
+        {"bytes=0-99,0-99", 100, 0, {{0}}},                     /* twice the file: ignored */
+        {"bytes=-60,-60", 100, 0, {{0}}},
+        {"bytes=0-1,x", 100, 0, {{0}}},                         /* any bad one: ignored */
+        {"bytes=0-1,5-2", 100, 0, {{0}}},
+        {"bytes=0-0,1-1,2-2,3-3,4-4", 100, 0, {{0}}},           /* more than max (4) */
+        {"bytes=,", 100, 0, {{0}}},
+        {"bytes=0-1,99999999999999999999999-", 100, 1, {{0, 1}}},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        sb_http_range r[4];
+        int rc = sb_http_parse_ranges(t[i].v, strlen(t[i].v), t[i].size, r, 4);
+        if (rc != t[i].rc)
+            fprintf(stderr, "ranges %s: %d\n", t[i].v, rc);
+        CHECK_EQ(rc, t[i].rc);
+        for (int k = 0; k < rc; k++) {
+            CHECK_EQ(r[k].first, t[i].r[k][0]);
+            CHECK_EQ(r[k].last, t[i].r[k][1]);
         }
     }
 }
@@ -504,6 +554,55 @@ static void test_percent(void)
     CHECK(memcmp(inplace, "ABc", 3) == 0);
 }
 
+/* Host values (RFC 9112 section 3.2, RFC 3986 section 3.2.2). */
+static void test_host(void)
+{
+    static const char *good[] = {
+        "localhost", "localhost:8080", "example.com", "127.0.0.1", "127.0.0.1:80", "[::1]",
+        "[::1]:80", "[2001:db8::7]", "[v1.fe80::a+en1]", "a_b", "%41b", "x:", "a-b.c~d",
+        "!$&'()*+,;=",
+    };
+    static const char *bad[] = {
+        "", "local host", "local/host", "u@host", "host:8x", ":80", "[::1", "[::1]x",
+        "[]", "[::g]", "h\\x", "h%4", "h%zz", "a:b:c", "host ", "h\"x", "[v]", "h?", "h#",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        if (!sb_http_valid_host(good[i], strlen(good[i])))
+            fprintf(stderr, "refused good host %s\n", good[i]);
+        CHECK(sb_http_valid_host(guarded(good[i], strlen(good[i])), strlen(good[i])));
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (sb_http_valid_host(bad[i], strlen(bad[i])))
+            fprintf(stderr, "accepted bad host %s\n", bad[i]);
+        CHECK(!sb_http_valid_host(guarded(bad[i], strlen(bad[i])), strlen(bad[i])));
+    }
+}
+
+/* One error space: every code the HTTP functions return has its text in
+ * sb_strerror, and "incomplete" is 0 as in the frame decoders. */
+static void test_error_space(void)
+{
+    static const int codes[] = {SB_EHTTP, SB_HTTP_ELINE, SB_HTTP_EHEAD, SB_HTTP_EVERSION,
+                                SB_HTTP_EBODY, SB_HTTP_EUNSAT};
+    sb_http_request r;
+    sb_http_header h[MAXH];
+    sb_frame_spec spec;
+    sb_msg m;
+
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {
+        CHECK(codes[i] < SB_ERR_BASE);
+        CHECK(strcmp(sb_strerror(codes[i]), "unknown error") != 0);
+        CHECK(strcmp(sb_http_strerror(codes[i]), sb_strerror(codes[i])) == 0);
+        for (size_t k = 0; k < i; k++)
+            CHECK(strcmp(sb_strerror(codes[i]), sb_strerror(codes[k])) != 0);
+    }
+    CHECK(strcmp(sb_strerror(SB_HTTP_EUNSAT), "range not satisfiable") == 0);
+    CHECK_EQ(sb_frame_parse("line", &spec), 0);
+    CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"GET", 3, 0, &m), 0);
+    CHECK_EQ(sb_http_parse_request("GET", 3, &r, h, MAXH, NULL), 0);
+    CHECK_EQ(SB_HTTP_INCOMPLETE, 0);
+}
+
 static void test_texts(void)
 {
     CHECK(strcmp(sb_http_reason(404), "Not Found") == 0);
@@ -524,8 +623,11 @@ int main(void)
     RUN(test_framing);
     RUN(test_chunked);
     RUN(test_range);
+    RUN(test_ranges);
     RUN(test_date);
     RUN(test_percent);
+    RUN(test_host);
+    RUN(test_error_space);
     RUN(test_texts);
     fprintf(stderr, "test_http: ok\n");
     return 0;

@@ -59,9 +59,6 @@ static void test_new_and_names(void)
     CHECK_EQ(sb_loop_new(&l, "no-such-backend"), SB_EBACKEND);
     CHECK(l == NULL);
     l = new_loop();
-    size_t n = 0;
-    CHECK(sb_loop_scratch(l, &n) != NULL);
-    CHECK_EQ(n, 64 * 1024);
     CHECK_EQ(sb_loop_run_once(l, 0), 0); /* nothing to do, nothing run */
     CHECK_EQ(sb_loop_watch(l, -1, SB_READABLE, rec_cb, NULL), -EBADF);
     sb_loop_free(l);

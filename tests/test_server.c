@@ -1,6 +1,7 @@
 /* test_server: the three dispatch models through the library API - the
  * same handler under event (each backend), threads and fork; the message
- * counter; --max-conns shedding; a stop with an idle connection open. The
+ * counter; --max-conns shedding; a stop with an idle connection open, and
+ * one that must not name a connection's fd after its close. The
  * server runs on the main thread, clients on a second one. */
 #include <errno.h>
 #include <pthread.h>
@@ -357,6 +358,155 @@ static void test_signal_before_run(void)
     }
 }
 
+/* A stop must not name a connection's fd after the connection closed it:
+ * between a connection thread's close and its leaving the server's books,
+ * the number can already belong to something else. This close wrapper
+ * makes that happen on purpose: after the real close of a connection's
+ * socket it puts a socket of its own at the same number (dup2), holds it
+ * there longer than the stop's grace period, and then looks whether anyone
+ * shut it down (a recv of 0 instead of EAGAIN). */
+static int (*real_close)(int);
+static int reuse_armed, reuse_done, reuse_hit;
+
+static int reuse_close(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int conn = __atomic_load_n(&reuse_armed, __ATOMIC_ACQUIRE) &&
+               getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+    int rc = real_close(fd);
+    int sp[2], peer;
+    char b;
+
+    if (!conn || __atomic_exchange_n(&reuse_armed, 0, __ATOMIC_ACQ_REL) == 0)
+        return rc;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+        return rc;
+    peer = sp[0] == fd ? sp[1] : sp[0];
+    if (sp[0] != fd && sp[1] != fd) { /* move one end to the freed number */
+        if (dup2(sp[1], fd) != fd) {
+            real_close(sp[0]);
+            real_close(sp[1]);
+            return rc;
+        }
+        real_close(sp[1]);
+    }
+    usleep(400 * 1000); /* grace_ms is 50: the stop's last step runs now */
+    if (recv(fd, &b, 1, MSG_DONTWAIT) == 0)
+        __atomic_store_n(&reuse_hit, 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&reuse_done, 1, __ATOMIC_RELEASE);
+    real_close(fd);
+    real_close(peer);
+    return rc;
+}
+
+static void *reuse_client(void *p)
+{
+    client_job *j = p;
+    char buf[8];
+    int fd = sb_dial(j->addr, 2000);
+
+    CHECK(fd >= 0);
+    CHECK_EQ(sb_send_all(fd, "hi\n", 3, sb_now_ms() + 5000), 3);
+    CHECK_EQ(sb_recv_some(fd, buf, sizeof(buf), sb_now_ms() + 5000), 3);
+    __atomic_store_n(&reuse_armed, 1, __ATOMIC_RELEASE);
+    sb_server_stop(j->s); /* the connection stays open: the stop closes it */
+    j->ok = fd;
+    return NULL;
+}
+
+static void test_stop_names_no_closed_fd(void)
+{
+    sb_server_opts o;
+    client_job j;
+    pthread_t t;
+
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_THREADS;
+    o.grace_ms = 50;
+    real_close = sb__sys.close;
+    sb__sys.close = reuse_close;
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+    CHECK_EQ(pthread_create(&t, NULL, reuse_client, &j), 0);
+    CHECK_EQ(sb_server_run(j.s), 0);
+    pthread_join(t, NULL);
+    sb_server_free(j.s);
+    sb__sys_reset();
+    close(j.ok);
+    CHECK_EQ(__atomic_load_n(&reuse_done, __ATOMIC_ACQUIRE), 1); /* the race was staged */
+    CHECK_EQ(__atomic_load_n(&reuse_hit, __ATOMIC_ACQUIRE), 0);  /* and nobody fell in */
+}
+
+/* Stop requests racing connection ends: clients keep connecting, talking
+ * and hanging up while the server stops; under ThreadSanitizer this runs
+ * the stop's walk of the connection list against threads joining and
+ * leaving it. Every client ends (served, shed or cut), the server returns. */
+typedef struct {
+    client_job *j;
+    int stop; /* atomic: the server has been asked to stop */
+} churn_job;
+
+static void *churn_client(void *p)
+{
+    churn_job *cj = p;
+    char buf[16];
+
+    for (int i = 0; i < 200 && !__atomic_load_n(&cj->stop, __ATOMIC_ACQUIRE); i++) {
+        int fd = sb_dial(cj->j->addr, 2000);
+        if (fd < 0)
+            break; /* the listener is gone: the stop began */
+        if (sb_send_all(fd, "hi\n", 3, sb_now_ms() + 2000) == 3 &&
+            sb_recv_some(fd, buf, sizeof(buf), sb_now_ms() + 2000) > 0)
+            __atomic_fetch_add(&cj->j->ok, 1, __ATOMIC_RELAXED);
+        if (i % 3 != 0)
+            close(fd);
+        else {
+            struct linger lg = {1, 0}; /* a reset, now and then */
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+            close(fd);
+        }
+    }
+    return NULL;
+}
+
+static void *churn_stopper(void *p)
+{
+    churn_job *cj = p;
+
+    for (int i = 0; i < 5000 && __atomic_load_n(&cj->j->ok, __ATOMIC_RELAXED) < 100; i++)
+        usleep(1000);
+    __atomic_store_n(&cj->stop, 1, __ATOMIC_RELEASE);
+    sb_server_stop(cj->j->s);
+    return NULL;
+}
+
+static void test_stop_races_connection_ends(void)
+{
+    sb_server_opts o;
+    client_job j;
+    churn_job cj = {&j, 0};
+    pthread_t t[5];
+
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_THREADS;
+    o.grace_ms = 20;
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, churn_client, &cj), 0);
+    CHECK_EQ(pthread_create(&t[4], NULL, churn_stopper, &cj), 0);
+    CHECK_EQ(sb_server_run(j.s), 0);
+    for (int i = 0; i < 5; i++)
+        pthread_join(t[i], NULL);
+    CHECK(j.ok > 0);
+    sb_server_free(j.s);
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -379,6 +529,8 @@ int main(void)
     RUN(test_max_conns);
     RUN(test_keepalive);
     RUN(test_accept_emfile);
+    RUN(test_stop_names_no_closed_fd);
+    RUN(test_stop_races_connection_ends);
     RUN(test_signal_before_run);
     return 0;
 }
