@@ -136,18 +136,19 @@ static int install(int signo, void (*fn)(int), struct sigaction *old)
     return sigaction(signo, &sa, old) < 0 ? -errno : 0;
 }
 
-/* The signals are taken in sb_server_new, not in run: whoever learns of
- * the server from a line printed between the two (a supervisor, a script)
- * may signal it at once, and that signal must stop it, not kill it. A
- * signal before run only sets `stopping`, and run returns 0 at once. The
- * event model's loop takes them over while it runs (sb_loop_signal keeps
- * these as the dispositions to restore). */
+/* Once per run, when the model is complete and about to wait. */
 static void ready(sb_server *s)
 {
     if (s->o.on_ready)
         s->o.on_ready(s, s->o.on_ready_ud);
 }
 
+/* The signals are taken in sb_server_new, not in run: whoever learns of
+ * the server from a line printed between the two (a supervisor, a script)
+ * may signal it at once, and that signal must stop it, not kill it. A
+ * signal before run only sets `stopping`, and run returns 0 at once. The
+ * event model's loop takes them over while it runs (sb_loop_signal keeps
+ * these as the dispositions to restore). */
 static int take_signals(sb_server *s)
 {
     int rc;
