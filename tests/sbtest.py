@@ -380,8 +380,9 @@ class Server:
 
     def quiet(self):
         """True when every thread of the server and of its children is
-        asleep (state S): whatever woke it has been handled."""
-        return all(st == "S" for st in _tree_states(self.pid))
+        asleep (state S; a child that has exited, Z, counts as asleep):
+        whatever woke it has been handled."""
+        return all(st in ("S", "Z") for st in _tree_states(self.pid))
 
     def wait_read(self, sock, timeout=2.0):
         """Wait (bounded) until the server has read what was sent on sock:
