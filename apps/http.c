@@ -349,15 +349,21 @@ static int reply_simple(sb_conn *c, const parsed *ps, int status, const char *ex
 
 /* ---- files ---- */
 
+/* Text types say their charset: without one a browser guesses, and
+ * guesses wrong for UTF-8 (RFC 6838 section 4.2.1). JSON has no charset
+ * parameter (RFC 8259 section 11: it is UTF-8 by definition); SVG, an XML
+ * type, takes one (RFC 7303 section 3.2). */
 static const struct { const char *ext; const char *type; } mime[] = {
-    {"html", "text/html; charset=utf-8"}, {"htm", "text/html; charset=utf-8"},
-    {"css", "text/css; charset=utf-8"},   {"js", "text/javascript; charset=utf-8"},
-    {"mjs", "text/javascript; charset=utf-8"},
-    {"json", "application/json"},         {"txt", "text/plain; charset=utf-8"},
-    {"png", "image/png"},                 {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},               {"gif", "image/gif"},
-    {"svg", "image/svg+xml"},             {"ico", "image/x-icon"},
-    {"wasm", "application/wasm"},         {"pdf", "application/pdf"},
+    {"html", "text/html; charset=utf-8"},     {"htm", "text/html; charset=utf-8"},
+    {"css", "text/css; charset=utf-8"},       {"js", "text/javascript; charset=utf-8"},
+    {"mjs", "text/javascript; charset=utf-8"}, {"txt", "text/plain; charset=utf-8"},
+    {"md", "text/markdown; charset=utf-8"},   {"markdown", "text/markdown; charset=utf-8"},
+    {"csv", "text/csv; charset=utf-8"},       {"xml", "text/xml; charset=utf-8"},
+    {"svg", "image/svg+xml; charset=utf-8"},  {"json", "application/json"},
+    {"png", "image/png"},                     {"jpg", "image/jpeg"},
+    {"jpeg", "image/jpeg"},                   {"gif", "image/gif"},
+    {"webp", "image/webp"},                   {"ico", "image/x-icon"},
+    {"wasm", "application/wasm"},             {"pdf", "application/pdf"},
 };
 
 static const char *content_type(const char *path)
@@ -414,25 +420,45 @@ static int has_dotdot(const char *p, size_t n)
     return 0;
 }
 
-/* The path part of the target (origin-form, or absolute-form "http://h/p"),
- * without the query. Returns 0 or -1 when the target has no such form. */
-static int target_path(const parsed *ps, const char **path, size_t *len)
-{
-    const char *t = ps->req.target, *q;
-    size_t n = ps->req.target_len;
+/* The parts of a request target that the server uses. */
+typedef struct target {
+    const char *path;   /* still percent-encoded, starts with '/' */
+    size_t path_len;
+    const char *query;  /* from its '?' on, or empty */
+    size_t query_len;
+} target;
 
-    if (n >= 7 && strncasecmp(t, "http://", 7) == 0) {
-        const char *s = memchr(t + 7, '/', n - 7);
-        if (s == NULL)
-            return -1;  /* "http://host" with no path: nothing to serve */
-        n -= (size_t)(s - t);
-        t = s;
-    }
-    if (n == 0 || t[0] != '/')
+/* Split the target: origin form "/p?q", or absolute form
+ * "http://authority/p?q" (RFC 9112 section 3.2.2), whose authority must be
+ * a valid host with no userinfo, and whose missing path means "/". A
+ * fragment never travels in a target, so '#' is refused, as is anything
+ * else (authority form, "*", other schemes). Returns 0 or -1. */
+static int target_split(const parsed *ps, target *t)
+{
+    const char *p = ps->req.target, *end = p + ps->req.target_len, *q;
+    size_t skip = 0;
+
+    if (memchr(p, '#', ps->req.target_len) != NULL)
         return -1;
-    q = memchr(t, '?', n);
-    *path = t;
-    *len = q ? (size_t)(q - t) : n;
+    if (end - p >= 7 && strncasecmp(p, "http://", 7) == 0)
+        skip = 7;
+    else if (end - p >= 8 && strncasecmp(p, "https://", 8) == 0)
+        skip = 8;
+    if (skip) {
+        const char *a = p + skip, *ae = a;
+        while (ae < end && *ae != '/' && *ae != '?')
+            ae++;
+        if (!sb_http_valid_host(a, (size_t)(ae - a)))
+            return -1;  /* userinfo ('@') and an empty host fail here too */
+        p = ae;
+    } else if (p == end || *p != '/') {
+        return -1;
+    }
+    q = memchr(p, '?', (size_t)(end - p));
+    t->query = q ? q : end;
+    t->query_len = (size_t)(end - t->query);
+    t->path = p == t->query ? "/" : p;
+    t->path_len = p == t->query ? 1 : (size_t)(t->query - p);
     return 0;
 }
 
@@ -912,26 +938,65 @@ static int answer_cached(sb_conn *c, const parsed *ps, centry *e, int is_head)
     return rc;
 }
 
+/* Characters a path keeps unescaped in a Location (RFC 3986 pchar and
+ * '/'); everything else, '%' and '\\' included, goes out as %XX. */
+static int path_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("-._~!$&'()*+,;=:@/", c) != NULL);
+}
+
+/* The Location of a directory's redirect: the decoded path normalised -
+ * runs of '/' folded into one, "." segments dropped - encoded again, a '/'
+ * appended, then the query. Built this way it always starts with exactly
+ * one '/': "//host/" in a Location is another host to a browser, and
+ * "/\\host" is too to some. */
+static void location(out *o, const char *path, size_t n, const target *t)
+{
+    size_t i = 0;
+
+    puts_(o, "Location: ");
+    while (i < n) {
+        while (i < n && path[i] == '/')
+            i++;
+        size_t s = i;
+        while (i < n && path[i] != '/')
+            i++;
+        if (i == s || (i - s == 1 && path[s] == '.'))
+            continue;
+        put(o, "/", 1);
+        for (size_t k = s; k < i; k++) {
+            unsigned char ch = (unsigned char)path[k];
+            if (path_char(ch)) {
+                put(o, (const char *)&ch, 1);
+            } else {
+                char e[3] = {'%', "0123456789ABCDEF"[ch >> 4], "0123456789ABCDEF"[ch & 15]};
+                put(o, e, 3);
+            }
+        }
+    }
+    put(o, "/", 1);
+    put(o, t->query, t->query_len);
+    puts_(o, "\r\n");
+}
+
 /* A directory: "dir" -> 301 "dir/"; "dir/" -> dir/index.html. Takes fd.
- * Returns the index file's fd (with *st refreshed), or -1 after having
- * answered (the return code in *rc). */
-static int directory(sb_conn *c, const parsed *ps, int fd, struct stat *st, const char *raw,
-                     size_t raw_len, int is_head, int *rc)
+ * path[0..n) is the decoded path. Returns the index file's fd (with *st
+ * refreshed), or -1 after having answered (the return code in *rc). */
+static int directory(sb_conn *c, const parsed *ps, int fd, struct stat *st, const char *path,
+                     size_t n, const target *t, int is_head, int *rc)
 {
     char extra[HEAD_BUF];
     int ifd;
 
-    if (raw[raw_len - 1] != '/') {
+    if (path[n - 1] != '/') {
+        out o = {extra, extra + sizeof extra - 1};
         close(fd);
-        const char *t = ps->req.target + ps->req.target_len;
-        const char *q = raw + raw_len;   /* the query, if any, follows the path */
-        if (raw_len > HEAD_BUF - 32) {
-            *rc = reply_simple(c, ps, 404, NULL, is_head);
-            return -1;
-        }
-        snprintf(extra, sizeof extra, "Location: %.*s/%.*s\r\n", (int)raw_len, raw,
-                 (int)(t - q) < 256 ? (int)(t - q) : 0, q);
-        *rc = reply_simple(c, ps, 301, extra, is_head);
+        location(&o, path, n, t);
+        /* A Location that does not fit a head is not sent cut short. */
+        int fits = o.p < o.end;
+        *o.p = '\0';
+        *rc = reply_simple(c, ps, fits ? 301 : 404, fits ? extra : NULL, is_head);
         return -1;
     }
     ifd = open_beneath(fd, "index.html");
@@ -948,17 +1013,18 @@ static int directory(sb_conn *c, const parsed *ps, int fd, struct stat *st, cons
 static int serve_get(sb_conn *c, const parsed *ps, int is_head)
 {
     char path[LINE_LIMIT + 16];
-    const char *raw, *rel;
-    size_t raw_len, rel_len;
+    const char *rel;
+    size_t rel_len;
     ssize_t n;
+    target t;
     struct stat st;
     centry *e;
     file f;
     int fd, rc = 0;
 
-    if (target_path(ps, &raw, &raw_len) < 0)
+    if (target_split(ps, &t) < 0)
         return reply_simple(c, ps, 400, NULL, is_head);
-    n = sb_http_percent_decode(raw, raw_len, path);
+    n = sb_http_percent_decode(t.path, t.path_len, path);
     if (n < 0 || has_dotdot(path, (size_t)n))
         return reply_simple(c, ps, 400, NULL, is_head);
     path[n] = '\0';
@@ -978,7 +1044,7 @@ static int serve_get(sb_conn *c, const parsed *ps, int is_head)
         return reply_simple(c, ps, 500, NULL, is_head);
     }
     if (S_ISDIR(st.st_mode)) {
-        fd = directory(c, ps, fd, &st, raw, raw_len, is_head, &rc);
+        fd = directory(c, ps, fd, &st, path, (size_t)n, &t, is_head, &rc);
         if (fd < 0)
             return rc;
         rel = "index.html";
@@ -997,6 +1063,34 @@ static int serve_get(sb_conn *c, const parsed *ps, int is_head)
 
 /* ---- the handler ---- */
 
+/* A HEAD request? Read from the bytes, not the parse: a refused request
+ * has no trustworthy parse, and its answer must still carry no body when
+ * it was a HEAD (RFC 9110 section 9.3.2). Empty lines before the request
+ * line are skipped as the parser skips them. */
+static int is_head_request(const uint8_t *p, size_t n)
+{
+    while (n > 0 && (*p == '\r' || *p == '\n')) {
+        p++;
+        n--;
+    }
+    return n >= 5 && memcmp(p, "HEAD ", 5) == 0;
+}
+
+/* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host, and a
+ * Host, when present, is valid - also beside an absolute-form target,
+ * whose authority is then the one that counts (section 3.2.2); the file
+ * served never depends on either. */
+static int host_ok(const parsed *ps)
+{
+    int host = sb_http_find(ps->h, ps->req.num_headers, 0, "host");
+
+    if (host < 0)
+        return ps->req.minor_version == 0;
+    if (sb_http_find(ps->h, ps->req.num_headers, (size_t)host + 1, "host") >= 0)
+        return 0;
+    return sb_http_valid_host(ps->h[host].value, ps->h[host].value_len);
+}
+
 static int http_message(sb_conn *c, const sb_msg *m, void *ud)
 {
     parsed local, *ps = &last_cut;
@@ -1006,15 +1100,12 @@ static int http_message(sb_conn *c, const sb_msg *m, void *ud)
         ps = &local;
         examine(ps, m->data, m->len);
     }
+    is_head = is_head_request(m->data, m->len);
     if (ps->verdict != 0)
-        return reply_simple(c, ps, sb_http_error_status(ps->verdict), NULL, 0);
-    is_head = ps->req.method_len == 4 && memcmp(ps->req.method, "HEAD", 4) == 0;
+        return reply_simple(c, ps, sb_http_error_status(ps->verdict), NULL, is_head);
     if (!is_head && !(ps->req.method_len == 3 && memcmp(ps->req.method, "GET", 3) == 0))
         return reply_simple(c, ps, 405, "Allow: GET, HEAD\r\n", 0);
-    /* HTTP/1.1 requires exactly one Host (RFC 9112 section 3.2). */
-    int host = sb_http_find(ps->h, ps->req.num_headers, 0, "host");
-    if ((ps->req.minor_version >= 1 && host < 0) ||
-        (host >= 0 && sb_http_find(ps->h, ps->req.num_headers, (size_t)host + 1, "host") >= 0))
+    if (!host_ok(ps))
         return reply_simple(c, ps, 400, NULL, is_head);
     return serve_get(c, ps, is_head);
 }

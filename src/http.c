@@ -330,6 +330,69 @@ int sb_http_find(const sb_http_header *h, size_t n, size_t from, const char *l)
     return -1;
 }
 
+/* ---- Host ---- */
+
+/* RFC 3986 unreserved / sub-delims, the characters of a reg-name besides
+ * pct-encoded ones. */
+static int host_char(int c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != 0 && strchr("-._~!$&'()*+,;=", c) != NULL);
+}
+
+/* The inside of "[...]": IPv6address or IPvFuture. Checked for their
+ * alphabets only; the address is never resolved, so a tighter check would
+ * only refuse what a peer cannot misuse anyway. */
+static int ip_literal(const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (s[0] == 'v' || s[0] == 'V') {
+        for (size_t i = 1; i < n; i++)
+            if (!host_char((unsigned char)s[i]) && s[i] != ':')
+                return 0;
+        return n > 1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!IS(s[i], C_HEX) && s[i] != ':' && s[i] != '.')
+            return 0;
+    return 1;
+}
+
+int sb_http_valid_host(const char *v, size_t len)
+{
+    size_t i = 0;
+
+    cls_init();
+    if (len > 0 && v[0] == '[') {
+        const char *close = memchr(v, ']', len);
+        if (close == NULL || !ip_literal(v + 1, (size_t)(close - v) - 1))
+            return 0;
+        i = (size_t)(close - v) + 1;
+    } else {
+        while (i < len && v[i] != ':') {
+            if (v[i] == '%') {
+                if (i + 2 >= len || !IS(v[i + 1], C_HEX) || !IS(v[i + 2], C_HEX))
+                    return 0;
+                i += 3;
+            } else if (host_char((unsigned char)v[i])) {
+                i++;
+            } else {
+                return 0;
+            }
+        }
+        if (i == 0)
+            return 0;   /* an empty host names nothing */
+    }
+    if (i == len)
+        return 1;
+    if (v[i++] != ':')
+        return 0;
+    while (i < len && v[i] >= '0' && v[i] <= '9')
+        i++;
+    return i == len;
+}
+
 /* ---- framing ---- */
 
 int sb_http_parse_length(const char *s, size_t len, uint64_t *out)

@@ -58,6 +58,9 @@ def make_root():
         f.write(BIG)
     with open(os.path.join(root, "style.css"), "wb") as f:
         f.write(b"body{}\n")
+    for name in ["doc.md", "page.html", "app.js", "data.json", "pic.svg", "UP.MD", "noext"]:
+        with open(os.path.join(root, name), "wb") as f:
+            f.write(b"x\n")
     os.mkdir(os.path.join(root, "sub"))
     with open(os.path.join(root, "sub", "index.html"), "wb") as f:
         f.write(b"<h1>sub</h1>\n")
@@ -391,6 +394,107 @@ def check_conditional(srv):
         c.close()
 
 
+def check_redirect(srv):
+    """A directory redirect is built from the normalised path: it never
+    starts with "//", which a browser reads as another host."""
+    cases = [("//sub", "/sub/"), ("///sub", "/sub/"), ("//sub?a=b", "/sub/?a=b"),
+             ("http://localhost//sub", "/sub/"), ("/sub", "/sub/"), ("/./sub", "/sub/"),
+             ("/%73ub", "/sub/"), ("//sub//", None), ("http://localhost/sub?x", "/sub/?x")]
+    c = Conn(srv)
+    try:
+        for target, want in cases:
+            c.send(get(target))
+            st, hs, _ = c.response()
+            if want is None:
+                assert st == 200, (target, st)
+                continue
+            assert st == 301 and hs["location"] == want, (target, st, hs.get("location"))
+    finally:
+        c.close()
+
+
+def check_target_forms(srv):
+    """RFC 9112 section 3.2: the absolute form without a path is "/"; userinfo
+    and a fragment are refused."""
+    c = Conn(srv)
+    try:
+        for target in ["http://localhost", "HTTP://localhost", "http://localhost?x=1",
+                       "http://localhost:8080", "http://[::1]:80/sub/"]:
+            c.send(get(target))
+            st, _, body = c.response()
+            assert st in (200, 403, 404), (target, st)
+        c.send(get("http://localhost/a.txt"))
+        st, _, body = c.response()
+        assert st == 200 and body == SMALL, st
+    finally:
+        c.close()
+    for target in ["http://user@localhost/a.txt", "http://u:p@localhost/a.txt", "/a.txt#frag",
+                   "/a.txt?q#f", "http://localhost/a.txt#f", "http://local host/a.txt",
+                   "http:///a.txt", "ftp://localhost/a.txt"]:
+        st, hs, _ = one(srv, get(target))
+        assert st == 400, (target, st)
+
+
+def check_host(srv):
+    """RFC 9112 section 3.2: one valid Host in HTTP/1.1; the absolute form's
+    authority counts, but a Host beside it must still be valid."""
+    for raw in [get("/a.txt", host="local host"), get("/a.txt", host="local/host"),
+                b"GET /a.txt HTTP/1.1\r\nHost:\r\n\r\n", b"GET /a.txt HTTP/1.1\r\nHost: \r\n\r\n",
+                b"GET /a.txt HTTP/1.1\r\n\r\n", b"GET http://localhost/a.txt HTTP/1.1\r\n\r\n",
+                b"GET /a.txt HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", get("/a.txt", host="u@h"),
+                get("http://localhost/a.txt", host="local host"), get("/a.txt", host="h:x"),
+                b"GET /a.txt HTTP/1.0\r\nHost: a b\r\n\r\n"]:
+        st, hs, _ = one(srv, raw)
+        assert st == 400, (raw, st)
+    for raw in [get("/a.txt", host="localhost:8080"), get("/a.txt", host="[::1]:80"),
+                get("/a.txt", host="127.0.0.1"), b"GET /a.txt HTTP/1.0\r\n\r\n",
+                get("http://example.com/a.txt", host="localhost")]:
+        st, _, body = one(srv, raw)
+        assert st == 200 and body == SMALL, (raw, st)
+
+
+def check_head_errors(srv):
+    """RFC 9110 section 9.3.2: no answer to HEAD has a body, errors included."""
+    cases = [
+        (b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n", 400),
+        (b"HEAD /a.txt HTTP/1.1\r\n\r\n", 400),
+        (b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
+        (b"HEAD /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"HEAD / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 20000 + b"\r\n\r\n", 431),
+        (b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", 413),
+        (b"HEAD /a.txt HTTP/2.0\r\nHost: x\r\n\r\n", 505),
+        (b"\r\nHEAD /a%zz HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (b"HEAD /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
+        (b"HEAD /sub HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 301),
+    ]
+    for raw, want in cases:
+        c = Conn(srv)
+        try:
+            c.send(raw)
+            st, hs, _ = c.response(head=True)
+            assert st == want, (raw[:40], st, want)
+            rest = c.buf + sbtest.recv_until_eof(c.s, timeout=5)
+            assert rest == b"", (raw[:40], st, rest)
+        finally:
+            c.close()
+
+
+def check_media_types(srv):
+    want = {"/doc.md": "text/markdown; charset=utf-8", "/UP.MD": "text/markdown; charset=utf-8",
+            "/a.txt": "text/plain; charset=utf-8", "/style.css": "text/css; charset=utf-8",
+            "/page.html": "text/html; charset=utf-8", "/app.js": "text/javascript; charset=utf-8",
+            "/pic.svg": "image/svg+xml; charset=utf-8", "/data.json": "application/json",
+            "/noext": "application/octet-stream", "/big.bin": "application/octet-stream"}
+    c = Conn(srv)
+    try:
+        for path, ctype in want.items():
+            c.send(get(path))
+            st, hs, _ = c.response()
+            assert st == 200 and hs["content-type"] == ctype, (path, st, hs.get("content-type"))
+    finally:
+        c.close()
+
+
 def check_wrk(srv):
     wrk = need("wrk")
     out = subprocess.run([wrk, "-t1", "-c10", "-d2s", f"http://{srv.addr_str}/a.txt"],
@@ -668,6 +772,11 @@ def main():
                 R.check(f"{model}: smuggling shapes -> 400 + close", check_smuggling, srv)
                 R.check(f"{model}: 414 431 405 413 505", check_limits, srv)
                 R.check(f"{model}: conditional, ranges, directories", check_conditional, srv)
+                R.check(f"{model}: redirects never start with //", check_redirect, srv)
+                R.check(f"{model}: request target forms", check_target_forms, srv)
+                R.check(f"{model}: Host validation", check_host, srv)
+                R.check(f"{model}: HEAD errors carry no body", check_head_errors, srv)
+                R.check(f"{model}: media types", check_media_types, srv)
                 R.check(f"{model}: wrk smoke", check_wrk, srv)
                 R.check(f"{model}: slowloris", check_slowloris, srv, limit=30)
                 R.check(f"{model}: file cache sees changes, removal, symlink out", check_file_cache,

@@ -504,6 +504,30 @@ static void test_percent(void)
     CHECK(memcmp(inplace, "ABc", 3) == 0);
 }
 
+/* Host values (RFC 9112 section 3.2, RFC 3986 section 3.2.2). */
+static void test_host(void)
+{
+    static const char *good[] = {
+        "localhost", "localhost:8080", "example.com", "127.0.0.1", "127.0.0.1:80", "[::1]",
+        "[::1]:80", "[2001:db8::7]", "[v1.fe80::a+en1]", "a_b", "%41b", "x:", "a-b.c~d",
+        "!$&'()*+,;=",
+    };
+    static const char *bad[] = {
+        "", "local host", "local/host", "u@host", "host:8x", ":80", "[::1", "[::1]x",
+        "[]", "[::g]", "h\\x", "h%4", "h%zz", "a:b:c", "host ", "h\"x", "[v]", "h?", "h#",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        if (!sb_http_valid_host(good[i], strlen(good[i])))
+            fprintf(stderr, "refused good host %s\n", good[i]);
+        CHECK(sb_http_valid_host(guarded(good[i], strlen(good[i])), strlen(good[i])));
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (sb_http_valid_host(bad[i], strlen(bad[i])))
+            fprintf(stderr, "accepted bad host %s\n", bad[i]);
+        CHECK(!sb_http_valid_host(guarded(bad[i], strlen(bad[i])), strlen(bad[i])));
+    }
+}
+
 static void test_texts(void)
 {
     CHECK(strcmp(sb_http_reason(404), "Not Found") == 0);
@@ -526,6 +550,7 @@ int main(void)
     RUN(test_range);
     RUN(test_date);
     RUN(test_percent);
+    RUN(test_host);
     RUN(test_texts);
     fprintf(stderr, "test_http: ok\n");
     return 0;

@@ -103,6 +103,14 @@ int sb_http_name_is(const sb_http_header *h, const char *lower);
 /* Index of the first header at or after `from` named `lower`, or -1. */
 int sb_http_find(const sb_http_header *h, size_t n, size_t from, const char *lower);
 
+/* Is v[0..len) a valid Host field value, or the authority of an
+ * absolute-form target: uri-host [ ":" port ] (RFC 9112 section 3.2, RFC
+ * 3986 section 3.2.2)? uri-host is an IP-literal ("[" IPv6 or IPvFuture
+ * "]"), or a non-empty reg-name of unreserved, pct-encoded and sub-delims
+ * characters (an IPv4 address is one of those); port is digits. No
+ * userinfo, no whitespace, no '/'. Returns 1 if valid, 0 if not. */
+int sb_http_valid_host(const char *v, size_t len);
+
 /* How the body of a message is delimited, from its headers (RFC 9112
  * section 6.3), with the checks that stop request smuggling.
  *
