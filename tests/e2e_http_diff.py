@@ -4,10 +4,13 @@
 Every request shape in tests/http_cases/requests.txt (translated from public
 corpora: nodejs/llhttp's test/request fixtures, the HTTP Garden's payloads,
 defparam/smuggler's Transfer-Encoding gadgets, RFC 9110/9112 examples; each
-group names its source) is sent, on a fresh connection, to our server and to nginx (Debian's nginx-light, installed by
-.ci/run), both serving the same document root. The test fails on every
-disagreement that tests/http_cases/allowlist.txt does not name, printing the
-case, the request and both answers. nginx missing is a failure, not a skip.
+group names its source) is sent, on a fresh connection, to our server and
+to nginx (Debian's nginx-light, installed by .ci/run), both serving the same
+document root. Ours runs under each dispatch model (event, threads, fork),
+and the three must answer every case alike. The test fails on every
+disagreement with nginx that tests/http_cases/allowlist.txt does not name,
+printing the case, the request and both answers. nginx missing is a
+failure, not a skip.
 
 One exchange: connect, send the case's bytes (a `{wait}` in a case sends
 what comes before it, waits - bounded - for the first response, then sends
@@ -72,6 +75,7 @@ NGINX = os.environ.get("SB_NGINX", "/usr/sbin/nginx")
 EXCHANGE_S = 5.0          # one exchange: the server must answer and close in this
 WAIT_S = 3.0              # a {wait}: the first response must come in this
 WORKERS = 8
+MODELS = ["event", "threads", "fork"]   # the first is compared with nginx
 MIN_CASES = 300
 MTIME = 1577836800        # Wed, 01 Jan 2020 00:00:00 GMT: every file's mtime
 
@@ -260,24 +264,32 @@ class Nginx:
                                  "(apt-get install nginx-light; .ci/run installs it)")
         self.dir = os.path.join(top, "nginx")
         os.mkdir(self.dir)
-        port = free_port()
-        conf = os.path.join(self.dir, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(d=self.dir, port=port, root=root))
-        self.addr = ("127.0.0.1", port)
-        self.proc = subprocess.Popen(
-            [NGINX, "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log"),
-             "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True)
-        if not sbtest.wait_until(self._up, 10.0):
-            err = self.log()
-            self.stop()
-            raise AssertionError(f"nginx did not start on port {port}: {err}")
+        # The port is picked free and then handed to nginx: another process
+        # may take it in between, so a failed start is tried again.
+        for attempt in range(3):
+            port = free_port()
+            conf = os.path.join(self.dir, "nginx.conf")
+            with open(conf, "w") as f:
+                f.write(NGINX_CONF.format(d=self.dir, port=port, root=root))
+            self.addr = ("127.0.0.1", port)
+            self.proc = subprocess.Popen(
+                [NGINX, "-p", self.dir, "-c", conf, "-e", os.path.join(self.dir, "error.log"),
+                 "-g", "daemon off;"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, start_new_session=True)
+            up = False
+            try:
+                up = sbtest.wait_until(self._up, 10.0) is True
+            finally:
+                if not up:
+                    self.stop()
+            if up:
+                return
+        raise AssertionError(f"nginx did not start: {self.log()}")
 
     def _up(self):
         if self.proc.poll() is not None:
-            raise AssertionError(f"nginx exited ({self.proc.returncode}): {self.log()}")
+            return "exited"     # ends the wait, and is not True
         try:
             socket.create_connection(self.addr, timeout=1).close()
             return True
@@ -411,13 +423,14 @@ def outcome(st, hs):
 
 
 def run_case(case, servers):
+    """{server name: (outcomes, bytes received)} for one case."""
     cid, parts = case
     first = next((p for p in parts if isinstance(p, bytes)), b"")
     head = first.startswith(b"HEAD ")
-    res = []
+    res = {}
     for name, addr, etags in servers:
         data, closed = exchange(addr, parts, etags)
-        res.append((outcomes(data, closed, head, mark_open=name == "switchboard"), data))
+        res[name] = (outcomes(data, closed, head, mark_open=name != "nginx"), data)
     return cid, parts, res
 
 
@@ -441,29 +454,37 @@ def check_diff():
     allow = load_allow()
     assert len(cases) >= MIN_CASES, f"only {len(cases)} cases"
     top = tempfile.mkdtemp(prefix="sb-diff-")
-    ngx = srv = None
+    ngx, ours = None, {}
     try:
         root = make_root(top)
         ngx = Nginx(top, root)
-        srv = sbtest.start_server(args.bin, "--app", "http", "--root", root)
+        for model in MODELS:
+            ours[model] = sbtest.start_server(args.bin, "--app", "http", "--root", root,
+                                              "--model", model)
         paths = {p[1] for _, parts in cases for p in parts if isinstance(p, tuple) and p[0] == "etag"}
-        servers = []
-        for name, addr in (("switchboard", srv.addr), ("nginx", ngx.addr)):
-            servers.append((name, addr, {p: etag_of(addr, p) for p in paths}))
+        addrs = [("nginx", ngx.addr)] + [(m, srv.addr) for m, srv in ours.items()]
+        servers = [(name, addr, {p: etag_of(addr, p) for p in paths}) for name, addr in addrs]
         with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
             results = list(pool.map(lambda c: run_case(c, servers), cases))
-        report(results, allow, srv)
+        for model, srv in ours.items():
+            assert srv.alive(), f"our server ({model}) died: {srv.stderr_text()[-2000:]}"
+        report(results, allow)
     finally:
-        if srv is not None:
+        for srv in ours.values():
             srv.stop()
         if ngx is not None:
             ngx.stop()
         shutil.rmtree(top, ignore_errors=True)
 
 
-def report(results, allow, srv):
-    bad, used, agreed = [], set(), 0
-    for cid, parts, ((ours, od), (theirs, td)) in results:
+def report(results, allow):
+    bad, split, used, agreed = [], [], set(), 0
+    for cid, parts, res in results:
+        ours, od = res[MODELS[0]]
+        others = [m for m in MODELS[1:] if res[m][0] != ours]
+        if others:
+            split.append((cid, parts, {m: res[m][0] for m in MODELS}))
+        theirs, td = res["nginx"]
         if ours == theirs:
             agreed += 1
             continue
@@ -474,15 +495,21 @@ def report(results, allow, srv):
         bad.append((cid, parts, ours, od, theirs, td))
     stale = [p for p, _ in allow if p not in used]
     print(f"{len(results)} cases: {agreed} agree, "
-          f"{len(results) - agreed - len(bad)} differ as allowed, {len(bad)} differ")
+          f"{len(results) - agreed - len(bad)} differ as allowed, {len(bad)} differ; "
+          f"the models split on {len(split)}")
     for cid, parts, ours, od, theirs, td in bad:
         print(f"\n  {cid}: {shown(parts)}")
         print(f"    switchboard: {ours}   {od[:160]!r}")
         print(f"    nginx:       {theirs}   {td[:160]!r}")
+    for cid, parts, by_model in split:
+        print(f"\n  {cid}: the models differ: {shown(parts)}")
+        for m, o in by_model.items():
+            print(f"    {m}: {o}")
     for p in stale:
         print(f"  stale allowlist entry (no disagreement matches it): {p}")
-    assert srv.alive(), "our server died"
-    assert not bad and not stale, f"{len(bad)} disagreements, {len(stale)} stale allowlist entries"
+    assert not bad and not stale and not split, (
+        f"{len(bad)} disagreements, {len(split)} cases the models answer differently, "
+        f"{len(stale)} stale allowlist entries")
 
 
 R.check("differential run against nginx", check_diff, limit=120)
