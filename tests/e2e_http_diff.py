@@ -494,6 +494,12 @@ def report(results, allow):
             continue
         bad.append((cid, parts, ours, od, theirs, td))
     stale = [p for p, _ in allow if p not in used]
+    if os.environ.get("SB_DIFF_SHOW"):      # every case's outcomes, for a reader
+        for cid, parts, res in results:
+            codes = {n: re.findall(rb"HTTP/1\.[01] (\d{3})", res[n][1]) for n in (MODELS[0], "nginx")}
+            print(f"{cid}: ours {res[MODELS[0]][0]} nginx {res['nginx'][0]} "
+                  f"codes {[c.decode() for c in codes[MODELS[0]]]} "
+                  f"{[c.decode() for c in codes['nginx']]}")
     print(f"{len(results)} cases: {agreed} agree, "
           f"{len(results) - agreed - len(bad)} differ as allowed, {len(bad)} differ; "
           f"the models split on {len(split)}")
