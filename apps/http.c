@@ -761,25 +761,30 @@ static void cache_clear(void)
 
 /* ---- conditional requests and ranges ---- */
 
-/* If-None-Match: "*" or a list of entity tags, compared weakly. */
-static int etag_matches(const char *v, size_t n, const char *tag, size_t tl)
+/* Does an If-Match / If-None-Match value - "*" or a list of entity tags -
+ * match our tag? Weak comparison ignores a "W/" prefix; strong comparison
+ * never matches a weak tag (RFC 9110 section 8.8.3.2). Ours are strong. */
+static int etag_matches(const char *v, size_t n, const char *tag, size_t tl, int strong)
 {
     size_t i = 0;
 
     while (i < n) {
+        int weak = 0;
         while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
             i++;
         if (i < n && v[i] == '*')
             return 1;
-        if (i + 2 <= n && v[i] == 'W' && v[i + 1] == '/')
+        if (i + 2 <= n && v[i] == 'W' && v[i + 1] == '/') {
+            weak = 1;
             i += 2;
+        }
         size_t s = i;
         while (i < n && v[i] != ',')
             i++;
         size_t e = i;
         while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
             e--;
-        if (e - s == tl && memcmp(v + s, tag, tl) == 0)
+        if (e - s == tl && memcmp(v + s, tag, tl) == 0 && !(strong && weak))
             return 1;
     }
     return 0;
@@ -791,18 +796,28 @@ static const sb_http_header *header(const parsed *ps, const char *name)
     return i < 0 ? NULL : &ps->h[i];
 }
 
-/* 304 applies? (RFC 9110 section 13.2.2: If-None-Match wins over
- * If-Modified-Since.) */
-static int not_modified(const parsed *ps, const file *f)
+/* The preconditions of a GET or HEAD, evaluated in the order of RFC 9110
+ * section 13.2.2: If-Match, else If-Unmodified-Since (412 when false);
+ * then If-None-Match, else If-Modified-Since (304 when false). A date that
+ * does not parse leaves its field ignored, as the RFC asks. Returns 0 (go
+ * on), 304 or 412. */
+static int preconditions(const parsed *ps, const file *f)
 {
-    const sb_http_header *inm = header(ps, "if-none-match"), *ims;
+    const sb_http_header *im = header(ps, "if-match"), *inm = header(ps, "if-none-match");
+    const sb_http_header *ius = header(ps, "if-unmodified-since"), *ims;
     time_t t;
 
+    if (im) {
+        if (!etag_matches(im->value, im->value_len, f->tag, (size_t)f->tag_len, 1))
+            return 412;
+    } else if (ius && sb_http_parse_date(ius->value, ius->value_len, &t) == 0 && f->mtime > t) {
+        return 412;
+    }
     if (inm)
-        return etag_matches(inm->value, inm->value_len, f->tag, (size_t)f->tag_len);
+        return etag_matches(inm->value, inm->value_len, f->tag, (size_t)f->tag_len, 0) ? 304 : 0;
     ims = header(ps, "if-modified-since");
-    if (ims && sb_http_parse_date(ims->value, ims->value_len, &t) == 0)
-        return f->mtime <= t;
+    if (ims && sb_http_parse_date(ims->value, ims->value_len, &t) == 0 && f->mtime <= t)
+        return 304;
     return 0;
 }
 
@@ -907,11 +922,12 @@ static int answer_file(sb_conn *c, const parsed *ps, const file *f, int is_head)
     const sb_http_header *range;
     reply r = {200, 0, f->size};
 
-    if (not_modified(ps, f)) {
+    int pre = preconditions(ps, f);
+    if (pre != 0) {
         file_close(f);
         snprintf(extra, sizeof extra, "ETag: %.*s\r\nLast-Modified: %s\r\n", f->tag_len, f->tag,
                  f->lm);
-        return reply_simple(c, ps, 304, extra, is_head);
+        return reply_simple(c, ps, pre, pre == 304 ? extra : NULL, is_head);
     }
     /* Range is defined for GET only (RFC 9110 section 14.2). */
     range = is_head ? NULL : header(ps, "range");

@@ -615,7 +615,10 @@ ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len)
 
 /* ---- ranges, dates, percent-decoding ---- */
 
-/* 1*DIGIT at s[*i..len) without overflow. 0 or -1. */
+/* 1*DIGIT at s[*i..len). A number past UINT64_MAX saturates there
+ * instead of failing or wrapping: every byte position it could name lies
+ * beyond any file, and that is what the range rules need to know. 0 or -1
+ * (no digit). */
 static int digits(const char *s, size_t len, size_t *i, uint64_t *out)
 {
     uint64_t v = 0;
@@ -623,9 +626,7 @@ static int digits(const char *s, size_t len, size_t *i, uint64_t *out)
 
     while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
         unsigned dgt = (unsigned)(s[*i] - '0');
-        if (v > (UINT64_MAX - dgt) / 10)
-            return -1;
-        v = v * 10 + dgt;
+        v = v > (UINT64_MAX - dgt) / 10 ? UINT64_MAX : v * 10 + dgt;
         (*i)++;
     }
     *out = v;
@@ -809,6 +810,7 @@ const char *sb_http_reason(int status)
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 411: return "Length Required";
+    case 412: return "Precondition Failed";
     case 413: return "Content Too Large";
     case 414: return "URI Too Long";
     case 416: return "Range Not Satisfiable";

@@ -362,7 +362,12 @@ def check_conditional(srv):
                 ("bytes=10-1000", 206, SMALL[10:], "bytes 10-29/30"),
                 ("bytes=0-1,5-6", 200, SMALL, None),
                 ("bytes=30-", 416, None, "bytes */30"),
-                ("bytes=-0", 416, None, "bytes */30")]:
+                ("bytes=-0", 416, None, "bytes */30"),
+                ("bytes=-9223372036854775808", 206, SMALL, "bytes 0-29/30"),
+                ("bytes=99999999999999999999-", 416, None, "bytes */30"),
+                ("bytes=0-99999999999999999999", 206, SMALL, "bytes 0-29/30"),
+                ("bytes=5-2", 200, SMALL, None),
+                ("bytes=x-", 200, SMALL, None)]:
             c.send(get("/a.txt", extra=f"Range: {rng}\r\n"))
             st, hs3, body = c.response()
             assert st == st_want, (rng, st)
@@ -491,6 +496,42 @@ def check_media_types(srv):
             c.send(get(path))
             st, hs, _ = c.response()
             assert st == 200 and hs["content-type"] == ctype, (path, st, hs.get("content-type"))
+    finally:
+        c.close()
+
+
+def check_preconditions(srv):
+    """RFC 9110 section 13.2.2: If-Match, else If-Unmodified-Since (412);
+    then If-None-Match, else If-Modified-Since (304)."""
+    st, hs, _ = one(srv, get("/a.txt"))
+    etag, lm = hs["etag"], hs["last-modified"]
+    old, future = "Thu, 01 Jan 1970 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"
+    cases = [
+        (f"If-Match: {etag}\r\n", 200), ('If-Match: "other"\r\n', 412),
+        (f'If-Match: "other", {etag}\r\n', 200), ("If-Match: *\r\n", 200),
+        (f"If-Match: W/{etag}\r\n", 412),                    # strong comparison
+        (f"If-Unmodified-Since: {old}\r\n", 412), (f"If-Unmodified-Since: {lm}\r\n", 200),
+        (f"If-Unmodified-Since: {future}\r\n", 200), ("If-Unmodified-Since: garbage\r\n", 200),
+        (f"If-Match: {etag}\r\nIf-Unmodified-Since: {old}\r\n", 200),   # If-Match wins
+        (f'If-Match: "other"\r\nIf-None-Match: {etag}\r\n', 412),        # 412 before 304
+        (f"If-Match: {etag}\r\nIf-None-Match: {etag}\r\n", 304),
+        (f"If-Unmodified-Since: {old}\r\nIf-Modified-Since: {lm}\r\n", 412),
+        (f"If-None-Match: \"x\"\r\nIf-Modified-Since: {lm}\r\n", 200),  # INM wins over IMS
+        (f'If-Match: "other"\r\nRange: bytes=0-1\r\n', 412),
+    ]
+    c = Conn(srv)
+    try:
+        for extra, want in cases:
+            c.send(get("/a.txt", extra=extra))
+            st, hs, body = c.response()
+            assert st == want, (extra, st, want)
+            if want == 200:
+                assert body == SMALL
+        c.send(b"HEAD /a.txt HTTP/1.1\r\nHost: x\r\nIf-Match: \"other\"\r\n\r\n")
+        st, hs, _ = c.response(head=True)
+        assert st == 412, st
+        c.send(get("/a.txt"))                                   # no body came with that HEAD
+        assert c.response()[2] == SMALL
     finally:
         c.close()
 
@@ -777,6 +818,7 @@ def main():
                 R.check(f"{model}: Host validation", check_host, srv)
                 R.check(f"{model}: HEAD errors carry no body", check_head_errors, srv)
                 R.check(f"{model}: media types", check_media_types, srv)
+                R.check(f"{model}: preconditions (412, 304)", check_preconditions, srv)
                 R.check(f"{model}: wrk smoke", check_wrk, srv)
                 R.check(f"{model}: slowloris", check_slowloris, srv, limit=30)
                 R.check(f"{model}: file cache sees changes, removal, symlink out", check_file_cache,

@@ -455,7 +455,20 @@ static void test_range(void)
         {"bytes=a-b", 100, 0, 0, 0},
         {"bytes=1-2x", 100, 0, 0, 0},
         {"items=0-1", 100, 0, 0, 0},
-        {"bytes=99999999999999999999999-", 100, 0, 0, 0},
+        /* Numbers past 2^63 and past 2^64 never wrap: a first position
+         * beyond the file is unsatisfiable, a last position beyond it is
+         * the end, a suffix longer than the file is all of it (RFC 9110
+         * section 14.1.2). */
+        {"bytes=99999999999999999999999-", 100, SB_HTTP_EUNSAT, 0, 0},
+        {"bytes=18446744073709551615-", 100, SB_HTTP_EUNSAT, 0, 0},
+        {"bytes=9223372036854775808-9223372036854775809", 100, SB_HTTP_EUNSAT, 0, 0},
+        {"bytes=-9223372036854775808", 100, 1, 0, 99},
+        {"bytes=-18446744073709551616", 100, 1, 0, 99},
+        {"bytes=-99999999999999999999999", 100, 1, 0, 99},
+        {"bytes=0-99999999999999999999999", 100, 1, 0, 99},
+        {"bytes=10-18446744073709551616", 100, 1, 10, 99},
+        {"bytes=99999999999999999999999-5", 100, 0, 0, 0},
+        {"bytes=-9223372036854775808", 0, SB_HTTP_EUNSAT, 0, 0},
     };
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
         uint64_t a = 0, b = 0;

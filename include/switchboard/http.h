@@ -163,10 +163,15 @@ ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len);
 /* The Range header of a GET for a representation of `size` bytes, as RFC
  * 9110 section 14 reads it, limited to what a simple server supports:
  *   1   one satisfiable range "bytes=a-b", "a-" or "-n": *first, *last set
- *       (inclusive, clamped to size - 1)
- *   0   ignore the header and send the whole representation (not "bytes",
- *       syntax error, or several ranges)
- *   SB_HTTP_EUNSAT  a single range with no byte inside the representation */
+ *       (inclusive, clamped to size - 1; a suffix longer than the
+ *       representation selects all of it)
+ *   0   ignore the header and send the whole representation (unit not
+ *       "bytes", a syntax error, b < a, or several ranges), as RFC 9110
+ *       section 14.2 allows
+ *   SB_HTTP_EUNSAT  a single range with no byte inside the representation
+ *       (a >= size, "-0", or any range of an empty one)
+ * Positions of any length are accepted: one past 2^64 - 1 saturates there,
+ * so no peer's number wraps into a small one. */
 int sb_http_parse_range(const char *v, size_t len, uint64_t size,
                         uint64_t *first, uint64_t *last);
 
