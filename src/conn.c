@@ -87,7 +87,7 @@ struct sb_conn {
     sb__chunk *out_tail;
     size_t queued;             /* bytes in the write queue */
     sb_buf in;                 /* unfinished message; empty (no memory) otherwise */
-    size_t scan;               /* bytes of `in` already searched for a delimiter */
+    sb_frame_state fs;         /* where decoding of the message in `in` stopped */
     int64_t last_io;           /* ms: last byte in or out */
     int64_t msg_start;         /* ms: when `in` became non-empty */
     int64_t write_since;       /* ms: last output progress */
@@ -377,7 +377,7 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
             r = 0;
             break;
         }
-        r = sb__frame_decode(spec, max, p + used, n - used, eof, &m, &c->scan);
+        r = sb__frame_decode(spec, max, p + used, n - used, eof, &m, &c->fs);
         if (r <= 0)
             break;
         used += (size_t)r;
@@ -504,6 +504,7 @@ static void conn_free(sb_conn *c)
         c->tp->free(c->tp_state);
     queue_clear(c);
     sb_buf_free(&c->in);
+    sb_frame_state_free(&c->fs);
     if (c->lock) {
         pthread_mutex_destroy(c->lock);
         sb__free(c->lock);
@@ -774,6 +775,10 @@ static sb_conn *conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, s
     c->tp = &sb__transport_plain;
     c->owner = ow;
     sb_buf_init(&c->in, conn_max_msg(c) + SB_FRAME_HDR_MAX + SB_DELIM_MAX);
+    if (sb_frame_state_init(&c->fs, &o->frame) < 0) {
+        sb__free(c);
+        return NULL;
+    }
     return c;
 }
 

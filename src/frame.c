@@ -375,17 +375,47 @@ static ssize_t cut_one(const sb_frame_spec *spec, size_t max, const uint8_t *p, 
     }
 }
 
+int sb_frame_state_init(sb_frame_state *st, const sb_frame_spec *spec)
+{
+    memset(st, 0, sizeof(*st));
+    if (spec->kind != SB_FRAME_CUSTOM || spec->cut_state_size == 0)
+        return 0;
+    if ((st->cut = sb__calloc(1, spec->cut_state_size)) == NULL)
+        return -ENOMEM;
+    st->cut_size = spec->cut_state_size;
+    return 0;
+}
+
+void sb_frame_state_reset(sb_frame_state *st)
+{
+    st->scan = 0;
+    if (st->cut)
+        memset(st->cut, 0, st->cut_size);
+}
+
+void sb_frame_state_free(sb_frame_state *st)
+{
+    sb__free(st->cut);
+    memset(st, 0, sizeof(*st));
+}
+
 ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
-                             size_t n, int eof, sb_msg *msg, size_t *scan)
+                             size_t n, int eof, sb_msg *msg, sb_frame_state *st)
 {
     size_t max = max_msg ? max_msg : SIZE_MAX;
+    size_t *scan = st ? &st->scan : NULL;
     ssize_t r;
 
-    if (spec->kind == SB_FRAME_CUSTOM)
-        return spec->cut ? spec->cut(spec->cut_ud, p, n, eof, msg) : SB_EBADSPEC;
+    if (spec->kind == SB_FRAME_CUSTOM) {
+        if (spec->cut == NULL)
+            return SB_EBADSPEC;
+        msg->info = NULL;
+        return spec->cut(spec->cut_ud, st ? st->cut : NULL, p, n, eof, msg);
+    }
     if (n == 0)
         return 0;
     msg->type = -1;
+    msg->info = NULL;
     r = cut_one(spec, max, p, n, eof, msg, scan);
     if (r != 0 && scan)
         *scan = 0; /* the next message starts afresh */
@@ -526,11 +556,15 @@ void sb_decoder_init(sb_decoder *d, const sb_frame_spec *spec, size_t max_msg)
      * message, enforced in sb_decoder_feed, not to whole messages a caller
      * has fed but not yet taken. */
     sb_buf_init(&d->in, 0);
+    /* No room for a cutter's state: every call reports it (sticky). */
+    if (sb_frame_state_init(&d->fs, spec) < 0)
+        d->error = -ENOMEM;
 }
 
 void sb_decoder_free(sb_decoder *d)
 {
     sb_buf_free(&d->in);
+    sb_frame_state_free(&d->fs);
     d->pending = 0;
 }
 
@@ -608,7 +642,7 @@ int sb_decoder_next(sb_decoder *d, sb_msg *msg)
         return d->error;
     decoder_settle(d);
     r = sb_frame_decode_from(&d->spec, d->max_msg, decoder_data(d), sb_buf_len(&d->in), d->eof, msg,
-                             &d->scan);
+                             &d->fs);
     if (r > 0) {
         d->pending = (size_t)r;
         return 1;

@@ -28,21 +28,22 @@ static inline ssize_t sb__cut_len32(const uint8_t *p, size_t n, size_t max, sb_m
     msg->data = p + 4;
     msg->len = len;
     msg->type = -1;
+    msg->info = NULL;
     return (ssize_t)len + 4;
 }
 
 /* sb_frame_decode_from, with len32 settled inline (same results: a
  * message, 0 for more, SB_ETOOBIG, SB_ETRUNCATED at eof). */
 static inline ssize_t sb__frame_decode(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
-                                       size_t n, int eof, sb_msg *msg, size_t *scan)
+                                       size_t n, int eof, sb_msg *msg, sb_frame_state *st)
 {
     ssize_t r;
 
     if (spec->kind != SB_FRAME_LEN32)
-        return sb_frame_decode_from(spec, max_msg, p, n, eof, msg, scan);
+        return sb_frame_decode_from(spec, max_msg, p, n, eof, msg, st);
     r = sb__cut_len32(p, n, max_msg ? max_msg : SIZE_MAX, msg);
-    if (r != 0 && scan)
-        *scan = 0;
+    if (r != 0 && st)
+        st->scan = 0;
     return r == 0 && eof && n > 0 ? SB_ETRUNCATED : r;
 }
 

@@ -36,7 +36,7 @@ struct sb_stream {
     sb_buf in;            /* received, not yet handed out */
     sb_buf out;           /* written, not yet sent */
     size_t consumed;      /* bytes of the last message, dropped at the next read */
-    size_t scan;          /* bytes of `in` already searched for a delimiter */
+    sb_frame_state fs;    /* where decoding of the message in `in` stopped */
     int eof;              /* the peer has shut down its sending side */
     int werr;             /* sticky send error: how much was sent is unknown */
 };
@@ -71,6 +71,10 @@ int sb_stream_open(sb_stream **out, int fd, const sb_frame_spec *spec, size_t ma
         s->spec = *spec; /* else zero-filled: raw */
     s->max_msg = max_msg;
     s->timeout_ms = timeout_ms;
+    if (sb_frame_state_init(&s->fs, &s->spec) < 0) {
+        sb__free(s);
+        return -ENOMEM;
+    }
     sb_buf_init(&s->in, in_bound(max_msg));
     sb_buf_init(&s->out, 0);
     *out = s;
@@ -85,6 +89,7 @@ void sb_stream_close(sb_stream *s)
         return;
     sb_buf_free(&s->in);
     sb_buf_free(&s->out);
+    sb_frame_state_free(&s->fs);
     sb__free(s);
 }
 
@@ -217,7 +222,7 @@ ssize_t sb_stream_read(sb_stream *s, void *p, size_t n)
         have = n;
     memcpy(p, sb_buf_data(&s->in), have);
     sb_buf_consume(&s->in, have);
-    s->scan = 0; /* the unfinished message, if any, lost its start */
+    sb_frame_state_reset(&s->fs); /* the unfinished message, if any, lost its start */
     return (ssize_t)have;
 }
 
@@ -259,7 +264,7 @@ int sb_stream_read_msg(sb_stream *s, sb_msg *msg)
         /* An empty buffer may have no memory yet: give the decoder a real
          * address rather than NULL plus an offset. */
         r = sb_frame_decode_from(&s->spec, s->max_msg, n ? sb_buf_data(&s->in) : none, n, s->eof,
-                                 msg, &s->scan);
+                                 msg, &s->fs);
         if (r > 0) {
             s->consumed = (size_t)r;
             return 1;

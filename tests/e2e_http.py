@@ -536,6 +536,53 @@ def check_preconditions(srv):
         c.close()
 
 
+def check_expect_continue(srv):
+    """RFC 9110 section 10.1.1: with the body held back, 100 Continue comes
+    first (the token is case-insensitive), then the final answer; the body
+    is read and dropped, and the connection goes on."""
+    for token in ["100-continue", "100-CONTINUE", "100-Continue"]:
+        c = Conn(srv)
+        try:
+            c.send(get("/a.txt", extra=f"Expect: {token}\r\nContent-Length: 5\r\n"))
+            st, hs, body = c.response()
+            assert st == 100 and body == b"", (token, st, hs)
+            st, hs, body = c.response()
+            assert st == 200 and body == SMALL, (token, st)
+            c.send(b"HELLO" + get("/style.css"))
+            st, _, body = c.response()
+            assert st == 200 and body == b"body{}\n", st
+        finally:
+            c.close()
+    # Part of the body sent with the head, the rest later.
+    c = Conn(srv)
+    try:
+        c.send(get("/a.txt", extra="Expect: 100-continue\r\nContent-Length: 6\r\n") + b"ab")
+        assert [c.response()[0], c.response()[0]] == [100, 200]
+        c.send(b"cdef" + get("/a.txt"))
+        assert c.response()[2] == SMALL
+    finally:
+        c.close()
+    # A final answer that closes comes without 100 Continue.
+    c = Conn(srv)
+    try:
+        c.send(b"POST /a.txt HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        st, hs, _ = c.response()
+        assert st == 405 and hs.get("connection") == "close", (st, hs)
+        assert c.closed()
+    finally:
+        c.close()
+    # HTTP/1.0 knows no 100 Continue: the body is waited for, as without Expect.
+    c = Conn(srv)
+    try:
+        c.send(b"GET /a.txt HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        assert not sbtest.readable(c.s, 0.3), "answered before the body"
+        c.send(b"HELLO")
+        st, _, body = c.response()
+        assert st == 200 and body == SMALL, st
+    finally:
+        c.close()
+
+
 def check_wrk(srv):
     wrk = need("wrk")
     out = subprocess.run([wrk, "-t1", "-c10", "-d2s", f"http://{srv.addr_str}/a.txt"],
@@ -819,6 +866,7 @@ def main():
                 R.check(f"{model}: HEAD errors carry no body", check_head_errors, srv)
                 R.check(f"{model}: media types", check_media_types, srv)
                 R.check(f"{model}: preconditions (412, 304)", check_preconditions, srv)
+                R.check(f"{model}: Expect: 100-continue", check_expect_continue, srv)
                 R.check(f"{model}: wrk smoke", check_wrk, srv)
                 R.check(f"{model}: slowloris", check_slowloris, srv, limit=30)
                 R.check(f"{model}: file cache sees changes, removal, symlink out", check_file_cache,

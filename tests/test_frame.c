@@ -769,7 +769,7 @@ static void test_decoder_enomem(void)
 
 /* A custom cutter: messages are "<n>" single digits giving the length of
  * what follows. */
-static ssize_t digit_cut(void *ud, const uint8_t *p, size_t n, int eof, sb_msg *msg)
+static ssize_t digit_cut(void *ud, void *state, const uint8_t *p, size_t n, int eof, sb_msg *msg)
 {
     size_t len;
 
@@ -813,6 +813,65 @@ static void test_custom(void)
     CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"3abc", 4, 0, &m), SB_EBADSPEC);
 }
 
+/* A cutter with per-stream state: "<n>" digits as above, but it counts in
+ * its state the calls made for the current message and hands the state to
+ * the message's reader as msg->info. */
+typedef struct counting {
+    int calls;      /* calls since the last message */
+    int messages;
+} counting;
+
+static ssize_t counting_cut(void *ud, void *state, const uint8_t *p, size_t n, int eof, sb_msg *msg)
+{
+    counting *c = state;
+    ssize_t r = digit_cut(ud, NULL, p, n, eof, msg);
+
+    if (c == NULL)
+        return r;
+    c->calls++;
+    if (r > 0) {
+        c->messages++;
+        msg->info = c;
+    }
+    return r;
+}
+
+static void test_custom_state(void)
+{
+    sb_frame_spec spec;
+    sb_decoder d, d2;
+    sb_msg m;
+    int calls = 0;
+    const counting *c;
+
+    memset(&spec, 0, sizeof(spec));
+    spec.kind = SB_FRAME_CUSTOM;
+    spec.cut = counting_cut;
+    spec.cut_ud = &calls;
+    spec.cut_state_size = sizeof(counting);
+    /* Stateless: the cutter gets NULL and still cuts. */
+    CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"3abcd", 5, 0, &m), 4);
+    CHECK(m.info == NULL);
+    /* Each decoder has its own block, zero-filled at first, kept between
+     * calls, reached by the reader through msg->info. */
+    sb_decoder_init(&d, &spec, 0);
+    sb_decoder_init(&d2, &spec, 0);
+    CHECK_EQ(sb_decoder_feed(&d, "3a", 2), 0);
+    CHECK_EQ(sb_decoder_next(&d, &m), 0);
+    CHECK_EQ(sb_decoder_feed(&d, "b", 1), 0);
+    CHECK_EQ(sb_decoder_next(&d, &m), 0);
+    CHECK_EQ(sb_decoder_feed(&d, "c", 1), 0);
+    CHECK_EQ(sb_decoder_next(&d, &m), 1);
+    c = m.info;
+    CHECK(c != NULL && c->calls == 3 && c->messages == 1);
+    CHECK_EQ(sb_decoder_feed(&d2, "0", 1), 0);
+    CHECK_EQ(sb_decoder_next(&d2, &m), 1);
+    c = m.info;
+    CHECK(c != NULL && c->calls == 1 && c->messages == 1);
+    sb_decoder_free(&d);
+    sb_decoder_free(&d2);
+}
+
 /* sb_frame_decode_from with a resume point answers exactly as the plain
  * decoder does when a delimited message grows a byte at a time - including
  * delimiters that straddle the point where the last search stopped - and
@@ -828,20 +887,23 @@ static void test_decode_from_resume(void)
         CHECK_EQ(sb_frame_parse(specs[si], &spec), 0);
         for (size_t ii = 0; ii < sizeof(inputs) / sizeof(inputs[0]); ii++) {
             const uint8_t *in = (const uint8_t *)inputs[ii];
-            size_t len = strlen(inputs[ii]), scan = 0, last = 0;
+            size_t len = strlen(inputs[ii]), last = 0;
+            sb_frame_state st;
+            CHECK_EQ(sb_frame_state_init(&st, &spec), 0);
             for (size_t n = 1; n <= len; n++) {
                 sb_msg a, b;
                 ssize_t ra = sb_frame_decode(&spec, 64, in, n, 0, &a);
-                ssize_t rb = sb_frame_decode_from(&spec, 64, in, n, 0, &b, &scan);
+                ssize_t rb = sb_frame_decode_from(&spec, 64, in, n, 0, &b, &st);
                 CHECK_EQ(ra, rb);
                 if (ra > 0) {
                     CHECK(a.data == b.data && a.len == b.len);
-                    CHECK_EQ(scan, 0);
+                    CHECK_EQ(st.scan, 0);
                     break;
                 }
-                CHECK(scan >= last);
-                last = scan;
+                CHECK(st.scan >= last);
+                last = st.scan;
             }
+            sb_frame_state_free(&st);
         }
     }
 }
@@ -849,6 +911,7 @@ static void test_decode_from_resume(void)
 int main(void)
 {
     RUN(test_parse);
+    RUN(test_custom_state);
     RUN(test_decode_from_resume);
     RUN(test_streams_counted);
     RUN(test_streams_delimited);

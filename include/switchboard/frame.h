@@ -52,8 +52,19 @@ typedef enum sb_frame_kind {
 typedef struct sb_msg sb_msg;
 
 /* A cutter for SB_FRAME_CUSTOM (used by protocols such as HTTP whose
- * framing is their own). Same contract as sb_frame_decode. */
-typedef ssize_t (*sb_frame_cut_fn)(void *ud, const uint8_t *p, size_t n, int eof, sb_msg *msg);
+ * framing is their own). Same contract as sb_frame_decode, plus state:
+ * spec->cut_state_size bytes that belong to one stream of messages (each
+ * connection, sb_stream and sb_decoder keeps its own block; the caller of
+ * the decoder owns it). They are zero-filled before the first call and
+ * whenever the stream loses an unfinished message, and otherwise kept
+ * as the cutter left them, so a cutter can resume where its last call
+ * stopped instead of reading the unfinished message again from its start,
+ * and can leave what it learned about a message there for whoever handles
+ * it (msg->info). state is NULL when the caller keeps none (sb_frame_decode,
+ * or a cut_state_size of 0): the cutter must then work from the bytes
+ * alone. ud is the spec's cut_ud, shared by every stream. */
+typedef ssize_t (*sb_frame_cut_fn)(void *ud, void *state, const uint8_t *p, size_t n, int eof,
+                                   sb_msg *msg);
 
 /* A parsed SPEC. Plain value; copy it freely. */
 typedef struct sb_frame_spec {
@@ -64,6 +75,7 @@ typedef struct sb_frame_spec {
     uint32_t typed[256];          /* typed: payload length per type byte */
     sb_frame_cut_fn cut;          /* custom: the cutter */
     void *cut_ud;                 /* custom: its argument */
+    size_t cut_state_size;        /* custom: bytes of per-stream state it keeps (0: none) */
 } sb_frame_spec;
 
 /* One decoded message. data points into the bytes given to the decoder and
@@ -72,6 +84,8 @@ struct sb_msg {
     const uint8_t *data; /* payload (no length prefix, type byte or delimiter) */
     size_t len;          /* payload length */
     int type;            /* typed: the type byte; otherwise -1 */
+    const void *info;    /* custom: what the cutter says about the message (in its
+                            state, valid as long as data), or NULL; otherwise NULL */
 };
 
 /* Parse a SPEC string. Returns 0 or SB_EBADSPEC. */
@@ -93,14 +107,33 @@ int sb_frame_parse(const char *spec, sb_frame_spec *out);
 ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
                         const uint8_t *p, size_t n, int eof, sb_msg *msg);
 
-/* sb_frame_decode with a resume point for the delimiter framings (line,
- * delim): *scan counts the leading bytes of p already searched by earlier
- * calls for the same message (start it at 0). After "incomplete" it is
- * advanced, after a message or an error it is reset to 0, so a long line
- * arriving in many small reads is searched once, not once per read. Other
- * framings only reset it. */
+/* What a caller keeps for one stream of messages so that decoding resumes
+ * where it stopped instead of starting over on every read: for the
+ * delimiter framings (line, delim), how far the unfinished message has
+ * been searched; for a custom cutter, its state block. A zero-filled
+ * sb_frame_state is valid for every framing except a custom one with a
+ * cut_state_size, which needs sb_frame_state_init. */
+typedef struct sb_frame_state {
+    size_t scan;      /* line, delim: leading bytes already searched */
+    void *cut;        /* custom: the cutter's state, cut_size bytes, owned */
+    size_t cut_size;
+} sb_frame_state;
+
+/* Zero st and give it the cutter state spec asks for. 0 or -ENOMEM. */
+int sb_frame_state_init(sb_frame_state *st, const sb_frame_spec *spec);
+/* The unfinished message is gone (its bytes were taken some other way):
+ * start the next one afresh. */
+void sb_frame_state_reset(sb_frame_state *st);
+void sb_frame_state_free(sb_frame_state *st);
+
+/* sb_frame_decode for one stream of messages: st (may be NULL) is where
+ * the last call for the same stream stopped. After "incomplete" it holds
+ * what was already searched; after a message or an error the delimiter
+ * framings start afresh, and a custom cutter keeps its state as it left
+ * it. So a long line or head arriving in many small reads is searched
+ * once, not once per read. */
 ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,
-                             size_t n, int eof, sb_msg *msg, size_t *scan);
+                             size_t n, int eof, sb_msg *msg, sb_frame_state *st);
 
 /* Encoding. A framed message is header + payload + trailer; the header and
  * trailer are at most SB_FRAME_HDR_MAX bytes each, so an encoder can queue
@@ -132,7 +165,7 @@ typedef struct sb_decoder {
     size_t max_msg;
     sb_buf in;
     size_t pending; /* bytes of the last returned message still to consume */
-    size_t scan;    /* bytes of the unfinished message already searched (delimiters) */
+    sb_frame_state fs; /* where decoding of the unfinished message stopped */
     int eof;
     int error;      /* sticky: once a decode fails, it keeps failing */
 } sb_decoder;
