@@ -84,8 +84,8 @@ BIG = bytes(range(256)) * 400                       # 100 KiB: past our file cac
 
 
 # --------------------------------------------------------------------------
-# the case file: "ID BYTES" per line, BYTES with \r \n \t \\ \xHH \{ escapes,
-# {*N:TEXT} for TEXT repeated N times, {wait}, {etag:PATH}
+# the case file: "ID BYTES" per line, BYTES with \r \n \t \0 \s \\ \xHH \{
+# escapes, {*N:TEXT} for TEXT repeated N times, {wait}, {etag:PATH}
 
 ESC = {"r": b"\r", "n": b"\n", "t": b"\t", "\\": b"\\", "{": b"{", "0": b"\0", "s": b" "}
 
@@ -187,7 +187,6 @@ def make_root(top):
         "caf\u00e9.txt".encode(): b"utf-8 name\n",
         "dir/index.html": b"<h1>dir</h1>\n",
         "dir/b.txt": b"bee\n",
-        "empty/.keep": b"",
         "x;y.txt": b"semicolon\n",
         "q?.txt": b"question\n",
         "zero.txt": b"",
@@ -201,7 +200,7 @@ def make_root(top):
         with open(path, "wb") as f:
             f.write(data)
         os.utime(path, (MTIME, MTIME))
-    os.remove(os.path.join(root, "empty", ".keep"))
+    os.mkdir(os.path.join(root, "empty"))        # a directory without index.html
     # nginx's worker may run as an unprivileged user: let it read everything.
     for d in (top, root, os.path.join(root, "dir"), os.path.join(root, "empty")):
         os.chmod(d, 0o755)
