@@ -177,12 +177,12 @@ static int body_chunked(fetch *f)
     for (;;) {
         size_t len = f->have;
         ssize_t r = sb_http_chunked_decode(&d, f->buf, &len);
-        if (r != SB_HTTP_INCOMPLETE && r < 0)
+        if (r < 0)
             return (int)r;
         if ((rc = write_all(f->out, f->buf, len)) < 0)
             return rc;
         f->have = 0;
-        if (r >= 0)
+        if (r > 0)
             return 0;
         if ((rc = fill_more(f)) < 0)
             return rc;

@@ -186,14 +186,15 @@ static void fuzz_chunked(const uint8_t *p, size_t n, uint8_t sel)
     memcpy(whole, p, n);
     memset(&d, 0, sizeof d);
     wrc = sb_http_chunked_decode(&d, whole, &wlen);
-    CHECK(wrc == SB_HTTP_INCOMPLETE || wrc >= 0 || wrc == SB_EHTTP || wrc == SB_EOVERFLOW ||
-          wrc == SB_HTTP_EHEAD);
-    if (wrc != SB_HTTP_INCOMPLETE && wrc < 0)
+    CHECK(wrc >= 0 || wrc == SB_EHTTP || wrc == SB_EOVERFLOW || wrc == SB_HTTP_EHEAD);
+    if (wrc < 0)
         goto split; /* the decoded bytes before an error are not specified */
     CHECK(wlen <= n);
-    if (wrc >= 0) {
-        CHECK(wlen + (size_t)wrc <= n);
-        CHECK(memcmp(whole + wlen, p + n - (size_t)wrc, (size_t)wrc) == 0);
+    if (wrc > 0) {
+        /* Done: the n - wrc bytes after the body follow the decoded data. */
+        size_t rest = n - (size_t)wrc;
+        CHECK((size_t)wrc <= n && wlen + rest <= n);
+        CHECK(memcmp(whole + wlen, p + (size_t)wrc, rest) == 0);
     }
 split:
     memset(&d, 0, sizeof d);
@@ -206,21 +207,21 @@ split:
         memcpy(piece, p + off, k);
         off += k;
         rc = sb_http_chunked_decode(&d, piece, &len);
-        if (rc != SB_HTTP_INCOMPLETE && rc < 0)
+        if (rc < 0)
             break;
         CHECK(len <= k);
         memcpy(out + olen, piece, len);
         olen += len;
-        if (rc >= 0) {
-            /* Done: what is left is this piece's tail and everything after. */
-            CHECK(len + (size_t)rc <= k);
-            CHECK(memcmp(piece + len, p + off - (size_t)rc, (size_t)rc) == 0);
-            rc += (ssize_t)(n - off);
+        if (rc > 0) {
+            /* Done: this piece's tail after the body follows the data. */
+            CHECK((size_t)rc <= k && len + (k - (size_t)rc) <= k);
+            CHECK(memcmp(piece + len, p + off - k + (size_t)rc, k - (size_t)rc) == 0);
+            rc += (ssize_t)(off - k);   /* bytes of the whole input the body took */
             break;
         }
     }
     CHECK(rc == wrc);
-    if (wrc == SB_HTTP_INCOMPLETE || wrc >= 0) {
+    if (wrc >= 0) {
         CHECK(olen == wlen);
         CHECK(memcmp(out, whole, wlen) == 0);
     }

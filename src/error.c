@@ -43,6 +43,13 @@ const char *sb_strerror(int code)
         if (m != NULL)
             return m;
     }
+    switch (code) {
+    case SB_HTTP_ELINE: return "HTTP request line too long";
+    case SB_HTTP_EHEAD: return "HTTP header section too large";
+    case SB_HTTP_EVERSION: return "HTTP version not supported";
+    case SB_HTTP_EBODY: return "HTTP body too large";
+    case SB_HTTP_EUNSAT: return "range not satisfiable";
+    }
     if (code >= 0)
         return "success";
     return "unknown error";

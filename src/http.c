@@ -6,7 +6,7 @@
  * (Content-Length, Transfer-Encoding, Connection); chunked decoding; range,
  * date and percent-decoding helpers; status texts.
  *
- * Every parser walks a window [p, end) and answers SB_HTTP_INCOMPLETE when
+ * Every parser walks a window [p, end) and answers MORE when
  * it runs off the end, so a truncated input never reads past len and never
  * counts as an error. The limits are applied by shrinking the window: a
  * request line that has not ended within max_line bytes runs off a window
@@ -19,6 +19,16 @@
 #include <string.h>
 
 #include "switchboard.h"
+
+/* Inside this file "need more bytes" must differ from 0, which the
+ * helpers use for "done"; the public functions answer it as
+ * SB_HTTP_INCOMPLETE, which is 0 (see http.h). */
+#define MORE (SB_ERR_BASE - 1000)
+
+static int answer(int rc)
+{
+    return rc == MORE ? SB_HTTP_INCOMPLETE : rc;
+}
 
 #define DEFAULT_MAX_LINE (8u * 1024)
 #define DEFAULT_MAX_HEAD (16u * 1024)
@@ -99,10 +109,10 @@ static int eol(ptr *pp, ptr end, int lf_ok)
     ptr p = *pp;
 
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (*p == '\r') {
         if (p + 1 == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (p[1] != '\n')
             return SB_EHTTP;
         *pp = p + 2;
@@ -124,7 +134,7 @@ static int version(ptr *pp, ptr end, int *minor)
 
     for (int i = 0; i < 8; i++) {
         if (p + i == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (pat[i] == '0' ? (p[i] < '0' || p[i] > '9') : p[i] != (unsigned char)pat[i])
             return SB_EHTTP;
     }
@@ -143,7 +153,7 @@ static int request_line(ptr *pp, ptr end, sb_http_request *r)
     while (p < end && IS(*p, C_TCHAR))
         p++;
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (p == start || *p != ' ')
         return SB_EHTTP;
     r->method = (const char *)start;
@@ -152,7 +162,7 @@ static int request_line(ptr *pp, ptr end, sb_http_request *r)
     while (p < end && IS(*p, C_TARGET))
         p++;
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (p == start || *p != ' ')
         return SB_EHTTP;
     r->target = (const char *)start;
@@ -175,7 +185,7 @@ static int status_line(ptr *pp, ptr end, sb_http_response *r)
         return rc;
     for (int i = 0; i < 4; i++) {
         if (p + i == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (i == 0 ? p[i] != ' ' : (p[i] < '0' || p[i] > '9'))
             return SB_EHTTP;
     }
@@ -184,7 +194,7 @@ static int status_line(ptr *pp, ptr end, sb_http_response *r)
         return SB_EHTTP;
     p += 4;
     if (p == end)
-        return SB_HTTP_INCOMPLETE;
+        return MORE;
     if (*p == ' ')
         p++;    /* "HTTP/1.1 200\r\n" (no SP, no reason) is common enough */
     else if (*p != '\r' && *p != '\n')
@@ -211,7 +221,7 @@ static int header_fields(ptr *pp, ptr end, sb_http_header *h, size_t max, size_t
 
     for (;;) {
         if (p == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (*p == '\r' || *p == '\n') {
             if ((rc = eol(&p, end, lf_ok)) != 0)
                 return rc;
@@ -221,7 +231,7 @@ static int header_fields(ptr *pp, ptr end, sb_http_header *h, size_t max, size_t
         while (p < end && IS(*p, C_TCHAR))
             p++;
         if (p == end)
-            return SB_HTTP_INCOMPLETE;
+            return MORE;
         if (p == name || *p != ':')
             return SB_EHTTP;
         colon = p++;
@@ -267,7 +277,7 @@ static int head_rest(ptr b, ptr p, size_t len, size_t max_head, sb_http_header *
     int rc = header_fields(&p, b + (len < max_head ? len : max_head), headers, max_headers, num,
                            response);
 
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_head)
+    if (rc == MORE && len >= max_head)
         return SB_HTTP_EHEAD;
     if (rc != 0)
         return rc;
@@ -289,14 +299,14 @@ int sb_http_parse_request(const char *buf, size_t len, sb_http_request *req,
     ptr lend = b + (len < max_line ? len : max_line);
     while (p < lend && (*p == '\r' || *p == '\n')) {
         if ((rc = eol(&p, lend, 0)) != 0)
-            return rc == SB_HTTP_INCOMPLETE && len >= max_line ? SB_HTTP_ELINE : rc;
+            return rc == MORE && len >= max_line ? SB_HTTP_ELINE : answer(rc);
     }
     rc = request_line(&p, lend, req);
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_line)
+    if (rc == MORE && len >= max_line)
         return SB_HTTP_ELINE;
     if (rc != 0)
-        return rc;
-    return head_rest(b, p, len, max_head, headers, max_headers, &req->num_headers, 0);
+        return answer(rc);
+    return answer(head_rest(b, p, len, max_head, headers, max_headers, &req->num_headers, 0));
 }
 
 int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
@@ -310,11 +320,11 @@ int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
     cls_init();
     limits(lim, &max_line, &max_head);
     rc = status_line(&p, b + (len < max_line ? len : max_line), res);
-    if (rc == SB_HTTP_INCOMPLETE && len >= max_line)
+    if (rc == MORE && len >= max_line)
         return SB_EHTTP;
     if (rc != 0)
-        return rc;
-    return head_rest(b, p, len, max_head, headers, max_headers, &res->num_headers, 1);
+        return answer(rc);
+    return answer(head_rest(b, p, len, max_head, headers, max_headers, &res->num_headers, 1));
 }
 
 int sb_http_name_is(const sb_http_header *h, const char *l)
@@ -610,7 +620,7 @@ ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len)
     if (d->state != CK_DONE)
         return SB_HTTP_INCOMPLETE;
     memmove(buf + dst, buf + src, n - src);
-    return (ssize_t)(n - src);
+    return (ssize_t)src;    /* > 0: the body's last byte was in this call */
 }
 
 /* ---- ranges, dates, percent-decoding ---- */
@@ -865,15 +875,7 @@ int sb_http_error_status(int err)
 
 const char *sb_http_strerror(int err)
 {
-    switch (err) {
-    case SB_HTTP_INCOMPLETE: return "incomplete HTTP message";
-    case SB_HTTP_ELINE: return "HTTP request line too long";
-    case SB_HTTP_EHEAD: return "HTTP header section too large";
-    case SB_HTTP_EVERSION: return "HTTP version not supported";
-    case SB_HTTP_EBODY: return "HTTP body too large";
-    case SB_HTTP_EUNSAT: return "range not satisfiable";
-    default: return sb_strerror(err);
-    }
+    return sb_strerror(err);
 }
 
 const char *sb_http_reason(int status)

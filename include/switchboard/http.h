@@ -3,9 +3,11 @@
  *
  * The parsers are pure functions over bytes: no I/O, no allocation, no
  * state between calls. They look at the bytes received so far and either
- * parse one whole message head, answer SB_HTTP_INCOMPLETE (call again with
- * more bytes appended), or report an error that names the status a server
- * should answer with (sb_http_error_status). Parsed strings are pointer +
+ * parse one whole message head (> 0: its length), answer
+ * SB_HTTP_INCOMPLETE (0: call again with more bytes appended), or report an
+ * error (< 0) that names the status a server should answer with
+ * (sb_http_error_status). That is the frame decoders' convention too (see
+ * frame.h): bytes consumed, 0 for "incomplete", negative for an error. Parsed strings are pointer +
  * length into the caller's bytes (zero-copy) and are valid as long as those
  * bytes are; headers go into an array the caller provides.
  *
@@ -35,10 +37,12 @@
 
 #include "error.h"
 
-/* Results of the parsers besides a byte count. They lie below the codes of
- * error.h (SB_ERR_BASE - 1000 and down) so they never collide with them;
- * sb_http_strerror names them. A malformed message is SB_EHTTP (400). */
-#define SB_HTTP_INCOMPLETE (SB_ERR_BASE - 1000) /* need more bytes (not an error) */
+/* "Need more bytes": not an error, and 0 like the frame decoders' answer,
+ * so that `rc < 0` is always an error and `rc > 0` always a length. */
+#define SB_HTTP_INCOMPLETE 0
+/* Errors of the parsers besides SB_EHTTP (a malformed message: 400). They
+ * lie below the codes of error.h (SB_ERR_BASE - 1001 and down) so they
+ * never collide with them; sb_strerror names them. */
 #define SB_HTTP_ELINE (SB_ERR_BASE - 1001)      /* request line over its limit: 414 */
 #define SB_HTTP_EHEAD (SB_ERR_BASE - 1002)      /* head or header count over limit: 431 */
 #define SB_HTTP_EVERSION (SB_ERR_BASE - 1003)   /* HTTP major version not 1: 505 */
@@ -91,7 +95,8 @@ int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
                            const sb_http_limits *lim);
 
 /* The status a server answers an error above with (400 for anything not
- * listed), and text for any code, falling back to sb_strerror. */
+ * listed), and text for any code: the same as sb_strerror, kept for
+ * callers that used it before sb_strerror knew these codes. */
 int sb_http_error_status(int err);
 const char *sb_http_strerror(int err);
 /* Reason phrase for a status ("Not Found"), "Unknown" if not known. */
@@ -143,12 +148,13 @@ int sb_http_parse_length(const char *s, size_t len, uint64_t *out);
 /* Incremental chunked-body decoder, in place (the shape of picohttpparser's
  * phr_decode_chunked). A zero-filled sb_http_chunked is a fresh decoder.
  * Call with the bytes received so far, buf[0..*len): the decoded data is
- * moved to the front, *len becomes its length, and every input byte is
- * consumed (chunk-size lines and trailers are remembered in *d). Returns
- * SB_HTTP_INCOMPLETE while the body goes on, or, once the last chunk and
- * the trailer section are through, the number of bytes after the body's end
- * (they follow the decoded data at buf + *len; they belong to the next
- * message). Errors: SB_EHTTP (bad size line, missing CRLF after a chunk),
+ * moved to the front and *len becomes its length. Returns
+ * SB_HTTP_INCOMPLETE (0) while the body goes on: every input byte was
+ * consumed (chunk-size lines and trailers are remembered in *d). Once the
+ * last chunk and the trailer section are through, returns the number r > 0
+ * of input bytes that the body took in this call; the n - r bytes after it
+ * (n the input length; they belong to the next message) are moved to
+ * follow the decoded data, at buf + *len. Errors: SB_EHTTP (bad size line, missing CRLF after a chunk),
  * SB_EOVERFLOW (chunk size over 2^63 - 1), SB_HTTP_EHEAD (chunk extension
  * or trailers over 8 KiB). */
 typedef struct sb_http_chunked {
