@@ -209,7 +209,7 @@ static int reply_simple(sb_conn *c, const http_req *ps, int status, const char *
     return keep ? 0 : SB_ECLOSED;
 }
 
-/* ---- files ---- */
+/* ---- the request target ---- */
 
 /* The parts of a request target that the server uses. */
 typedef struct target {
@@ -627,9 +627,10 @@ static int http_message(sb_conn *c, const sb_msg *m, void *ud)
         return reply_simple(c, ps, 400, NULL, is_head);
     /* The client waits for this before it sends the body (RFC 9110 section
      * 10.1.1); the final answer follows at once and the body is dropped as
-     * it comes. An answer that closes the connection (above) goes without
-     * it, so the client knows not to send the body at all. */
-    if (ps->body_rest > 0 && (rc = sb_conn_write(c, cont, sizeof cont - 1)) < 0)
+     * it comes. An answer after which the connection closes (the refusals
+     * above, or "Connection: close") goes without it: the body would only
+     * arrive at a closed socket, whose reset could destroy the answer. */
+    if (ps->body_rest > 0 && ps->fr.keep_alive && (rc = sb_conn_write(c, cont, sizeof cont - 1)) < 0)
         return rc;
     return serve_get(c, ps, is_head);
 }

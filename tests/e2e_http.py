@@ -571,6 +571,14 @@ def check_expect_continue(srv):
         assert c.closed()
     finally:
         c.close()
+    c = Conn(srv)
+    try:
+        c.send(get("/a.txt", extra="Expect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n"))
+        st, hs, body = c.response()
+        assert st == 200 and body == SMALL and hs.get("connection") == "close", (st, hs)
+        assert c.closed()
+    finally:
+        c.close()
     # HTTP/1.0 knows no 100 Continue: the body is waited for, as without Expect.
     c = Conn(srv)
     try:
