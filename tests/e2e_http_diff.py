@@ -3,14 +3,14 @@
 
 Every request shape in tests/http_cases/requests.txt (translated from public
 corpora: nodejs/llhttp's test/request fixtures, the HTTP Garden's payloads,
-defparam/smuggler's Transfer-Encoding gadgets, RFC 9110/9112 examples; each
-group names its source) is sent, on a fresh connection, to our server and
-to nginx (Debian's nginx-light, installed by .ci/run), both serving the same
-document root. Ours runs under each dispatch model (event, threads, fork),
-and the three must answer every case alike. The test fails on every
-disagreement with nginx that tests/http_cases/allowlist.txt does not name,
-printing the case, the request and both answers. nginx missing is a
-failure, not a skip.
+defparam/smuggler's Transfer-Encoding gadgets, MDA2AV/Http11Probe's suites,
+RFC 9110/9112 examples; each group names its source) is sent, on a fresh
+connection, to our server and to nginx (Debian's nginx-light, installed by
+.ci/run), both serving the same document root. Ours runs under each
+dispatch model (event, threads, fork), and the three must answer every case
+alike. The test fails on every disagreement with nginx that
+tests/http_cases/allowlist.txt does not name, printing the case, the
+request and both answers. nginx missing is a failure, not a skip.
 
 One exchange: connect, send the case's bytes (a `{wait}` in a case sends
 what comes before it, waits - bounded - for the first response, then sends
