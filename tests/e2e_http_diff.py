@@ -217,6 +217,7 @@ NGINX_CONF = """\
 # A static file server configured like ours (docs/http.md).
 master_process off;
 worker_processes 1;
+# as root (CI) nginx keeps root; as anyone else it ignores this with a warning
 user root;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -238,7 +239,9 @@ http {{
     keepalive_timeout 15s;
     client_header_timeout 10s;
     client_body_timeout 10s;
-    # ours: request line 8 KiB, head 16 KiB, a body up to 64 KiB dropped
+    # ours: request line 8 KiB, head 16 KiB, a body up to 64 KiB dropped.
+    # nginx bounds each line instead of the head, so no case sits between
+    # the two limits (a line of 8-16 KiB, a head of 16-64 KiB).
     large_client_header_buffers 4 16k;
     client_max_body_size 64k;
     # RFC 9110 13.1.3: not modified since the date, not "exactly at" it
@@ -265,7 +268,7 @@ class Nginx:
         os.mkdir(self.dir)
         # The port is picked free and then handed to nginx: another process
         # may take it in between, so a failed start is tried again.
-        for attempt in range(3):
+        for _ in range(3):
             port = free_port()
             conf = os.path.join(self.dir, "nginx.conf")
             with open(conf, "w") as f:
