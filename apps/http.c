@@ -4,8 +4,9 @@
  *
  * HTTP/1.1 with keep-alive and pipelining, GET and HEAD, 100-continue,
  * conditional requests (RFC 9110 section 13: If-Match, If-Unmodified-Since,
- * If-None-Match, If-Modified-Since), one byte range per request, index.html
- * for directories, an optional access log in Common Log Format.
+ * If-None-Match, If-Modified-Since), byte ranges (several as
+ * multipart/byteranges), index.html for directories, an optional access
+ * log in Common Log Format.
  *
  * The module has three files, one job each:
  *   http_cut.c    framing: where each request ends, with per-connection
@@ -48,6 +49,11 @@
  * at most 16 KiB is cheaper than a second queue entry and a sendfile call. */
 #define SMALL_FILE (16 * 1024)
 #define HEAD_BUF 1024             /* our response heads are far below this */
+/* Ranges answered as multipart/byteranges; more are ignored (200), as RFC
+ * 9110 section 14.2 allows. A part's head holds our longest Content-Type
+ * and three 20-digit numbers. */
+#define MAX_RANGES 16
+#define PART_HEAD 192
 
 #define IDLE_MS 15000   /* keep-alive connections idle this long are closed */
 #define READ_MS 10000   /* a started request must complete within this */
@@ -413,15 +419,112 @@ static int send_file(sb_conn *c, const http_req *ps, const hf_file *f, const hf_
     return keep ? 0 : SB_ECLOSED;
 }
 
+/* A boundary for multipart/byteranges: 16 hex digits, new for every
+ * answer, so a file cannot be written to contain the one it is cut with. */
+static void boundary(char out[17])
+{
+    static uint64_t seq;
+    uint64_t x = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED) ^ (uint64_t)time(NULL) << 32;
+
+    x = (x ^ (x >> 31)) * 0x7fb5d329728ea185ull;   /* a mixer: any odd multiplier will do */
+    x = (x ^ (x >> 27)) * 0x81dadef4bc2dd44dull;
+    for (int i = 15; i >= 0; i--, x >>= 4)
+        out[i] = "0123456789abcdef"[x & 15];
+    out[16] = '\0';
+}
+
+/* The body of one part: from memory, or from f's fd with sendfile (the
+ * connection takes a descriptor per part; the last part takes fd itself). */
+static int send_part(sb_conn *c, const hf_file *f, const sb_http_range *r, int last)
+{
+    uint64_t len = r->last - r->first + 1;
+    int fd;
+
+    if (f->data)
+        return sb_conn_write(c, f->data + r->first, (size_t)len);
+    fd = last ? f->fd : dup(f->fd);
+    if (fd < 0)
+        return -errno;
+    return sb_conn_sendfile(c, fd, (off_t)r->first, (size_t)len);
+}
+
+/* Several ranges: 206 with a multipart/byteranges body (RFC 9110 section
+ * 14.6), each part with its Content-Type and Content-Range. The ranges are
+ * at most MAX_RANGES and add up to at most the file (sb_http_parse_ranges),
+ * so the body is bounded by the file plus the parts' heads. Closes f's fd,
+ * if any. */
+static int send_multipart(sb_conn *c, const http_req *ps, const hf_file *f,
+                          const sb_http_range *rs, size_t n)
+{
+    char head[HEAD_BUF], parts[MAX_RANGES][PART_HEAD], b[17];
+    size_t plen[MAX_RANGES];
+    uint64_t body = 0;
+    hf_out o = {head, head + sizeof head};
+    int keep = ps->fr.keep_alive, rc = 0, fd_taken = 0;
+
+    boundary(b);
+    for (size_t i = 0; i < n; i++) {
+        hf_out p = {parts[i], parts[i] + PART_HEAD};
+        hf_puts(&p, "\r\n--");
+        hf_puts(&p, b);
+        hf_puts(&p, "\r\nContent-Type: ");
+        hf_puts(&p, f->ctype);
+        hf_puts(&p, "\r\nContent-Range: bytes ");
+        hf_putu(&p, rs[i].first);
+        hf_put(&p, "-", 1);
+        hf_putu(&p, rs[i].last);
+        hf_put(&p, "/", 1);
+        hf_putu(&p, f->size);
+        hf_puts(&p, "\r\n\r\n");
+        plen[i] = (size_t)(p.p - parts[i]);
+        body += plen[i] + (rs[i].last - rs[i].first + 1);
+    }
+    body += 2 + 2 + 16 + 4;     /* CRLF "--" boundary "--" CRLF */
+    status_line(&o, 206);
+    hf_puts(&o, "Content-Type: multipart/byteranges; boundary=");
+    hf_puts(&o, b);
+    hf_puts(&o, "\r\nContent-Length: ");
+    hf_putu(&o, body);
+    hf_puts(&o, "\r\nLast-Modified: ");
+    hf_put(&o, f->lm, SB_HTTP_DATE_LEN);
+    hf_puts(&o, "\r\nETag: ");
+    hf_put(&o, f->tag, (size_t)f->tag_len);
+    hf_puts(&o, "\r\nAccept-Ranges: bytes\r\n");
+    conn_line(&o, ps, keep);
+    hf_put(&o, "\r\n", 2);
+    if (app.log_fd >= 0)
+        log_request(c, ps, 206, body);
+    rc = sb_conn_write(c, head, (size_t)(o.p - head));
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        rc = sb_conn_write(c, parts[i], plen[i]);
+        if (rc == 0) {
+            fd_taken = i == n - 1;  /* even when queueing it fails */
+            rc = send_part(c, f, &rs[i], fd_taken);
+        }
+    }
+    if (!fd_taken)
+        hf_file_close(f);
+    if (rc == 0) {
+        hf_out t = {head, head + sizeof head};
+        hf_puts(&t, "\r\n--");
+        hf_puts(&t, b);
+        hf_puts(&t, "--\r\n");
+        rc = sb_conn_write(c, head, (size_t)(t.p - head));
+    }
+    if (rc < 0)
+        return rc;
+    return keep ? 0 : SB_ECLOSED;
+}
+
 /* 304, 416 or the file itself. Closes f's fd, if any. */
 static int answer_file(sb_conn *c, const http_req *ps, const hf_file *f, int is_head)
 {
     char extra[HEAD_BUF];
-    uint64_t a, b;
+    sb_http_range rs[MAX_RANGES];
     const sb_http_header *range;
     hf_reply r = {200, 0, f->size};
+    int pre = preconditions(ps, f), n;
 
-    int pre = preconditions(ps, f);
     if (pre != 0) {
         hf_file_close(f);
         snprintf(extra, sizeof extra, "ETag: %.*s\r\nLast-Modified: %s\r\n", f->tag_len, f->tag,
@@ -431,15 +534,17 @@ static int answer_file(sb_conn *c, const http_req *ps, const hf_file *f, int is_
     /* Range is defined for GET only (RFC 9110 section 14.2). */
     range = is_head ? NULL : header(ps, "range");
     if (range && if_range_ok(ps, f)) {
-        int rc = sb_http_parse_range(range->value, range->value_len, f->size, &a, &b);
-        if (rc == SB_HTTP_EUNSAT) {
+        n = sb_http_parse_ranges(range->value, range->value_len, f->size, rs, MAX_RANGES);
+        if (n == SB_HTTP_EUNSAT) {
             hf_file_close(f);
             snprintf(extra, sizeof extra, "Content-Range: bytes */%llu\r\n",
                      (unsigned long long)f->size);
             return reply_simple(c, ps, 416, extra, is_head);
         }
-        if (rc == 1)
-            r = (hf_reply){206, a, b - a + 1};
+        if (n == 1)
+            r = (hf_reply){206, rs[0].first, rs[0].last - rs[0].first + 1};
+        else if (n > 1)
+            return send_multipart(c, ps, f, rs, (size_t)n);
     }
     return send_file(c, ps, f, &r, is_head);
 }

@@ -16,7 +16,8 @@
  *     fed in random splits (the decoder's own incremental form): the same
  *     decoded bytes, the same end, the same bytes left over, or the same
  *     error.
- *   the small parsers: Range (the range lies inside the representation),
+ *   the small parsers: Range (the ranges lie inside the representation and
+ *     add up to no more than it),
  *     IMF-fixdate (a parsed date formats to text that parses back to it,
  *     the same text unless the weekday was wrong or the date normalized),
  *     Content-Length (digits only, value round-trips), percent-decoding
@@ -243,6 +244,19 @@ static void fuzz_small(const char *p, size_t n, uint8_t sel)
     CHECK(r == 0 || r == 1 || r == SB_HTTP_EUNSAT);
     if (r == 1)
         CHECK(first <= last && last < size);
+    /* Several ranges: each inside the representation, together no more
+     * than it, and a single range answered as sb_http_parse_range does. */
+    sb_http_range rs[8];
+    uint64_t total = 0;
+    int k = sb_http_parse_ranges(p, n, size, rs, 8);
+    CHECK((k >= 0 && k <= 8) || k == SB_HTTP_EUNSAT);
+    for (int i = 0; i < k; i++) {
+        CHECK(rs[i].first <= rs[i].last && rs[i].last < size);
+        total += rs[i].last - rs[i].first + 1;
+        CHECK(total <= size);
+    }
+    if (r == 1)
+        CHECK(k == 1 && rs[0].first == first && rs[0].last == last);
 
     if (sb_http_parse_date(p, n, &t) == 0) {
         char again[SB_HTTP_DATE_LEN + 1];

@@ -643,39 +643,84 @@ static int digits(const char *s, size_t len, size_t *i, uint64_t *out)
     return *i > start ? 0 : -1;
 }
 
-int sb_http_parse_range(const char *v, size_t len, uint64_t size, uint64_t *first, uint64_t *last)
+/* One range-spec, s[0..len) trimmed: 1 with *r set, 0 unsatisfiable,
+ * -1 invalid (syntax, or b < a). */
+static int range_spec(const char *s, size_t len, uint64_t size, sb_http_range *r)
 {
     uint64_t a = 0, b = 0;
-    size_t i = 6;
+    size_t i = 0;
     int has_a, has_b;
 
-    if (len < 6 || !eq_lower(v, 5, "bytes") || v[5] != '=')
-        return 0;
-    while (i < len && (v[i] == ' ' || v[i] == '\t'))
-        i++;
-    while (len > i && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
-    if (memchr(v + i, ',', len - i) != NULL)
-        return 0;   /* several ranges: we answer with the whole file */
-    has_a = digits(v, len, &i, &a) == 0;
-    if (i >= len || v[i] != '-')
-        return 0;
+    has_a = digits(s, len, &i, &a) == 0;
+    if (i >= len || s[i] != '-')
+        return -1;
     i++;
-    has_b = digits(v, len, &i, &b) == 0;
+    has_b = digits(s, len, &i, &b) == 0;
     if (i != len || (!has_a && !has_b) || (has_a && has_b && b < a))
-        return 0;
+        return -1;
     if (!has_a) {   /* suffix: the last b bytes */
         if (b == 0 || size == 0)
-            return SB_HTTP_EUNSAT;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
+            return 0;
+        r->first = b >= size ? 0 : size - b;
+        r->last = size - 1;
         return 1;
     }
     if (a >= size)
-        return SB_HTTP_EUNSAT;
-    *first = a;
-    *last = (!has_b || b >= size) ? size - 1 : b;
+        return 0;
+    r->first = a;
+    r->last = (!has_b || b >= size) ? size - 1 : b;
     return 1;
+}
+
+int sb_http_parse_ranges(const char *v, size_t len, uint64_t size, sb_http_range *out, size_t max)
+{
+    size_t i = 6, specs = 0, n = 0;
+    uint64_t total = 0;
+
+    if (len < 6 || !eq_lower(v, 5, "bytes") || v[5] != '=')
+        return 0;
+    while (i < len) {
+        size_t s = i, e;
+        while (i < len && v[i] != ',')
+            i++;
+        e = i++;
+        while (s < e && (v[s] == ' ' || v[s] == '\t'))
+            s++;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e == s)
+            continue;   /* an empty list element (RFC 9110 section 5.6.1) */
+        if (++specs > max)
+            return 0;
+        int rc = range_spec(v + s, e - s, size, &out[n]);
+        if (rc < 0)
+            return 0;
+        if (rc == 0)
+            continue;
+        /* Ranges adding up to more than the representation overlap: a
+         * way to make a server send a file many times over (RFC 9110
+         * section 14.2 lets it ignore them; nginx does too). */
+        uint64_t part = out[n].last - out[n].first + 1;
+        if (part > size - total)
+            return 0;
+        total += part;
+        n++;
+    }
+    if (specs == 0)
+        return 0;
+    return n ? (int)n : SB_HTTP_EUNSAT;
+}
+
+int sb_http_parse_range(const char *v, size_t len, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    sb_http_range r;
+    int rc = sb_http_parse_ranges(v, len, size, &r, 1);
+
+    if (rc == 1) {
+        *first = r.first;
+        *last = r.last;
+    }
+    return rc;
 }
 
 static const char wdays[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};

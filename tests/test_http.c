@@ -488,6 +488,38 @@ static void test_range(void)
     }
 }
 
+/* Several ranges (multipart/byteranges), and the bounds that make a
+ * Range header ignored. */
+static void test_ranges(void)
+{
+    struct { const char *v; uint64_t size; int rc; uint64_t r[4][2]; } t[] = {
+        {"bytes=0-1,5-6", 100, 2, {{0, 1}, {5, 6}}},
+        {"bytes=0-1, 5-6 ,-3", 100, 3, {{0, 1}, {5, 6}, {97, 99}}},
+        {"bytes=0-1,,5-6,", 100, 2, {{0, 1}, {5, 6}}},          /* empty elements */
+        {"bytes=0-1,200-300", 100, 1, {{0, 1}}},                /* unsatisfiable left out */
+        {"bytes=200-300,300-", 100, SB_HTTP_EUNSAT, {{0}}},
+        {"bytes=90-,95-99", 100, 2, {{90, 99}, {95, 99}}},      /* overlap within the size */
+        {"bytes=0-99,0-99", 100, 0, {{0}}},                     /* twice the file: ignored */
+        {"bytes=-60,-60", 100, 0, {{0}}},
+        {"bytes=0-1,x", 100, 0, {{0}}},                         /* any bad one: ignored */
+        {"bytes=0-1,5-2", 100, 0, {{0}}},
+        {"bytes=0-0,1-1,2-2,3-3,4-4", 100, 0, {{0}}},           /* more than max (4) */
+        {"bytes=,", 100, 0, {{0}}},
+        {"bytes=0-1,99999999999999999999999-", 100, 1, {{0, 1}}},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) {
+        sb_http_range r[4];
+        int rc = sb_http_parse_ranges(t[i].v, strlen(t[i].v), t[i].size, r, 4);
+        if (rc != t[i].rc)
+            fprintf(stderr, "ranges %s: %d\n", t[i].v, rc);
+        CHECK_EQ(rc, t[i].rc);
+        for (int k = 0; k < rc; k++) {
+            CHECK_EQ(r[k].first, t[i].r[k][0]);
+            CHECK_EQ(r[k].last, t[i].r[k][1]);
+        }
+    }
+}
+
 static void test_date(void)
 {
     char d[SB_HTTP_DATE_LEN + 1];
@@ -625,6 +657,7 @@ int main(void)
     RUN(test_framing);
     RUN(test_chunked);
     RUN(test_range);
+    RUN(test_ranges);
     RUN(test_date);
     RUN(test_percent);
     RUN(test_host);

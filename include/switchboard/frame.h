@@ -111,8 +111,9 @@ ssize_t sb_frame_decode(const sb_frame_spec *spec, size_t max_msg,
  * where it stopped instead of starting over on every read: for the
  * delimiter framings (line, delim), how far the unfinished message has
  * been searched; for a custom cutter, its state block. A zero-filled
- * sb_frame_state is valid for every framing except a custom one with a
- * cut_state_size, which needs sb_frame_state_init. */
+ * sb_frame_state is a fresh one, except that it holds no block for a
+ * cutter that asks for one (its cutter then gets NULL): sb_frame_state_init
+ * gives it the block. */
 typedef struct sb_frame_state {
     size_t scan;      /* line, delim: leading bytes already searched */
     void *cut;        /* custom: the cutter's state, cut_size bytes, owned */
@@ -170,6 +171,8 @@ typedef struct sb_decoder {
     int error;      /* sticky: once a decode fails, it keeps failing */
 } sb_decoder;
 
+/* With a custom cutter that keeps state, the block is allocated here; if
+ * that fails, every later call reports -ENOMEM. */
 void sb_decoder_init(sb_decoder *d, const sb_frame_spec *spec, size_t max_msg);
 void sb_decoder_free(sb_decoder *d);
 /* Append bytes. Returns 0, -ENOMEM, or SB_ETOOBIG if buffering them would

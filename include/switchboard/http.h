@@ -181,6 +181,23 @@ ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len);
 int sb_http_parse_range(const char *v, size_t len, uint64_t size,
                         uint64_t *first, uint64_t *last);
 
+/* Every range of a Range header, for a server that answers several with
+ * multipart/byteranges (RFC 9110 section 14.6). Fills out[0..max):
+ *   n > 0  the satisfiable ranges, in the order given (the unsatisfiable
+ *          ones left out), each clamped as above
+ *   0      ignore the header: unit not "bytes", a syntax error or b < a in
+ *          any range, more than max ranges, or ranges adding up to more
+ *          than the representation (they overlap; RFC 9110 section 14.2
+ *          lets a server ignore those)
+ *   SB_HTTP_EUNSAT  no range has a byte inside the representation
+ * Empty list elements are skipped. sb_http_parse_range is this with max 1. */
+typedef struct sb_http_range {
+    uint64_t first, last;   /* inclusive */
+} sb_http_range;
+
+int sb_http_parse_ranges(const char *v, size_t len, uint64_t size, sb_http_range *out,
+                         size_t max);
+
 /* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters and a NUL,
  * so out must hold SB_HTTP_DATE_LEN + 1 bytes. */
 #define SB_HTTP_DATE_LEN 29
