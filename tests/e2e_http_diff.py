@@ -24,7 +24,9 @@ response in order, and the two lists must be equal:
   - "100" for an interim 100 Continue;
   - "200 len=N", "206 len=N range=R", "304", "412", "416 range=R": the exact
     status with the Content-Length of a 200/206 (the representation chosen)
-    and the Content-Range of a 206/416;
+    and the Content-Range of a 206/416; for a multipart/byteranges 206, the
+    Content-Range of each part in order (boundaries and part headers are
+    each server's own, so the length is not compared);
   - "3xx loc=PATH" for a redirect, PATH being the Location with any
     scheme://host stripped (nginx writes absolute or relative Locations
     depending on configuration; the path is what a client follows);
@@ -399,20 +401,36 @@ def outcomes(data, closed, first_is_head, mark_open=True):
         st = int(m.group(1))
         i = end + 4
         no_body = (n == 0 and first_is_head) or st < 200 or st in (204, 304)
+        body = b""
         if not no_body and not data.startswith(b"HTTP/1.", i):
-            i += int(hs.get("content-length", "0") or 0)
-        out.append(outcome(st, hs))
+            blen = int(hs.get("content-length", "0") or 0)
+            body, i = data[i:i + blen], i + blen
+        out.append(outcome(st, hs, body))
         n += 1
     if not closed and mark_open:
         out.append("open")
     return out
 
 
-def outcome(st, hs):
+def part_ranges(ctype, body):
+    """The Content-Range of each part of a multipart/byteranges body."""
+    m = re.search(r'boundary="?([^";]+)"?', ctype)
+    if not m:
+        return ["no boundary"]
+    parts = body.split(b"--" + m.group(1).encode("latin-1"))
+    return [r.group(1).decode("latin-1")
+            for r in (re.search(rb"(?i)\r\ncontent-range: *([^\r]*)", b"\r\n" + p)
+                      for p in parts[1:]) if r]
+
+
+def outcome(st, hs, body):
     if st in REFUSED:
         return "refused"
     if st in MISSING:
         return "missing"
+    ctype = hs.get("content-type", "")
+    if st == 206 and ctype.lower().startswith("multipart/byteranges"):
+        return f"206 parts={part_ranges(ctype, body)}"
     if st in (200, 206):
         s = f"{st} len={hs.get('content-length')}"
         return s + (f" range={hs.get('content-range')}" if st == 206 else "")
