@@ -22,9 +22,9 @@ connection alive end the exchange at once, without a silence timeout.
 What "agree" means. Each exchange becomes a list of outcomes, one per
 response in order, and the two lists must be equal:
   - "100" for an interim 100 Continue;
-  - "200 len=N", "206 len=N range=R", "304", "412", "416 range=R": the exact
-    status with the Content-Length of a 200/206 (the representation chosen)
-    and the Content-Range of a 206/416; for a multipart/byteranges 206, the
+  - "200 len=N type=T", "206 len=N type=T range=R", "304", "412",
+    "416 range=R": the exact status with the Content-Length and media type
+    (without parameters) of a 200/206, and the Content-Range of a 206/416; for a multipart/byteranges 206, the
     Content-Range of each part in order (boundaries and part headers are
     each server's own, so the length is not compared);
   - "3xx loc=PATH" for a redirect, PATH being the Location with any
@@ -192,6 +192,13 @@ def make_root(top):
         "x;y.txt": b"semicolon\n",
         "q?.txt": b"question\n",
         "zero.txt": b"",
+        "doc.md": b"# doc\n",
+        "data.json": b"{}\n",
+        "app.js": b"1;\n",
+        "pic.svg": b"<svg/>\n",
+        "UPPER.TXT": b"upper\n",
+        "README": b"no extension\n",
+        "x.unknown": b"unknown\n",
     }
     for name, data in files.items():
         if isinstance(name, bytes):
@@ -231,9 +238,12 @@ http {{
     fastcgi_temp_path {d}/fastcgi;
     uwsgi_temp_path {d}/uwsgi;
     scgi_temp_path {d}/scgi;
+    # ours (apps/http_files.c), so the media types compare
     types {{
-        text/html html htm; text/css css; text/plain txt; text/javascript js;
-        application/json json; image/png png; image/jpeg jpg jpeg;
+        text/html html htm; text/css css; text/plain txt; text/javascript js mjs;
+        text/markdown md markdown; text/csv csv; text/xml xml; image/svg+xml svg;
+        application/json json; image/png png; image/jpeg jpg jpeg; image/gif gif;
+        image/webp webp; image/x-icon ico; application/wasm wasm; application/pdf pdf;
     }}
     default_type application/octet-stream;
     sendfile on;
@@ -432,7 +442,7 @@ def outcome(st, hs, body):
     if st == 206 and ctype.lower().startswith("multipart/byteranges"):
         return f"206 parts={part_ranges(ctype, body)}"
     if st in (200, 206):
-        s = f"{st} len={hs.get('content-length')}"
+        s = f"{st} len={hs.get('content-length')} type={ctype.split(';')[0].strip().lower()}"
         return s + (f" range={hs.get('content-range')}" if st == 206 else "")
     if st == 416:
         return f"416 range={hs.get('content-range')}"
