@@ -189,6 +189,8 @@ def make_root(top):
         "caf\u00e9.txt".encode(): b"utf-8 name\n",
         "dir/index.html": b"<h1>dir</h1>\n",
         "dir/b.txt": b"bee\n",
+        "sub dir/index.html": b"<h1>sub dir</h1>\n",
+        "50%/index.html": b"<h1>fifty</h1>\n",
         "x;y.txt": b"semicolon\n",
         "q?.txt": b"question\n",
         "zero.txt": b"",
@@ -211,8 +213,9 @@ def make_root(top):
         os.utime(path, (MTIME, MTIME))
     os.mkdir(os.path.join(root, "empty"))        # a directory without index.html
     # nginx's worker may run as an unprivileged user: let it read everything.
-    for d in (top, root, os.path.join(root, "dir"), os.path.join(root, "empty")):
-        os.chmod(d, 0o755)
+    os.chmod(top, 0o755)
+    for dirpath, dirs, _ in os.walk(root):
+        os.chmod(dirpath, 0o755)
     for dirpath, _, names in os.walk(root):
         for nm in names:
             os.chmod(os.path.join(dirpath, nm), 0o644)
