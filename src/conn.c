@@ -344,14 +344,15 @@ int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size)
 }
 
 /* The nearest of the idle, read and write deadlines (ms; INT64_MAX: none).
- * Blocking models: call under blk->lock (queued, write_since). */
+ * Output sent by any thread counts as I/O for the idle deadline (out_io).
+ * Blocking models: call under blk->lock (queued, write_since, out_io). */
 int64_t sb__conn_deadline(const sb_conn *c)
 {
     const sb_conn_opts *o = c->o;
     int64_t d = INT64_MAX;
 
     if (o->idle_timeout_ms > 0)
-        d = c->last_io + o->idle_timeout_ms;
+        d = (c->out_io > c->last_io ? c->out_io : c->last_io) + o->idle_timeout_ms;
     if (o->read_timeout_ms > 0 && sb_buf_len(&c->in) > 0 && c->msg_start + o->read_timeout_ms < d)
         d = c->msg_start + o->read_timeout_ms;
     if (o->write_timeout_ms > 0 && c->queued > 0 && c->write_since + o->write_timeout_ms < d)

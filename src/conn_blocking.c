@@ -89,6 +89,11 @@ static void blk_flush(sb_conn *c, size_t *queued, int64_t *deadline)
             c->flags |= F_SHUT_DONE;
         }
     }
+    /* From here on nothing queued would go: our FIN is out, or the owner
+     * closes (or lingers, FIN first) once it leaves. Foreign sends are
+     * refused (SB_ECLOSED) instead of failing the next flush with EPIPE. */
+    if ((c->flags & (F_ABORT | F_SHUT_DONE)) || ((c->flags & F_CLOSING) && c->queued == 0))
+        c->blk->xshut = 1;
     if (queued)
         *queued = c->queued;
     if (deadline)
@@ -125,6 +130,18 @@ static int blk_want_read(sb_conn *c, size_t queued)
     if (c->flags & F_LINGER)
         return 1;
     return !(c->flags & (F_EOF | F_CLOSING | F_ABORT | F_PAUSED | F_BACKPRESS));
+}
+
+/* The deadline now: another thread's output may have moved it while the
+ * owner slept (such a write wakes nobody). */
+static int64_t blk_deadline(sb_conn *c)
+{
+    int64_t d;
+
+    pthread_mutex_lock(&c->blk->lock);
+    d = sb__conn_deadline(c);
+    pthread_mutex_unlock(&c->blk->lock);
+    return d;
 }
 
 static int blk_poll_ms(int64_t deadline)
@@ -207,7 +224,7 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
         blk_read(c, scratch, size);
     else if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
         blk_hangup(c);
-    else if (n == 0 && deadline <= sb_now_ms())
+    else if (n == 0 && deadline <= sb_now_ms() && blk_deadline(c) <= sb_now_ms())
         sb__conn_mark_close(c, -ETIMEDOUT, queued == 0); /* output stuck: abort */
     return 0;
 }

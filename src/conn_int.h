@@ -21,8 +21,9 @@
  *          (fd: the owner closes it only after setting blk->xclosed under
  *          blk->lock, so a foreign thread, which checks xclosed under the
  *          lock, never names a closed fd).
- *       o  out_head, out_tail, queued, write_since, blk->xclosed,
- *          blk->pollout, and every write on the socket: under blk->lock,
+ *       o  out_head, out_tail, queued, queued_mem, queued_files,
+ *          write_since, out_io, blk->xclosed, blk->xshut, blk->pollout,
+ *          and every write on the socket: under blk->lock,
  *          by any thread. Nobody sleeps holding blk->lock: the socket is
  *          non-blocking and every write under the lock is one that returns
  *          EAGAIN instead of waiting.
@@ -140,6 +141,8 @@ typedef struct sb__conn_blk {
     int xreq;              /* atomic: close asked by another thread (1 graceful, 2 abort) */
     int xerr;              /* atomic: ... and why (first error wins) */
     int xclosed;           /* under lock: the owner is closing: no more sends */
+    int xshut;             /* under lock: the owner shut down its sending side (or is about
+                            * to close): a foreign send would never go, so it is refused */
     int pollout;           /* under lock: the owner's poll waits for POLLOUT */
 } sb__conn_blk;
 
@@ -169,12 +172,16 @@ struct sb_conn {
     void *data;                /* sb_conn_set_data */
     sb__chunk *out_head;       /* write queue */
     sb__chunk *out_tail;
-    size_t queued;             /* bytes in the write queue */
+    size_t queued;             /* bytes in the write queue (memory and file ranges) */
+    size_t queued_mem;         /* ... of which in memory: what out_cap bounds */
+    unsigned queued_files;     /* file chunks in the queue (each holds an fd) */
     sb_buf in;                 /* unfinished message; empty (no memory) otherwise */
     sb_frame_state fs;         /* where decoding of the message in `in` stopped */
     int64_t last_io;           /* ms: last byte in or out */
     int64_t msg_start;         /* ms: when `in` became non-empty */
     int64_t write_since;       /* ms: last output progress */
+    int64_t out_io;            /* ms: last output progress by any thread (blocking
+                                * models: under blk->lock; counts for idle) */
     sb_timer timer;            /* event model: the next of the idle/read/write deadlines */
     sb_defer defer;            /* event model: close and resume steps outside callbacks */
     sb__link link;             /* the loop's list, or the owner's (blocking) */
