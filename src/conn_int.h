@@ -102,6 +102,14 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful);
 #define SB_WRITE_BUDGET (1 << 20)  /* bytes per connection per loop turn */
 #define SB_READ_MAX (64 * 1024)    /* bytes read into the own buffer at once */
 #define SB_LINGER_MS 2000          /* lingering close: longest wait for the peer's FIN */
+/* File ranges queued (each holds a descriptor) at which a connection stops
+ * delivering messages and reading, and where it resumes. Bytes alone do
+ * not bound them: a request for 16 one-byte ranges queues 16 descriptors
+ * and a few hundred bytes, so a pipelining client that never reads would
+ * otherwise take the process's descriptors. At most SB_FILES_HIGH - 1 plus
+ * one reply's ranges are held. */
+#define SB_FILES_HIGH 32
+#define SB_FILES_LOW 8
 
 /* The steps of sb_conn_send, run once per reply: inlined so that their
  * checks cost no calls (-O2 alone keeps them out of line). */
@@ -120,6 +128,7 @@ enum {
     F_DELIVER = 1 << 9,    /* messages wait in `in` (after resume) */
     F_LINGER = 1 << 10,    /* closing: our FIN is out, draining the peer's bytes */
     F_HUP = 1 << 11,       /* event model: the loop reported SB_HUP; read to the end */
+    F_EOF_LATE = 1 << 12,  /* the peer's end came while messages were held: on_eof waits */
 };
 
 typedef struct sb__chunk sb__chunk;
@@ -221,6 +230,19 @@ static inline int sb__conn_stopped(const sb_conn *c)
     return (c->flags & (F_CLOSING | F_ABORT | F_PAUSED | F_CLOSED)) != 0;
 }
 
+/* Too many file ranges queued to take another message. Atomic: under the
+ * threads model another thread's sendfile may add one while the owner
+ * delivers (writers hold blk->lock, the owner reads without it). */
+static inline int sb__conn_files_full(const sb_conn *c)
+{
+    return __atomic_load_n(&c->queued_files, __ATOMIC_RELAXED) >= SB_FILES_HIGH;
+}
+
+static inline int sb__conn_files_low(const sb_conn *c)
+{
+    return __atomic_load_n(&c->queued_files, __ATOMIC_RELAXED) <= SB_FILES_LOW;
+}
+
 /* Another thread is calling into a blocking-model connection. c->blk is
  * set before the connection is visible to other threads and never
  * changes: reading it is not a race, unlike c->flags. */
@@ -242,6 +264,7 @@ sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__
 void sb__conn_free(sb_conn *c);
 void sb__conn_mark_close(sb_conn *c, int err, int graceful);
 int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);
+void sb__conn_redeliver(sb_conn *c);
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size);
 int sb__conn_start_linger(sb_conn *c);
 int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size);

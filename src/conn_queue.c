@@ -49,7 +49,7 @@ static inline __attribute__((always_inline)) void chunk_free(sb_conn *c, sb__chu
     if (k->fd >= 0) {
         sb__sys.close(k->fd);
         sb__free(k);
-        c->queued_files--;
+        __atomic_sub_fetch(&c->queued_files, 1, __ATOMIC_RELAXED);
     } else if (c->loop) {
         sb__loop_spare_give(c->loop, k, sizeof(*k) + k->cap);
     } else {
@@ -66,7 +66,7 @@ void sb__queue_clear(sb_conn *c)
     }
     c->out_tail = NULL;
     c->queued = c->queued_mem = 0;
-    c->queued_files = 0;
+    __atomic_store_n(&c->queued_files, 0, __ATOMIC_RELAXED);
 }
 
 static void queue_push(sb_conn *c, sb__chunk *k)
@@ -372,7 +372,7 @@ int sb_conn_sendfile(sb_conn *c, int fd, off_t off, size_t n)
     k->fd = fd;
     queue_push(c, k);
     c->queued += n;
-    c->queued_files++;
+    __atomic_add_fetch(&c->queued_files, 1, __ATOMIC_RELAXED);
     rc = conn_queued_more(c);
     conn_unlock(c);
     return rc;
