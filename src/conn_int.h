@@ -23,7 +23,8 @@
  *          lock, never names a closed fd).
  *       o  out_head, out_tail, queued, queued_mem, queued_files,
  *          write_since, out_io, blk->xclosed, blk->xshut, blk->pollout,
- *          and every write on the socket: under blk->lock,
+ *          and every write on the socket: under blk->lock (queued_files
+ *          also changed atomically: the owner reads it unlocked),
  *          by any thread. Nobody sleeps holding blk->lock: the socket is
  *          non-blocking and every write under the lock is one that returns
  *          EAGAIN instead of waiting.
