@@ -1,7 +1,8 @@
 /* test_server: the three dispatch models through the library API - the
  * same handler under event (each backend), threads and fork; the message
  * counter; --max-conns shedding; a stop with an idle connection open, and
- * one that must not name a connection's fd after its close; a fork child
+ * one that must not name a connection's fd after its close (threads,
+ * and a fork child's SIGTERM handler); a fork child
  * busy with a client that keeps sending ends itself on a stop. The
  * server runs on the main thread, clients on a second one. */
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "test.h"
@@ -516,6 +518,85 @@ static void test_fork_stop_wakes_busy_child(void)
     CHECK_EQ(errno, ECHILD);
 }
 
+/* The same for a fork child: its SIGTERM handler must not name the
+ * connection's socket once it is closed. The close wrapper, in the child,
+ * puts a socket of its own at the number just closed and raises SIGTERM
+ * there and then - the handler runs at the worst moment - and looks
+ * whether the handler shut that socket down. Results go through shared
+ * memory: [0] the race was staged, [1] the handler fell in. */
+static int *fork_seen;
+static pid_t test_pid;
+
+static int child_close(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int conn = getpid() != test_pid && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+    int rc = real_close(fd);
+    int sp[2];
+    char b;
+
+    if (!conn || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+        return rc;
+    if (sp[0] != fd && sp[1] != fd) {
+        if (dup2(sp[1], fd) != fd)
+            return rc;
+        real_close(sp[1]);
+        sp[1] = fd;
+    }
+    raise(SIGTERM);
+    if (recv(fd, &b, 1, MSG_DONTWAIT) == 0)
+        __atomic_store_n(&fork_seen[1], 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&fork_seen[0], 1, __ATOMIC_RELEASE);
+    real_close(sp[0]);
+    real_close(sp[1]);
+    return rc;
+}
+
+static void *child_close_client(void *p)
+{
+    client_job *j = p;
+    char buf[8];
+    int fd = sb_dial(j->addr, 2000);
+
+    CHECK(fd >= 0);
+    CHECK_EQ(sb_send_all(fd, "hi\n", 3, sb_now_ms() + 5000), 3);
+    CHECK_EQ(sb_recv_some(fd, buf, sizeof(buf), sb_now_ms() + 5000), 3);
+    close(fd); /* the child sees the end and closes its socket */
+    for (int i = 0; i < 5000 && !__atomic_load_n(&fork_seen[0], __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    sb_server_stop(j->s);
+    return NULL;
+}
+
+static void test_fork_child_names_no_closed_fd(void)
+{
+    sb_server_opts o;
+    client_job j;
+    pthread_t t;
+
+    fork_seen = mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                     -1, 0);
+    CHECK(fork_seen != MAP_FAILED);
+    test_pid = getpid();
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_FORK;
+    real_close = sb__sys.close;
+    sb__sys.close = child_close;
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+    CHECK_EQ(pthread_create(&t, NULL, child_close_client, &j), 0);
+    CHECK_EQ(sb_server_run(j.s), 0);
+    pthread_join(t, NULL);
+    sb_server_free(j.s);
+    sb__sys_reset();
+    CHECK_EQ(__atomic_load_n(&fork_seen[0], __ATOMIC_ACQUIRE), 1); /* staged */
+    CHECK_EQ(__atomic_load_n(&fork_seen[1], __ATOMIC_ACQUIRE), 0); /* nobody fell in */
+    munmap(fork_seen, 2 * sizeof(int));
+}
+
 /* Stop requests racing connection ends: clients keep connecting, talking
  * and hanging up while the server stops; under ThreadSanitizer this runs
  * the stop's walk of the connection list against threads joining and
@@ -606,6 +687,7 @@ int main(void)
     RUN(test_keepalive);
     RUN(test_accept_emfile);
     RUN(test_stop_names_no_closed_fd);
+    RUN(test_fork_child_names_no_closed_fd);
     RUN(test_stop_races_connection_ends);
     RUN(test_fork_stop_wakes_busy_child);
     RUN(test_signal_before_run);
