@@ -25,7 +25,7 @@ static const char serve_usage[] =
     "  --write-timeout S      close when replies make no progress for S seconds (off)\n"
     "                         (the three take fractions of a second: 0.25)\n"
     "  --keepalive S          TCP keepalive probes after S idle seconds (off)\n"
-    "  --out-cap BYTES        disconnect a peer whose unread replies pass this (4M + max-msg)\n"
+    "  --out-cap BYTES        cap on a peer's unread replies in memory (4M + max-msg)\n"
     "  --backlog N            listen backlog (SOMAXCONN)\n"
     "  --work-us N            CPU microseconds the echo app spends per message (0)\n"
     "  --root DIR             http: directory to serve (.)\n"

@@ -152,7 +152,8 @@ static void conn_mark_close(sb_conn *c, int err, int graceful)
 
 /* Hand every whole message in p[0..n) to the handler. Returns the bytes
  * consumed, or a framing error. Stops early when the handler closes or
- * pauses the connection; the rest stays for later. */
+ * pauses the connection, or its replies hold too many file ranges; the
+ * rest stays for later. */
 static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
 {
     const sb_frame_spec *spec = &c->o->frame;
@@ -164,7 +165,7 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
      * models) the connection's own, made when its thread starts. */
     if (spec->cut_info_size && c->loop && (c->fs.info = sb__loop_info(c->loop, spec->cut_info_size)) == NULL)
         return -ENOMEM;
-    while (!sb__conn_stopped(c)) {
+    while (!sb__conn_stopped(c) && !sb__conn_files_full(c)) {
         sb_msg m;
         /* Nothing left to cut (a custom cutter may still want eof). */
         if (used == n && spec->kind != SB_FRAME_CUSTOM) {
@@ -206,7 +207,7 @@ static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int
      * the read timeout counts from now. */
     if (used > 0 || !from_in)
         c->msg_start = sb__conn_now(c);
-    if (sb__conn_stopped(c) && !(c->flags & (F_CLOSING | F_ABORT)))
+    if ((sb__conn_stopped(c) || sb__conn_files_full(c)) && !(c->flags & (F_CLOSING | F_ABORT)))
         c->flags |= F_DELIVER;
     return rc;
 }
@@ -233,6 +234,10 @@ static void conn_on_eof(sb_conn *c)
         conn_mark_close(c, rc, 1);
         return;
     }
+    if (sb_buf_len(&c->in) > 0 && !sb__conn_stopped(c) && sb__conn_files_full(c)) {
+        c->flags |= F_EOF_LATE; /* whole messages wait for the queue to drain */
+        return;
+    }
     if (sb_buf_len(&c->in) > 0 && !sb__conn_stopped(c)) {
         conn_mark_close(c, SB_ETRUNCATED, 1);
         return;
@@ -243,6 +248,24 @@ static void conn_on_eof(sb_conn *c)
         c->h->on_eof(c, c->h->app);
     else
         conn_mark_close(c, 0, 1);
+}
+
+/* Deliver the messages held in `in` (after a resume, or once the file
+ * ranges queued fell back); the peer's end, if it came meanwhile, follows
+ * them. */
+void sb__conn_redeliver(sb_conn *c)
+{
+    int rc;
+
+    c->flags &= ~F_DELIVER;
+    if (c->flags & F_EOF_LATE) {
+        c->flags &= ~F_EOF_LATE;
+        conn_on_eof(c);
+        return;
+    }
+    rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, (c->flags & F_EOF) != 0);
+    if (rc < 0)
+        conn_mark_close(c, rc, 1);
 }
 
 /* Where the next read goes: the scratch buffer, or the tail of `in` when
@@ -344,14 +367,15 @@ int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size)
 }
 
 /* The nearest of the idle, read and write deadlines (ms; INT64_MAX: none).
- * Blocking models: call under blk->lock (queued, write_since). */
+ * Output sent by any thread counts as I/O for the idle deadline (out_io).
+ * Blocking models: call under blk->lock (queued, write_since, out_io). */
 int64_t sb__conn_deadline(const sb_conn *c)
 {
     const sb_conn_opts *o = c->o;
     int64_t d = INT64_MAX;
 
     if (o->idle_timeout_ms > 0)
-        d = c->last_io + o->idle_timeout_ms;
+        d = (c->out_io > c->last_io ? c->out_io : c->last_io) + o->idle_timeout_ms;
     if (o->read_timeout_ms > 0 && sb_buf_len(&c->in) > 0 && c->msg_start + o->read_timeout_ms < d)
         d = c->msg_start + o->read_timeout_ms;
     if (o->write_timeout_ms > 0 && c->queued > 0 && c->write_since + o->write_timeout_ms < d)

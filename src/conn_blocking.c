@@ -89,6 +89,11 @@ static void blk_flush(sb_conn *c, size_t *queued, int64_t *deadline)
             c->flags |= F_SHUT_DONE;
         }
     }
+    /* From here on nothing queued would go: our FIN is out, or the owner
+     * closes (or lingers, FIN first) once it leaves. Foreign sends are
+     * refused (SB_ECLOSED) instead of failing the next flush with EPIPE. */
+    if ((c->flags & (F_ABORT | F_SHUT_DONE)) || ((c->flags & F_CLOSING) && c->queued == 0))
+        c->blk->xshut = 1;
     if (queued)
         *queued = c->queued;
     if (deadline)
@@ -110,21 +115,33 @@ int sb__blk_flush_now(sb_conn *c)
  * connection whose thread is the only one driving it). */
 static void blk_after_read(sb_conn *c)
 {
-    if ((c->flags & (F_EOF | F_PAUSED)) && !(c->flags & (F_CLOSING | F_ABORT)))
+    if ((c->flags & (F_EOF | F_PAUSED)) && !(c->flags & (F_CLOSING | F_ABORT | F_EOF_LATE)))
         sb__conn_mark_close(c, 0, 1);
 }
 
-/* Backpressure, as in the event model: stop reading above out_high,
- * resume at out_low. */
+/* Backpressure, as in the event model: stop reading above out_high (or
+ * SB_FILES_HIGH file ranges), resume at out_low (and SB_FILES_LOW). */
 static int blk_want_read(sb_conn *c, size_t queued)
 {
-    if (queued > sb__conn_out_high(c))
+    if (queued > sb__conn_out_high(c) || sb__conn_files_full(c))
         c->flags |= F_BACKPRESS;
-    else if (queued <= sb__conn_out_low(c))
+    else if (queued <= sb__conn_out_low(c) && sb__conn_files_low(c))
         c->flags &= ~F_BACKPRESS;
     if (c->flags & F_LINGER)
         return 1;
     return !(c->flags & (F_EOF | F_CLOSING | F_ABORT | F_PAUSED | F_BACKPRESS));
+}
+
+/* The deadline now: another thread's output may have moved it while the
+ * owner slept (such a write wakes nobody). */
+static int64_t blk_deadline(sb_conn *c)
+{
+    int64_t d;
+
+    pthread_mutex_lock(&c->blk->lock);
+    d = sb__conn_deadline(c);
+    pthread_mutex_unlock(&c->blk->lock);
+    return d;
 }
 
 static int blk_poll_ms(int64_t deadline)
@@ -144,7 +161,7 @@ static void blk_read(sb_conn *c, uint8_t *scratch, size_t size)
         int rc = sb__conn_read(c, scratch, size);
         if (rc < 0 && rc != -EAGAIN)
             sb__conn_mark_close(c, rc, rc != -ECONNRESET && rc != -EPIPE);
-        if (rc != 1 || sb__conn_stopped(c))
+        if (rc != 1 || sb__conn_stopped(c) || (c->flags & F_DELIVER))
             break;
     }
     blk_after_read(c);
@@ -182,6 +199,11 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
         *linger_end = sb_now_ms() + SB_LINGER_MS;
     }
     want = blk_want_read(c, queued);
+    if ((c->flags & F_DELIVER) && !(c->flags & F_BACKPRESS) && !sb__conn_stopped(c)) {
+        sb__conn_redeliver(c); /* messages held while file ranges drained */
+        blk_after_read(c);
+        return 0;
+    }
     if (c->flags & F_LINGER)
         deadline = *linger_end;
     p[0].fd = c->fd;
@@ -207,7 +229,7 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
         blk_read(c, scratch, size);
     else if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
         blk_hangup(c);
-    else if (n == 0 && deadline <= sb_now_ms())
+    else if (n == 0 && deadline <= sb_now_ms() && blk_deadline(c) <= sb_now_ms())
         sb__conn_mark_close(c, -ETIMEDOUT, queued == 0); /* output stuck: abort */
     return 0;
 }

@@ -93,9 +93,9 @@ static void ev_flush(sb_conn *c)
             c->tp->shutdown(c->tp_state, c->fd);
             c->flags |= F_SHUT_DONE;
         }
-    } else if (c->queued > sb__conn_out_high(c)) {
+    } else if (c->queued > sb__conn_out_high(c) || sb__conn_files_full(c)) {
         c->flags |= F_BACKPRESS;
-    } else if (c->queued <= sb__conn_out_low(c)) {
+    } else if (c->queued <= sb__conn_out_low(c) && sb__conn_files_low(c)) {
         c->flags &= ~F_BACKPRESS;
     }
 }
@@ -106,16 +106,15 @@ static void ev_progress(sb_conn *c)
 {
     if (c->depth > 0 || (c->flags & F_CLOSED))
         return;
-    if ((c->flags & F_DELIVER) && !sb__conn_stopped(c)) {
-        int rc;
-        c->flags &= ~F_DELIVER;
+    if ((c->flags & F_DELIVER) && !sb__conn_stopped(c) && !(c->flags & F_BACKPRESS)) {
         c->depth++;
-        rc = sb__conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1,
-                              (c->flags & F_EOF) != 0);
-        if (rc < 0)
-            sb__conn_mark_close(c, rc, 1);
+        sb__conn_redeliver(c);
         ev_flush(c);
         c->depth--;
+        /* Held again with the output gone at once: no event may come (the
+         * socket stays writable, nothing more to read), so go on next turn. */
+        if ((c->flags & F_DELIVER) && !sb__conn_stopped(c) && !(c->flags & F_BACKPRESS))
+            sb__conn_kick(c);
     }
     if ((c->flags & F_ABORT) || ((c->flags & F_CLOSING) && c->queued == 0)) {
         if (!(c->flags & F_ABORT) && (c->flags & F_LINGER)) {

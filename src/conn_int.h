@@ -21,8 +21,10 @@
  *          (fd: the owner closes it only after setting blk->xclosed under
  *          blk->lock, so a foreign thread, which checks xclosed under the
  *          lock, never names a closed fd).
- *       o  out_head, out_tail, queued, write_since, blk->xclosed,
- *          blk->pollout, and every write on the socket: under blk->lock,
+ *       o  out_head, out_tail, queued, queued_mem, queued_files,
+ *          write_since, out_io, blk->xclosed, blk->xshut, blk->pollout,
+ *          and every write on the socket: under blk->lock (queued_files
+ *          also changed atomically: the owner reads it unlocked),
  *          by any thread. Nobody sleeps holding blk->lock: the socket is
  *          non-blocking and every write under the lock is one that returns
  *          EAGAIN instead of waiting.
@@ -104,6 +106,14 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful);
 #define SB_WRITE_BUDGET (1 << 20)  /* bytes per connection per loop turn */
 #define SB_READ_MAX (64 * 1024)    /* bytes read into the own buffer at once */
 #define SB_LINGER_MS 2000          /* lingering close: longest wait for the peer's FIN */
+/* File ranges queued (each holds a descriptor) at which a connection stops
+ * delivering messages and reading, and where it resumes. Bytes alone do
+ * not bound them: a request for 16 one-byte ranges queues 16 descriptors
+ * and a few hundred bytes, so a pipelining client that never reads would
+ * otherwise take the process's descriptors. At most SB_FILES_HIGH - 1 plus
+ * one reply's ranges are held. */
+#define SB_FILES_HIGH 32
+#define SB_FILES_LOW 8
 
 /* The steps of sb_conn_send, run once per reply: inlined so that their
  * checks cost no calls (-O2 alone keeps them out of line). */
@@ -122,6 +132,7 @@ enum {
     F_DELIVER = 1 << 9,    /* messages wait in `in` (after resume) */
     F_LINGER = 1 << 10,    /* closing: our FIN is out, draining the peer's bytes */
     F_HUP = 1 << 11,       /* event model: the loop reported SB_HUP; read to the end */
+    F_EOF_LATE = 1 << 12,  /* the peer's end came while messages were held: on_eof waits */
 };
 
 typedef struct sb__chunk sb__chunk;
@@ -143,6 +154,8 @@ typedef struct sb__conn_blk {
     int xreq;              /* atomic: close asked by another thread (1 graceful, 2 abort) */
     int xerr;              /* atomic: ... and why (first error wins) */
     int xclosed;           /* under lock: the owner is closing: no more sends */
+    int xshut;             /* under lock: the owner shut down its sending side (or is about
+                            * to close): a foreign send would never go, so it is refused */
     int pollout;           /* under lock: the owner's poll waits for POLLOUT */
 } sb__conn_blk;
 
@@ -172,12 +185,16 @@ struct sb_conn {
     void *data;                /* sb_conn_set_data */
     sb__chunk *out_head;       /* write queue */
     sb__chunk *out_tail;
-    size_t queued;             /* bytes in the write queue */
+    size_t queued;             /* bytes in the write queue (memory and file ranges) */
+    size_t queued_mem;         /* ... of which in memory: what out_cap bounds */
+    unsigned queued_files;     /* file chunks in the queue (each holds an fd) */
     sb_buf in;                 /* unfinished message; empty (no memory) otherwise */
     sb_frame_state fs;         /* where decoding of the message in `in` stopped */
     int64_t last_io;           /* ms: last byte in or out */
     int64_t msg_start;         /* ms: when `in` became non-empty */
     int64_t write_since;       /* ms: last output progress */
+    int64_t out_io;            /* ms: last output progress by any thread (blocking
+                                * models: under blk->lock; counts for idle) */
     sb_timer timer;            /* event model: the next of the idle/read/write deadlines */
     sb_defer defer;            /* event model: close and resume steps outside callbacks */
     sb__link link;             /* the loop's list, or the owner's (blocking) */
@@ -217,6 +234,19 @@ static inline int sb__conn_stopped(const sb_conn *c)
     return (c->flags & (F_CLOSING | F_ABORT | F_PAUSED | F_CLOSED)) != 0;
 }
 
+/* Too many file ranges queued to take another message. Atomic: under the
+ * threads model another thread's sendfile may add one while the owner
+ * delivers (writers hold blk->lock, the owner reads without it). */
+static inline int sb__conn_files_full(const sb_conn *c)
+{
+    return __atomic_load_n(&c->queued_files, __ATOMIC_RELAXED) >= SB_FILES_HIGH;
+}
+
+static inline int sb__conn_files_low(const sb_conn *c)
+{
+    return __atomic_load_n(&c->queued_files, __ATOMIC_RELAXED) <= SB_FILES_LOW;
+}
+
 /* Another thread is calling into a blocking-model connection. c->blk is
  * set before the connection is visible to other threads and never
  * changes: reading it is not a race, unlike c->flags. */
@@ -238,6 +268,7 @@ sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__
 void sb__conn_free(sb_conn *c);
 void sb__conn_mark_close(sb_conn *c, int err, int graceful);
 int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);
+void sb__conn_redeliver(sb_conn *c);
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size);
 int sb__conn_start_linger(sb_conn *c);
 int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size);

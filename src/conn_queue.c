@@ -49,6 +49,7 @@ static inline __attribute__((always_inline)) void chunk_free(sb_conn *c, sb__chu
     if (k->fd >= 0) {
         sb__sys.close(k->fd);
         sb__free(k);
+        __atomic_sub_fetch(&c->queued_files, 1, __ATOMIC_RELAXED);
     } else if (c->loop) {
         sb__loop_spare_give(c->loop, k, sizeof(*k) + k->cap);
     } else {
@@ -64,7 +65,8 @@ void sb__queue_clear(sb_conn *c)
         chunk_free(c, k);
     }
     c->out_tail = NULL;
-    c->queued = 0;
+    c->queued = c->queued_mem = 0;
+    __atomic_store_n(&c->queued_files, 0, __ATOMIC_RELAXED);
 }
 
 static void queue_push(sb_conn *c, sb__chunk *k)
@@ -107,6 +109,7 @@ static void queue_commit(sb_conn *c, size_t n)
 {
     c->out_tail->end += n;
     c->queued += n;
+    c->queued_mem += n;
 }
 
 /* Drop n sent bytes from the front of the queue. */
@@ -116,9 +119,12 @@ static void queue_advance(sb_conn *c, size_t n)
     if (n == c->queued && c->out_head == c->out_tail) {
         chunk_free(c, c->out_head);
         c->out_head = c->out_tail = NULL;
-        c->queued = 0;
+        c->queued = c->queued_mem = 0;
         return;
     }
+    /* One write comes from one file range or from memory chunks only. */
+    if (c->out_head->fd < 0)
+        c->queued_mem -= n;
     c->queued -= n;
     while (n > 0) {
         sb__chunk *k = c->out_head;
@@ -198,8 +204,11 @@ static inline __attribute__((always_inline)) ssize_t queue_write_once(sb_conn *c
  * left) or budget bytes went out (returns 1 with data left: the socket may
  * take more). Returns 0, 1 or -errno. Every socket a connection drives is
  * non-blocking, so this never waits; dontwait is for foreign threads,
- * which skip file ranges (a sendfile is the owner's to make) and leave the
- * owner's clocks alone. Blocking models: call with blk->lock held. */
+ * which skip file ranges (a sendfile is the owner's to make) and leave
+ * last_io (the owner's, unlocked) alone: their progress goes to out_io,
+ * which the idle deadline counts too, so a member that only receives
+ * (a chat's listener, fed by other threads) is not idle. Blocking models:
+ * call with blk->lock held. */
 int sb__queue_flush(sb_conn *c, size_t budget, int dontwait)
 {
     size_t sent = 0;
@@ -221,18 +230,25 @@ int sb__queue_flush(sb_conn *c, size_t budget, int dontwait)
         queue_advance(c, (size_t)n);
         sent += (size_t)n;
     }
-    if (sent > 0 && !dontwait)
-        c->write_since = c->last_io = sb__conn_now(c);
+    if (sent > 0) {
+        c->write_since = sb__conn_now(c);
+        if (dontwait)
+            c->out_io = c->write_since;
+        else
+            c->last_io = c->write_since;
+    }
     return rc;
 }
 
 /* ------------------------------------------------------------------ */
 /* The calls that fill the queue                                       */
 
-/* After bytes were queued: enforce the cap, and make sure they will go. */
+/* After bytes were queued: enforce the cap, and make sure they will go.
+ * The cap bounds memory: a file range costs an fd and a chunk header, not
+ * its length, so a large file is never refused for its size. */
 SB_PER_SEND int conn_queued_more(sb_conn *c)
 {
-    if (c->queued > sb__conn_out_cap(c)) {
+    if (c->queued_mem > sb__conn_out_cap(c)) {
         if (sb__conn_foreign(c))
             sb__blk_request_close(c, SB_EOUTPUT, 0);
         else
@@ -261,8 +277,11 @@ SB_PER_SEND int conn_lock(sb_conn *c)
 
     if (c->blk)
         pthread_mutex_lock(&c->blk->lock);
+    /* A foreign thread cannot see the owner's flags: xshut says the owner
+     * shut its sending side (or is closing), as F_SHUT_* say to itself. */
     if (sb__conn_foreign(c))
-        closed = c->blk->xclosed || __atomic_load_n(&c->blk->xreq, __ATOMIC_RELAXED) == 2;
+        closed = c->blk->xclosed || c->blk->xshut ||
+                 __atomic_load_n(&c->blk->xreq, __ATOMIC_RELAXED) == 2;
     else
         closed = (c->flags & (F_CLOSED | F_ABORT | F_SHUT_DONE | F_SHUT_WANT)) != 0;
     if (closed) {
@@ -353,6 +372,7 @@ int sb_conn_sendfile(sb_conn *c, int fd, off_t off, size_t n)
     k->fd = fd;
     queue_push(c, k);
     c->queued += n;
+    __atomic_add_fetch(&c->queued_files, 1, __ATOMIC_RELAXED);
     rc = conn_queued_more(c);
     conn_unlock(c);
     return rc;

@@ -697,23 +697,50 @@ static void fork_reap(sb_server *s)
     }
 }
 
-static int sb__child_fd = -1; /* fork child: its connection */
+/* Fork child: its connection from joined until gone (both on the child's
+ * only thread, gone before the free), and a stop that came before it. */
+static sb_conn *sb__child_conn;
+static int sb__child_term;
 
-/* SIGTERM in a child: the same graceful end as in the threads model - the
- * connection's reads see EOF, its replies are flushed, the child exits. */
+/* SIGTERM in a child: the same graceful end as in the threads model - a
+ * close request, as another thread would make it (two atomics and a write
+ * to the connection's wake fd, all async-signal-safe), so that a child
+ * waiting only for POLLOUT wakes too. The handler runs on the thread that
+ * frees the connection, and gone clears the pointer first: it never sees
+ * a freed connection, and never names a descriptor (the socket's or the
+ * wake fd) after its close. */
 static void on_child_term(int signo)
 {
     int saved = errno;
-    if (sb__child_fd >= 0)
-        shutdown(sb__child_fd, SHUT_RD);
+    sb_conn *c;
+
+    (void)signo;
+    __atomic_store_n(&sb__child_term, 1, __ATOMIC_SEQ_CST);
+    c = __atomic_load_n(&sb__child_conn, __ATOMIC_SEQ_CST);
+    if (c != NULL)
+        sb__blk_request_close(c, 0, 1);
     errno = saved;
+}
+
+static void child_joined(sb__conn_owner *ow, sb_conn *c)
+{
+    (void)ow;
+    __atomic_store_n(&sb__child_conn, c, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&sb__child_term, __ATOMIC_SEQ_CST)) /* asked before it joined */
+        sb__blk_request_close(c, 0, 1);
+}
+
+static void child_gone(sb__conn_owner *ow, sb_conn *c)
+{
+    (void)ow;
+    (void)c;
+    __atomic_store_n(&sb__child_conn, NULL, __ATOMIC_SEQ_CST);
 }
 
 static void fork_child(sb_server *s, int fd)
 {
-    sb__conn_owner ow = {&s->shared[0], NULL, NULL, NULL};
+    sb__conn_owner ow = {&s->shared[0], child_joined, child_gone, NULL};
 
-    sb__child_fd = fd;
     signal(SIGINT, SIG_DFL);
     install(SIGTERM, on_child_term, NULL);
     signal(SIGCHLD, SIG_DFL);

@@ -16,6 +16,9 @@
 - a peer that resets in the middle of a message (SO_LINGER 0) or with
   replies pending does not hurt the server.
 - half-close exchange under every backend.
+- chat with a fractional --idle-timeout: a member that only receives is not
+  idle while lines reach it (under threads they are written by the sender's
+  thread), and is still cut once nothing flows.
 """
 
 import os
@@ -359,6 +362,35 @@ def chat_three(model, backend):
         srv.kill()
 
 
+def chat_receiver_not_idle(model, backend, idle=0.6, rounds=8, gap=0.2):
+    extra = ["--backend", backend] if backend else []
+    srv = sbtest.start_server(BIN, "--app", "chat", "--model", model, *extra, "--frame", "line",
+                              "--idle-timeout", str(idle))
+    cl = []
+    try:
+        cl = open_many(srv, 2)
+        talker, listener = cl
+        dec = LINE.decoder()
+        chat_sync(talker, [listener], [dec])
+        # rounds * gap is over twice the idle timeout: only the lines the
+        # listener receives keep it open.
+        for i in range(rounds):
+            talker.sendall(b"line %d\n" % i)
+            eq(recv_msgs(listener, dec, 1, timeout=5.0), [b"line %d" % i],
+               f"line {i} reaches the listener")
+            time.sleep(gap)
+        print(f"     a receive-only member stayed open for {rounds * gap:.1f} s "
+              f"(idle timeout {idle} s)", flush=True)
+        t0 = time.monotonic()
+        if not expect_closed(listener, timeout=10.0):
+            raise AssertionError("the listener was not cut 10 s after the traffic stopped")
+        print(f"     and was cut {time.monotonic() - t0:.2f} s after the traffic stopped",
+              flush=True)
+    finally:
+        close_all(cl)
+        srv.stop()
+
+
 def chat_slow_reader(model, backend, total_mib=12, rss_bound_mib=64):
     extra = ["--backend", backend] if backend else []
     srv = sbtest.start_server(BIN, "--app", "chat", "--model", model, *extra, "--frame", "line",
@@ -699,6 +731,10 @@ def main():
         r.check(f"[{m}{'/' + b if b else ''}] chat: a non-reader that speaks stalls nobody; "
                 "the others receive within 1 s, it is cut off at the out-cap",
                 chat_slow_reader_speaks, m, b, limit=60)
+
+    for m, b in (("event", "epoll"), ("threads", None)):
+        r.check(f"[{m}{'/' + b if b else ''}] chat: a member that only receives is not idle; "
+                "cut once nothing flows", chat_receiver_not_idle, m, b, limit=40)
 
     def chat_fork_refused():
         res = sbtest.run_cli(BIN, "serve", "--listen", "127.0.0.1:0", "--app", "chat",

@@ -7,7 +7,9 @@ URLs on one reused connection), http.client keep-alive, pipelined raw
 requests on one socket, a GET body discarded, conditional requests (304),
 ranges (206/416), directory index and redirect, the traversal set (never the
 secret file), the smuggling set (400 + close), 414, 431, 405 + Allow, 413,
-a wrk smoke run, slowloris (50 trickling connections while a normal
+a 12 MiB file (over the output cap) byte-exact, a pipelining client that
+never reads many-part ranges of a large file (the server's fd count stays
+bounded), a wrk smoke run, slowloris (50 trickling connections while a normal
 client is still answered), and the open-file cache (a file changed,
 removed, or replaced by a symlink out of the root is seen within a bounded
 wait; the symlink's target is never served).
@@ -41,10 +43,16 @@ MODELS = ["event", "threads", "fork"]
 SECRET = b"TOP-SECRET-CONTENT-4242"
 SMALL = b"hello world, thirty bytes!!!\r\n"       # 30 bytes
 BIG = bytes(range(256)) * 1024                      # 256 KiB: goes out by sendfile
+HUGE_LEN = 12 << 20                                 # over the 4 MiB + max_msg output cap
 
 
 # --------------------------------------------------------------------------
 # the document root
+
+def huge():
+    """12 MiB where every 4 KiB block differs (a misplaced block shows)."""
+    return b"".join(b"%08d" % i + BIG[:4088] for i in range(HUGE_LEN // 4096))
+
 
 def make_root():
     top = tempfile.mkdtemp(prefix="sb-http-")
@@ -56,6 +64,8 @@ def make_root():
         f.write(SMALL)
     with open(os.path.join(root, "big.bin"), "wb") as f:
         f.write(BIG)
+    with open(os.path.join(root, "huge.bin"), "wb") as f:
+        f.write(huge())
     with open(os.path.join(root, "style.css"), "wb") as f:
         f.write(b"body{}\n")
     for name in ["doc.md", "page.html", "app.js", "data.json", "pic.svg", "UP.MD", "noext"]:
@@ -640,6 +650,85 @@ def check_multirange(srv):
         c.close()
 
 
+def check_huge_file(srv):
+    """A file larger than the output cap (12 MiB) comes whole and exact: a
+    file range costs no memory, so the cap does not cut it; the connection
+    then answers the next request."""
+    c = Conn(srv, timeout=30.0)
+    try:
+        c.send(get("/huge.bin") + get("/a.txt"))
+        st, hs, body = c.response()
+        assert st == 200 and len(body) == HUGE_LEN, (st, len(body))
+        assert body == huge(), "the body differs from the file"
+        assert c.response()[2] == SMALL
+    finally:
+        c.close()
+
+
+def tree_fds(srv):
+    """Descriptors held by the server and its children (fork model)."""
+    n = srv.fd_count()
+    for pid, _ in srv.children():
+        try:
+            n += len(os.listdir(f"/proc/{pid}/fd"))
+        except OSError:
+            pass
+    return n
+
+
+def check_ranges_fd_bound(srv, requests=1500):
+    """A client that pipelines many-part range requests (each part of a
+    large file is a descriptor in the write queue) and never reads: the
+    server stops reading it once a bounded number of file ranges is queued,
+    so its descriptor count stays bounded."""
+    before = tree_fds(srv)
+    ranges = ",".join(f"{i * 4096}-{i * 4096}" for i in range(16))
+    req = get("/huge.bin", extra=f"Range: bytes={ranges}\r\n")
+    c = Conn(srv)
+    peak = before
+    try:
+        c.s.setblocking(False)
+        data = req * requests
+        sent, deadline = 0, time.monotonic() + 10.0
+        while sent < len(data) and time.monotonic() < deadline:
+            try:
+                sent += c.s.send(data[sent:sent + 65536])
+            except BlockingIOError:
+                time.sleep(0.01)
+            peak = max(peak, tree_fds(srv))
+        # let the server take what it will, then look again
+        sbtest.wait_until(lambda: srv.quiet(), 5.0)
+        peak = max(peak, tree_fds(srv))
+        print(f"     sent {sent} of {len(data)} bytes ({sent // len(req)} requests); "
+              f"fds {before} -> peak {peak}", flush=True)
+        assert peak - before < 200, f"fd count grew from {before} to {peak}"
+    finally:
+        c.close()
+    sbtest.wait_until(lambda: tree_fds(srv) <= before + 4, 10.0)
+
+
+def check_ranges_pipelined_all(srv, requests=100):
+    """The requests held while file ranges drain are answered later, all of
+    them and in order, also when the client half-closes right after
+    sending them (the end is taken after the held requests)."""
+    ranges = ",".join(f"{i * 4096}-{i * 4096 + 2}" for i in range(16))
+    h = huge()
+    want = [("bytes %d-%d/%d" % (i * 4096, i * 4096 + 2, HUGE_LEN), h[i * 4096:i * 4096 + 3])
+            for i in range(16)]
+    c = Conn(srv, timeout=30.0)
+    try:
+        c.send(b"".join(get(f"/huge.bin?{k}", extra=f"Range: bytes={ranges}\r\n")
+                        for k in range(requests)))
+        c.s.shutdown(socket.SHUT_WR)
+        for k in range(requests):
+            st, hs, body = c.response()
+            assert st == 206, (k, st)
+            assert [(cr, d) for cr, _, d in multipart(hs, body)] == want, k
+        assert c.closed(), "no close after the last answer"
+    finally:
+        c.close()
+
+
 def check_wrk(srv):
     wrk = need("wrk")
     out = subprocess.run([wrk, "-t1", "-c10", "-d2s", f"http://{srv.addr_str}/a.txt"],
@@ -925,6 +1014,12 @@ def main():
                 R.check(f"{model}: preconditions (412, 304)", check_preconditions, srv)
                 R.check(f"{model}: Expect: 100-continue", check_expect_continue, srv)
                 R.check(f"{model}: several ranges: multipart/byteranges", check_multirange, srv)
+                R.check(f"{model}: a 12 MiB file, over the output cap, whole", check_huge_file,
+                        srv, limit=60)
+                R.check(f"{model}: pipelined many-part ranges, unread: fds bounded",
+                        check_ranges_fd_bound, srv, limit=60)
+                R.check(f"{model}: pipelined many-part ranges, then half-close: all answered",
+                        check_ranges_pipelined_all, srv, limit=60)
                 R.check(f"{model}: wrk smoke", check_wrk, srv)
                 R.check(f"{model}: slowloris", check_slowloris, srv, limit=30)
                 R.check(f"{model}: file cache sees changes, removal, symlink out", check_file_cache,

@@ -4,9 +4,11 @@
  * callback that closes another connection whose event is pending in the
  * same turn, and what edge-triggered epoll must not lose (a burst longer
  * than a read, a pause within a turn, output past the write budget), the
- * peer's address after a reset, and sb_conn_walk ending every connection.
+ * peer's address after a reset, sb_conn_walk ending every connection, and
+ * a file range larger than out_cap (memory is capped, files are not).
  * Then the blocking driver: a send from another thread never waits for the
- * peer, and a close from another thread wakes an idle owner. The peer side
+ * peer, a close from another thread wakes an idle owner, and a send from
+ * another thread after the owner's shutdown is refused. The peer side
  * of each socketpair is driven by the test. */
 #include <errno.h>
 #include <fcntl.h>
@@ -582,6 +584,61 @@ static void test_sendfile_order(void)
     sb_loop_free(l);
 }
 
+/* A file range costs no memory: out_cap bounds the memory queued, so a
+ * range far larger than the cap is queued and sent whole, while memory
+ * over the cap is still refused. */
+typedef struct {
+    int file_fd;
+    int file_rc;
+    int mem_rc;
+} cap_state;
+
+static int cap_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    cap_state *f = app;
+    if (m->len > 0 && m->data[0] == 'f')
+        f->file_rc = sb_conn_sendfile(c, dup(f->file_fd), 0, sizeof(big));
+    else
+        f->mem_rc = sb_conn_write(c, big, sizeof(big));
+    return 0;
+}
+
+static void test_sendfile_over_cap(void)
+{
+    sb_loop *l = new_loop();
+    cap_state f = {-1, 1, 1};
+    sb_handler h = {NULL, cap_message, NULL, NULL, &f};
+    sb_conn_opts o;
+    sb_buf back = {0};
+    char path[] = "/tmp/sb_conn_XXXXXX";
+    int sv[2];
+
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7 + i / 251);
+    f.file_fd = mkstemp(path);
+    CHECK(f.file_fd >= 0);
+    unlink(path);
+    CHECK_EQ(write(f.file_fd, big, sizeof(big)), (ssize_t)sizeof(big));
+    opts_for(&o, "line");
+    o.out_cap = 64 * 1024; /* a sixteenth of the file */
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "f\n", 2), 2);
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == sizeof(big)));
+    CHECK_EQ(f.file_rc, 0);
+    CHECK(memcmp(sb_buf_data(&back), big, sizeof(big)) == 0);
+    CHECK_EQ(write(sv[1], "m\n", 2), 2);
+    SPIN_UNTIL(l, f.mem_rc != 1);
+    CHECK_EQ(f.mem_rc, SB_EOUTPUT);
+    close(sv[1]);
+    for (int i = 0; i < 5; i++)
+        sb_loop_run_once(l, 1);
+    close(f.file_fd);
+    memset(big, 0, sizeof(big));
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
 /* A transport without sendfile (what TLS will be): file ranges are read
  * and written through writev instead, in order with memory chunks. */
 static ssize_t t_read(void *st, int fd, void *p, size_t n, int dw)
@@ -1000,6 +1057,40 @@ static void test_blocking_close_from_other_thread(void)
     close(sv[1]);
 }
 
+/* After the owner shut down its sending side (sb_conn_shutdown), a send
+ * from another thread is refused as in the event model - it used to be
+ * queued, and the owner's next flush failed with EPIPE and reset the
+ * half-closed connection. */
+static int blk_shut_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    sb_conn_shutdown(c);
+    return 0;
+}
+
+static void test_blocking_foreign_send_after_shutdown(void)
+{
+    blk_job j;
+    pthread_t owner;
+    int sv[2];
+    char b;
+
+    memset(&j, 0, sizeof(j));
+    opts_for(&j.o, "line");
+    j.h.on_message = blk_shut_message;
+    blk_start(&j, sv, &owner);
+    CHECK_EQ(write(sv[1], "shut\n", 5), 5);
+    sb_set_nonblock(sv[1], 0);
+    CHECK_EQ(read(sv[1], &b, 1), 0); /* our FIN came: the owner's side is shut */
+    CHECK_EQ(sb_conn_send(j.c, -1, "late", 4), SB_ECLOSED);
+    usleep(50 * 1000);
+    CHECK(!__atomic_load_n(&j.done, __ATOMIC_ACQUIRE)); /* still open, reading */
+    shutdown(sv[1], SHUT_WR);
+    CHECK(wait_flag(&j.done, 5000));
+    pthread_join(owner, NULL);
+    CHECK_EQ(j.err, 0);
+    close(sv[1]);
+}
+
 /* A custom cutter's block about each message (cut_info_size) is lent by
  * the loop, one for all its connections - a connection that waits holds
  * only its own small state - and reaches the handler intact. */
@@ -1102,6 +1193,7 @@ int main(void)
         RUN(test_write_timeout);
         RUN(test_close_other_in_batch);
         RUN(test_sendfile_order);
+        RUN(test_sendfile_over_cap);
         RUN(test_transport_without_sendfile);
         RUN(test_one_burst);
         RUN(test_pause_within_turn);
@@ -1113,5 +1205,6 @@ int main(void)
     }
     RUN(test_blocking_foreign_send_never_waits);
     RUN(test_blocking_close_from_other_thread);
+    RUN(test_blocking_foreign_send_after_shutdown);
     return 0;
 }

@@ -1,7 +1,9 @@
 /* test_server: the three dispatch models through the library API - the
  * same handler under event (each backend), threads and fork; the message
  * counter; --max-conns shedding; a stop with an idle connection open, and
- * one that must not name a connection's fd after its close. The
+ * one that must not name a connection's fd after its close (threads,
+ * and a fork child's SIGTERM handler); a fork child
+ * busy with a client that keeps sending ends itself on a stop. The
  * server runs on the main thread, clients on a second one. */
 #include <errno.h>
 #include <pthread.h>
@@ -10,6 +12,7 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "test.h"
@@ -469,6 +472,160 @@ static void test_stop_names_no_closed_fd(void)
     CHECK_EQ(__atomic_load_n(&reuse_hit, __ATOMIC_ACQUIRE), 0);  /* and nobody fell in */
 }
 
+/* Fork model: a stop ends a child busy with a client that keeps sending
+ * and reads slowly (the child is often in backpressure, waiting only for
+ * POLLOUT) the way the threads model does: a close request wakes it, it
+ * stops reading, flushes its replies and closes in order - the client
+ * reads to an EOF, well before the grace period's SIGKILL. The child's
+ * SIGTERM used to shut down the socket's reading side instead: the child
+ * took that for the peer's end, closed with the client's bytes unread,
+ * and the client got a reset. */
+typedef struct {
+    client_job *j;
+    int eof;        /* the server closed the connection in order (not a reset) */
+} pump_job;
+
+static void *pump_client(void *p)
+{
+    pump_job *pj = p;
+    static char out[64 * 1024], in[64 * 1024];
+    int fd = sb_dial(pj->j->addr, 2000);
+    int64_t start = sb_now_ms(), stop_at = 0;
+
+    CHECK(fd >= 0);
+    memset(out, 'x', sizeof(out));
+    out[sizeof(out) - 1] = '\n';
+    sb_set_nonblock(fd, 1);
+    while (sb_now_ms() - start < 20000) {
+        ssize_t n = send(fd, out, sizeof(out), MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN)
+            break; /* reset */
+        n = recv(fd, in, 4096, 0); /* slower than it sends */
+        if (n == 0) {
+            pj->eof = 1;
+            break;
+        }
+        if (n < 0 && errno != EAGAIN)
+            break; /* reset */
+        if (stop_at == 0 && sb_now_ms() - start > 300) {
+            stop_at = sb_now_ms();
+            sb_server_stop(pj->j->s); /* busy for a while now: stop */
+        }
+        usleep(1000);
+    }
+    close(fd);
+    if (stop_at == 0)
+        sb_server_stop(pj->j->s);
+    return NULL;
+}
+
+static void test_fork_stop_wakes_busy_child(void)
+{
+    sb_server_opts o;
+    client_job j;
+    pump_job pj = {&j, 0};
+    pthread_t t;
+    int64_t t0;
+
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_FORK;
+    o.grace_ms = 10000; /* far longer than a graceful end takes */
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+    CHECK_EQ(pthread_create(&t, NULL, pump_client, &pj), 0);
+    t0 = sb_now_ms();
+    CHECK_EQ(sb_server_run(j.s), 0);
+    fprintf(stderr, "    stopped after %lld ms\n", (long long)(sb_now_ms() - t0));
+    CHECK(sb_now_ms() - t0 < 8000); /* the child ended itself, before the SIGKILL */
+    pthread_join(t, NULL);
+    CHECK_EQ(pj.eof, 1);
+    sb_server_free(j.s);
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(errno, ECHILD);
+}
+
+/* The same for a fork child: its SIGTERM handler must not name the
+ * connection's socket once it is closed. The close wrapper, in the child,
+ * puts a socket of its own at the number just closed and raises SIGTERM
+ * there and then - the handler runs at the worst moment - and looks
+ * whether the handler shut that socket down. Results go through shared
+ * memory: [0] the race was staged, [1] the handler fell in. */
+static int *fork_seen;
+static pid_t test_pid;
+
+static int child_close(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int conn = getpid() != test_pid && getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+    int rc = real_close(fd);
+    int sp[2];
+    char b;
+
+    if (!conn || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+        return rc;
+    if (sp[0] != fd && sp[1] != fd) {
+        if (dup2(sp[1], fd) != fd)
+            return rc;
+        real_close(sp[1]);
+        sp[1] = fd;
+    }
+    raise(SIGTERM);
+    if (recv(fd, &b, 1, MSG_DONTWAIT) == 0)
+        __atomic_store_n(&fork_seen[1], 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&fork_seen[0], 1, __ATOMIC_RELEASE);
+    real_close(sp[0]);
+    real_close(sp[1]);
+    return rc;
+}
+
+static void *child_close_client(void *p)
+{
+    client_job *j = p;
+    char buf[8];
+    int fd = sb_dial(j->addr, 2000);
+
+    CHECK(fd >= 0);
+    CHECK_EQ(sb_send_all(fd, "hi\n", 3, sb_now_ms() + 5000), 3);
+    CHECK_EQ(sb_recv_some(fd, buf, sizeof(buf), sb_now_ms() + 5000), 3);
+    close(fd); /* the child sees the end and closes its socket */
+    for (int i = 0; i < 5000 && !__atomic_load_n(&fork_seen[0], __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    sb_server_stop(j->s);
+    return NULL;
+}
+
+static void test_fork_child_names_no_closed_fd(void)
+{
+    sb_server_opts o;
+    client_job j;
+    pthread_t t;
+
+    fork_seen = mmap(NULL, 2 * sizeof(int), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                     -1, 0);
+    CHECK(fork_seen != MAP_FAILED);
+    test_pid = getpid();
+    memset(&j, 0, sizeof(j));
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_FORK;
+    real_close = sb__sys.close;
+    sb__sys.close = child_close;
+    CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+    CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+    CHECK_EQ(pthread_create(&t, NULL, child_close_client, &j), 0);
+    CHECK_EQ(sb_server_run(j.s), 0);
+    pthread_join(t, NULL);
+    sb_server_free(j.s);
+    sb__sys_reset();
+    CHECK_EQ(__atomic_load_n(&fork_seen[0], __ATOMIC_ACQUIRE), 1); /* staged */
+    CHECK_EQ(__atomic_load_n(&fork_seen[1], __ATOMIC_ACQUIRE), 0); /* nobody fell in */
+    munmap(fork_seen, 2 * sizeof(int));
+}
+
 /* Stop requests racing connection ends: clients keep connecting, talking
  * and hanging up while the server stops; under ThreadSanitizer this runs
  * the stop's walk of the connection list against threads joining and
@@ -559,7 +716,9 @@ int main(void)
     RUN(test_keepalive);
     RUN(test_accept_emfile);
     RUN(test_stop_names_no_closed_fd);
+    RUN(test_fork_child_names_no_closed_fd);
     RUN(test_stop_races_connection_ends);
+    RUN(test_fork_stop_wakes_busy_child);
     RUN(test_signal_before_run);
     RUN(test_signals_one_server);
     return 0;

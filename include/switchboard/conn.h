@@ -14,9 +14,10 @@
  * that sb_conn_loop() is NULL outside the event model.
  *
  * Bounds: max_msg (checked before buffering), the output queue (above
- * out_high the connection stops reading from the peer until the queue
- * drains below out_low; above out_cap the peer is disconnected), idle, read
- * and write timeouts.
+ * out_high queued bytes, or 32 queued file ranges, the connection stops
+ * taking messages and reading from the peer until the queue drains below
+ * out_low and 8 file ranges; above out_cap bytes of memory the peer is
+ * disconnected), idle, read and write timeouts.
  *
  * Bytes move through a small transport interface (src/transport.h): the
  * plain socket today, and the place where a TLS transport plugs in without
@@ -65,9 +66,14 @@ typedef struct sb_handler {
 typedef struct sb_conn_opts {
     sb_frame_spec frame;   /**< framing of messages in and out */
     size_t max_msg;        /**< largest message accepted (0: 1 MiB) */
-    size_t out_high;       /**< stop reading above this many queued bytes (0: 256 KiB) */
+    size_t out_high;       /**< stop reading above this many queued bytes, file ranges
+                            *   included (0: 256 KiB) */
     size_t out_low;        /**< resume reading below (0: out_high / 4) */
-    size_t out_cap;        /**< disconnect above (0: 4 MiB + max_msg) */
+    /** Disconnect when the memory queued exceeds this (0: 4 MiB + max_msg).
+     * File ranges (sb_conn_sendfile) use no memory and do not count: a file
+     * larger than the cap is sent whole, while the connection stops reading
+     * until it drains (out_high counts them). */
+    size_t out_cap;
     int idle_timeout_ms;   /**< close after this long with no bytes in either direction (0: none) */
     int read_timeout_ms;   /**< close when a started message does not complete in time (0: none) */
     int write_timeout_ms;  /**< close when queued output makes no progress in time (0: none) */
@@ -98,7 +104,10 @@ int sb_conn_run_blocking(int fd, const sb_conn_opts *o, const sb_handler *h);
  * SB_ECLOSED, or -ENOMEM. Safe from any thread under the threads model:
  * another thread's send queues, tries one non-blocking write and leaves
  * the rest to the connection's own thread - it never waits for the peer
- * (a peer that does not read is disconnected at out_cap instead). */
+ * (a peer that does not read is disconnected at out_cap instead). Each
+ * call is atomic, not a sequence of calls: under the threads model a reply
+ * built from several (sb_conn_write, then sb_conn_sendfile) can have
+ * another thread's sb_conn_send land between its parts. */
 int sb_conn_send(sb_conn *c, int type, const void *p, size_t n);
 /** Queue raw bytes, unframed. Same returns. */
 int sb_conn_write(sb_conn *c, const void *p, size_t n);
@@ -136,7 +145,10 @@ int sb_conn_fd(const sb_conn *c);
 sb_loop *sb_conn_loop(const sb_conn *c);     /**< NULL outside the event model */
 /** The options the connection was opened with. */
 const sb_conn_opts *sb_conn_options(const sb_conn *c);
-size_t sb_conn_queued(const sb_conn *c);     /**< bytes waiting in the write queue */
+/** Bytes waiting in the write queue (memory and file ranges). Read without
+ * the connection's lock: from another thread than the connection's own
+ * (threads model) the answer is approximate. */
+size_t sb_conn_queued(const sb_conn *c);
 /** The peer as "1.2.3.4:5678", "[::1]:5678" or "unix:..." ("?" when the
  * socket had no peer address when it was opened). The address is taken
  * when the connection opens, so this works in on_close too, after a reset;
