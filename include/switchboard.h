@@ -19,6 +19,7 @@
 #include "switchboard/conn.h"
 #include "switchboard/server.h"
 #include "switchboard/http.h"
+#include "switchboard/tls.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -241,6 +241,9 @@ int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size);
 void sb__conn_set_linger0(int fd);
 int64_t sb__conn_deadline(const sb_conn *c);
 int sb__conn_min_timeout(const sb_conn_opts *o);
+void sb__conn_goodbye(sb_conn *c);
+/* What the transport waits for itself (transport.h's events; 0: nothing). */
+int sb__conn_tp_events(const sb_conn *c);
 
 /* conn_queue.c */
 void sb__queue_clear(sb_conn *c);

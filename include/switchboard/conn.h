@@ -58,6 +58,8 @@ typedef struct sb_handler {
     void *app; /* passed to every callback */
 } sb_handler;
 
+struct sb_tls;
+
 typedef struct sb_conn_opts {
     sb_frame_spec frame;   /* framing of messages in and out */
     size_t max_msg;        /* largest message accepted (0: 1 MiB) */
@@ -67,6 +69,8 @@ typedef struct sb_conn_opts {
     int idle_timeout_ms;   /* close after this long with no bytes in either direction (0: none) */
     int read_timeout_ms;   /* close when a started message does not complete in time (0: none) */
     int write_timeout_ms;  /* close when queued output makes no progress in time (0: none) */
+    const struct sb_tls *tls; /* TLS context (tls.h), NULL: plain bytes. Not owned: it must
+                               * outlive the options' connections */
 } sb_conn_opts;
 
 /* Defaults above, framing `line`. */
