@@ -771,6 +771,26 @@ ssize_t sb_tls_recv_some(sb_tls_session *s, void *p, size_t n, int64_t deadline)
     }
 }
 
+int sb_tls_shutdown(sb_tls_session *s, int64_t deadline)
+{
+    int want = 0, rc;
+
+    for (;;) {
+        if (s->t->dead)
+            return -EPIPE;
+        s->t->io_errno = 0;
+        ERR_clear_error();
+        if (SSL_shutdown(s->t->ssl) >= 0)
+            break;
+        rc = tls_result(s->t, -1, &want);
+        if (rc != -EAGAIN)
+            return rc == 0 ? -EPIPE : rc;
+        if ((rc = session_wait(s->t, want, deadline)) < 0)
+            return rc;
+    }
+    return shutdown(s->t->fd, SHUT_WR) < 0 ? -errno : 0;
+}
+
 void sb_tls_session_free(sb_tls_session *s)
 {
     if (s == NULL)

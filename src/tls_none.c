@@ -56,3 +56,8 @@ int sb__tls_transport_new(const sb_tls *ctx, int fd, const sb__transport **tp, v
 }
 
 int sb__tls_handshake_ms(const sb_tls *ctx) { return 0; }
+
+int sb_tls_shutdown(sb_tls_session *s, int64_t deadline)
+{
+    return SB_ENOTLS;
+}

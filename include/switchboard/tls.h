@@ -95,6 +95,10 @@ ssize_t sb_tls_send_all(sb_tls_session *s, const void *p, size_t n, int64_t dead
  * close_notify, SB_ETLSTRUNC when the stream ended without one. */
 ssize_t sb_tls_recv_some(sb_tls_session *s, void *p, size_t n, int64_t deadline);
 
+/* Half-close: send close_notify now (our side is done sending; reads go
+ * on, as TLS 1.3 allows), then shutdown(SHUT_WR). Returns 0 or an error. */
+int sb_tls_shutdown(sb_tls_session *s, int64_t deadline);
+
 /* Send close_notify (best effort, without waiting) and free the session;
  * the socket stays open. NULL is ignored. */
 void sb_tls_session_free(sb_tls_session *s);
