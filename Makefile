@@ -1,9 +1,13 @@
 # Front door for the CMake build. The README's two commands:
 #   make run     build, then start `switchboard serve` on its default (127.0.0.1:7000)
 #   make check   build and run every test (ctest)
-# Also: make bench | make bench-quick | make fuzz | make install | make clean
+# Also: make run-http | make bench | make bench-quick | make fuzz | make docs
+#       make install [PREFIX=/usr/local] | make uninstall | make clean
 #   make check SANITIZE=address,undefined   (or SANITIZE=thread)
 #   make check VALGRIND=1
+
+# No "Entering directory" lines from the sub-makes CMake's build runs.
+MAKEFLAGS += --no-print-directory
 
 SANITIZE ?=
 CC ?= cc
@@ -13,24 +17,34 @@ PREFIX ?= /usr/local
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 SB := $(BUILD)/switchboard
+CONFIGURE = cmake -S . -B $(BUILD) -DSANITIZE="$(SANITIZE)" -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 
-.PHONY: all build run run-http check bench bench-quick fuzz install clean
+.PHONY: all build quiet-build run run-http check bench bench-quick fuzz docs install uninstall clean
 
 all: build
 
+# PREFIX here is only the default of `cmake --install`; `make install
+# PREFIX=P` installs into P whatever the build directory was configured with.
 $(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DSANITIZE="$(SANITIZE)" -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	$(CONFIGURE)
 
 build: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: build
-	@echo "switchboard: echo app on 127.0.0.1:7000 - in another terminal: $(SB) send 127.0.0.1:7000 hello"
-	$(SB) serve $(ARGS)
+# For the run targets: the build's output only if it fails, so that what
+# shows is the server's own lines.
+quiet-build:
+	@test -f $(BUILD)/CMakeCache.txt || echo "switchboard: configuring and building in $(BUILD)/ (first time: about a minute)"
+	@out=$$( { test -f $(BUILD)/CMakeCache.txt || $(CONFIGURE); } 2>&1 && \
+	        cmake --build $(BUILD) -j $(JOBS) --target switchboard 2>&1) || { printf '%s\n' "$$out"; exit 1; }
 
-run-http: build
+run: quiet-build
+	@echo "switchboard: echo app on 127.0.0.1:7000 - in another terminal: $(SB) send 127.0.0.1:7000 hello"
+	@$(SB) serve $(ARGS)
+
+run-http: quiet-build
 	@echo "switchboard: web server for docs/ - open http://127.0.0.1:8080/ or: $(SB) get http://127.0.0.1:8080/howto.md"
-	$(SB) serve --app http --root docs --listen 127.0.0.1:8080 $(ARGS)
+	@$(SB) serve --app http --root docs --listen 127.0.0.1:8080 $(ARGS)
 
 check: build
 	cd $(BUILD) && SB_VALGRIND=$(VALGRIND) ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
@@ -44,8 +58,17 @@ bench-quick: build
 fuzz:
 	fuzz/run.sh $(FUZZ_SECONDS)
 
-install: build
+docs: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) --target docs
+
+# Builds what is installed (not the tests), then installs it.
+install: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target switchboard switchboard_shared switchboard_static
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Removes what the last `make install` from $(BUILD) installed, wherever it went.
+uninstall:
+	cmake --build $(BUILD) --target uninstall
 
 clean:
 	rm -rf build build-*

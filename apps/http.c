@@ -773,6 +773,7 @@ static int http_init(const sb_app_config *cfg, sb_server_opts *o, sb_handler *h,
     o->conn.frame.cut = http_cut;
     o->conn.frame.cut_ud = &app;
     o->conn.frame.cut_state_size = sizeof(http_cut_state);
+    o->conn.frame.cut_info_size = sizeof(http_req);
     /* Room for the largest head plus the largest body we read, and for
      * pipelined requests behind them; the cutter rules on size first. */
     o->conn.max_msg = 4 * (HTTP_HEAD_LIMIT + HTTP_BODY_LIMIT);

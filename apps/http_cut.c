@@ -2,6 +2,7 @@
  * connection ends - with per-connection state so that a head split across
  * many reads costs O(its length). See http_cut.h for the contract.
  */
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -114,7 +115,7 @@ static int head_ready(http_cut_state *st, const uint8_t *p, size_t n, int eof)
     return ready;
 }
 
-static ssize_t cut_msg(const uint8_t *p, size_t len, const void *info, sb_msg *m)
+static ssize_t cut_msg(const uint8_t *p, size_t len, void *info, sb_msg *m)
 {
     m->data = p;
     m->len = len;
@@ -135,30 +136,33 @@ static ssize_t cut_stateless(const uint8_t *p, size_t n, sb_msg *m)
 ssize_t http_cut(void *ud, void *state, const uint8_t *p, size_t n, int eof, sb_msg *m)
 {
     http_cut_state *st = state;
+    http_req *r = m->info;
     size_t len;
 
-    if (st == NULL)
+    if (st == NULL || r == NULL)
         return n ? cut_stateless(p, n, m) : 0;
     if (n == 0)
         return 0;
     if (st->drop) {
         len = st->drop < n ? (size_t)st->drop : n;
         st->drop -= len;
-        st->r.part = HTTP_DROP;
-        return cut_msg(p, len, &st->r, m);
+        memset(r, 0, offsetof(http_req, req));
+        r->part = HTTP_DROP;
+        r->body_rest = st->drop;
+        return cut_msg(p, len, r, m);
     }
     if (st->need ? n < st->need : !head_ready(st, p, n, eof))
         return 0;   /* at eof too: the connection reports the truncation */
     st->parses++;
-    len = http_examine(&st->r, p, n, 1);
+    len = http_examine(r, p, n, 1);
     if (len == 0) {
         /* The head is in, its body is not: wait for it without looking. */
-        if (st->r.head_len)
-            st->need = st->r.head_len + (size_t)st->r.fr.length;
+        if (r->head_len)
+            st->need = r->head_len + (size_t)r->fr.length;
         return 0;
     }
     st->searched = st->need = 0;
     st->begun = st->line_seen = 0;
-    st->drop = st->r.body_rest;
-    return cut_msg(p, len, &st->r, m);
+    st->drop = r->body_rest;
+    return cut_msg(p, len, r, m);
 }

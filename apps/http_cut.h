@@ -20,9 +20,10 @@
  * early), when the head ends, when a byte that no head may hold arrives
  * (a control character: a TLS hello, say), when a limit is reached and at
  * end of stream - a few times per request, not once per read. While a body
- * arrives, a call costs O(1). The state is the connection's: one thread at
- * a time, no locks; the handler reads it through msg->info during its
- * on_message only.
+ * arrives, a call costs O(1). The state is the connection's and small (a
+ * waiting keep-alive connection holds only it); the parsed request, with
+ * its header array, goes into the block the decoder's caller lends for
+ * each message (msg->info), which the handler reads during on_message.
  */
 #ifndef SB_APPS_HTTP_CUT_H
 #define SB_APPS_HTTP_CUT_H
@@ -61,12 +62,12 @@ typedef struct http_cut_state {
     int line_seen;             /* the request line has ended */
     uint64_t parses;           /* parser runs and bytes searched on this connection: */
     uint64_t scanned;          /* the work done, which tests bound */
-    http_req r;                /* the request last cut, which msg->info points to */
 } http_cut_state;
 
-/* The cutter (sb_frame_cut_fn). state is an http_cut_state, or NULL: the
- * request is then found from the bytes alone, msg->info is NULL, and a
- * body is always waited for. */
+/* The cutter (sb_frame_cut_fn), for a spec whose cut_state_size is
+ * sizeof(http_cut_state) and cut_info_size sizeof(http_req): msg->info
+ * gets the request it cut. state NULL: the request is found from the bytes
+ * alone, msg->info is NULL, and a body is always waited for. */
 ssize_t http_cut(void *ud, void *state, const uint8_t *p, size_t n, int eof, sb_msg *msg);
 
 /* Parse the request at the front of p[0..n) into *r. Returns the length of

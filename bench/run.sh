@@ -5,8 +5,11 @@
 # libraries (bench/peers/), answers HOWTO section 5.1 with numbers, and
 # measures `serve --app http` against nginx under wrk (`--only http` runs
 # that part alone).
-# This script prepares the machine (Debian packages, peer binaries, file
-# descriptor limit) and hands over to bench/runner.py, which runs every
+# This script prepares the machine and says what it does: the Debian
+# packages of the peers and the HTTP tools (libuv1-dev libevent-dev nginx
+# wrk python3) are installed with apt-get when missing (as root, or through
+# sudo), the peer servers are built into build/bench-peers, and the file
+# descriptor limit is raised; then it hands over to bench/runner.py, which runs every
 # workload against every server, interleaved by repetition, and writes
 # bench/results/latest.{md,json,svg} (--quick: build/bench-quick/).
 # `bench/runner.py --help` lists the options.
@@ -24,14 +27,21 @@ for p in libuv1-dev libevent-dev nginx wrk python3; do
     fi
 done
 if ((${#need[@]})); then
-    echo "bench: installing ${need[*]}" >&2
-    export DEBIAN_FRONTEND=noninteractive
     if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+    echo "bench: the peers need Debian packages that are missing: ${need[*]}" >&2
+    echo "bench: installing them now with ${sudo:+sudo }apt-get install (needs the network)" >&2
+    export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq || true
-    $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+    if ! $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2; then
+        echo "bench: could not install ${need[*]}; install them by hand and run again" >&2
+        exit 1
+    fi
 fi
 
 peers="$root/build/bench-peers"
+if [ ! -d "$peers" ]; then
+    echo "bench: building the peer servers (bench/peers/) into $peers" >&2
+fi
 make -s -C "$here/peers" OUT="$peers" >&2
 
 # Workload D holds 10,000 connections on each side of loopback.

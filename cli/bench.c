@@ -1,28 +1,44 @@
 /* bench: `switchboard bench`, a load generator on switchboard's own loop.
  *
- * Divisions: options; payloads (pattern, encode, verify); connections
- * (read, decode, check, refill, one write per readiness); workers (one
- * thread and one loop each, timers for the measured window and the
- * drain); the main thread (barriers, live line, CPU accounting); the
- * report (text or one JSON object). The latency histogram is hist.c's.
+ * Divisions: payloads (pattern, encode, verify); connections (read,
+ * decode, check, refill, one write per readiness); the open-loop pacer
+ * (--rate); workers (one thread and one loop each, timers for the measured
+ * window and the drain); the main thread (barriers, live line, CPU
+ * accounting). The options are bench_opts.c's, the report
+ * bench_report.c's, the latency histogram hist.c's, the HTTP request and
+ * response cutter bench_http.c's.
  *
- * Each connection keeps --pipeline messages in flight. Every message
- * carries a payload that differs per message and per connection (an
+ * Two kinds of server. ADDR: a server that echoes framed messages. Every
+ * message carries a payload that differs per message and per connection (an
  * offset into a random alphanumeric pattern, with the first 8 bytes
  * replaced by the message's sequence number mixed with the connection's
  * number), so a reply that is misordered, crossed between connections,
  * truncated or corrupted is caught: every reply is compared byte for byte.
- * Replies come back in order, so the send times of a connection are a FIFO
- * (a ring of --pipeline entries indexed by sequence number).
+ * http://HOST:PORT/PATH: any HTTP/1.1 server, one GET repeated over
+ * keep-alive; every response is cut by its Content-Length or chunked coding
+ * and checked (a status other than 2xx, or a 2xx body whose length differs
+ * from the first one's, is an error); a "Connection: close" answer costs a
+ * reconnect, not an error. Either way replies come back in order, so the
+ * send times of a connection are a FIFO (a ring of --pipeline entries
+ * indexed by sequence number).
+ *
+ * Closed loop (the default): each connection keeps --pipeline messages in
+ * flight, a new one sent as each reply arrives; latency runs from the send.
+ * Open loop (--rate R): message k of a connection is due at a fixed time
+ * (the connections share R evenly, their schedules staggered), is sent when
+ * due if fewer than --pipeline are in flight (else as soon as a reply makes
+ * room), and its latency runs from when it was due: a server that stalls
+ * is charged for every message that should have gone out meanwhile, as wrk2
+ * corrects for coordinated omission.
  *
  * Keeping the client lean: one recv() per readiness into the connection's
  * buffer (edge-triggered on epoll: read again next turn only when the
  * buffer filled or the server hung up), every whole reply decoded in
  * place, one new message queued per reply, and one send() of the whole
- * batch; with --threads 1 no thread is started at all (see run_solo); the clock is read once per
- * read and once per write. The client's own CPU time per message
- * (getrusage over the measured window) is part of the report, so a reader
- * can see whether the client or the server was the bottleneck.
+ * batch; with --threads 1 no thread is started at all (see run_solo); the
+ * clock is read once per read and once per write. The client's own CPU time
+ * per message (getrusage over the measured window) is part of the report,
+ * so a reader can see whether the client or the server was the bottleneck.
  *
  * --connect-only --hold S (the idle-connections workload): open --conns
  * connections, send one message on each, check the reply, print
@@ -41,156 +57,39 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
+#include "bench.h"
+#include "bench_http.h"
+#include "bench_pace.h"
 #include "cli.h"
-#include "hist.h"
 
 #define PATTERN_SLACK 251      /* payload offsets cycle through a prime */
 #define SEQ_CHARS 8            /* the sequence number, 5 bits per char */
 #define DRAIN_MS 2000          /* after the window: wait this long for replies */
 #define CONNECT_TIMEOUT_MS 5000
 #define SETTLE_TIMEOUT_S 60    /* --connect-only: all replies by then */
-
-/* ---- options ------------------------------------------------------------ */
-
-struct bench_opts {
-    const char *addr;
-    const char *frame;        /* SPEC as given */
-    const char *backend;      /* client loop backend, NULL = default */
-    long conns, pipeline, threads;
-    size_t size;
-    int size_given;
-    double duration, warmup, hold;
-    int json, connect_only, live;
-    int marks;                /* --marks: window edges on stderr */
-};
-
-static const char bench_usage[] =
-    "usage: switchboard bench ADDR [options]\n"
-    "\n"
-    "Load-test a server that echoes messages: keep --pipeline messages in flight\n"
-    "on each of --conns connections, check every reply byte for byte, and report\n"
-    "messages/s, MB/s (payload, both ways), latency percentiles, errors and the\n"
-    "client's own CPU time per message.\n"
-    "\n"
-    "  --conns N         connections (default 50)\n"
-    "  --pipeline P      messages in flight per connection (default 1)\n"
-    "  --size BYTES      payload size, K/M suffixes allowed (default 64)\n"
-    "  --duration S      measured seconds, fractions allowed (default 5)\n"
-    "  --warmup S        seconds before measuring starts (default 1)\n"
-    "  --frame SPEC      framing (default line; raw and eof cannot be checked)\n"
-    "  --threads T       client threads, each with its own loop (default 1)\n"
-    "  --backend NAME    client loop backend (default epoll)\n"
-    "  --json            print one JSON object instead of the text report\n"
-    "  --connect-only    open the connections, one message each, then hold them\n"
-    "  --hold S          with --connect-only: seconds to hold them idle (default 10)\n"
-    "  --marks           print \"switchboard: bench: window begins\" and \"... ends\" on\n"
-    "                    stderr at the edges of the measured window (for scripts\n"
-    "                    that sample the server's CPU over the same window)\n"
-    "\n"
-    "Exit status: 0 when every reply matched and at least one message was\n"
-    "measured (--connect-only: every connection answered), 1 otherwise.\n";
-
-static int parse_seconds(const char *opt, const char *val, double *out)
-{
-    char *end;
-    double v;
-
-    if (val == NULL) {
-        cli_error(opt, "missing value");
-        return -1;
-    }
-    errno = 0;
-    v = strtod(val, &end);
-    if (errno != 0 || end == val || *end != '\0' || !(v >= 0 && v <= 86400)) {
-        cli_error(opt, "'%s' is not a number of seconds in 0..86400", val);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* Returns 0, 1 for --help (printed), -1 for a usage error (printed). */
-static int parse_opts(int argc, char **argv, struct bench_opts *o)
-{
-    memset(o, 0, sizeof *o);
-    o->frame = "line";
-    o->conns = 50;
-    o->pipeline = 1;
-    o->threads = 1;
-    o->size = 64;
-    o->duration = 5;
-    o->warmup = 1;
-    o->hold = 10;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int r = 0, takes = 1;
-
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            fputs(bench_usage, stdout);
-            return 1;
-        } else if (strcmp(a, "--conns") == 0) {
-            r = cli_parse_long(a, v, 1, 1000000, &o->conns);
-        } else if (strcmp(a, "--pipeline") == 0) {
-            r = cli_parse_long(a, v, 1, 65536, &o->pipeline);
-        } else if (strcmp(a, "--threads") == 0) {
-            r = cli_parse_long(a, v, 1, 256, &o->threads);
-        } else if (strcmp(a, "--size") == 0) {
-            r = cli_parse_size(a, v, &o->size);
-            o->size_given = 1;
-        } else if (strcmp(a, "--duration") == 0) {
-            r = parse_seconds(a, v, &o->duration);
-        } else if (strcmp(a, "--warmup") == 0) {
-            r = parse_seconds(a, v, &o->warmup);
-        } else if (strcmp(a, "--hold") == 0) {
-            r = parse_seconds(a, v, &o->hold);
-        } else if (strcmp(a, "--frame") == 0 || strcmp(a, "--backend") == 0) {
-            if (v == NULL) {
-                cli_error(a, "missing value");
-                return -1;
-            }
-            *(a[2] == 'f' ? &o->frame : &o->backend) = v;
-        } else if (strcmp(a, "--json") == 0 || strcmp(a, "--connect-only") == 0) {
-            *(a[2] == 'j' ? &o->json : &o->connect_only) = 1;
-            takes = 0;
-        } else if (strcmp(a, "--marks") == 0) {
-            o->marks = 1;
-            takes = 0;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            cli_error(a, "unknown option (try --help)");
-            return -1;
-        } else if (o->addr == NULL) {
-            o->addr = a;
-            takes = 0;
-        } else {
-            cli_error(a, "unexpected argument (try --help)");
-            return -1;
-        }
-        if (r < 0)
-            return -1;
-        i += takes;
-    }
-    if (o->addr == NULL) {
-        fputs(bench_usage, stderr);
-        return -1;
-    }
-    if (o->threads > o->conns)
-        o->threads = o->conns;
-    return 0;
-}
+#define STALL_NS 10000000000LL /* -n: no reply for this long ends the run */
+#define LIVE_NS 250000000LL    /* the live line: 4 redraws a second */
+#define HTTP_IN_MIN 16384      /* HTTP: read buffer, larger than any head */
+#define REQ_MAX (CLI_URL_MAX + 600)
 
 /* ---- payloads ------------------------------------------------------------- */
 
-/* Shared, read-only once the run starts. */
+/* Shared, read-only once the run starts (but for http_len). */
 struct bench {
     struct bench_opts o;
     sb_frame_spec spec;
     int type;                    /* typed framing: the type byte used */
     uint8_t hdr[SB_FRAME_HDR_MAX], trl[SB_FRAME_HDR_MAX];
     size_t hdr_len, trl_len;
-    size_t framed;               /* header + payload + trailer */
+    size_t framed;               /* a whole message: header + payload + trailer, or the request */
     uint8_t *pattern;            /* size + PATTERN_SLACK alphanumeric bytes */
+    char req[REQ_MAX];           /* HTTP: the request every connection repeats */
+    cli_url url;
     sb_addr addr;
+    int64_t start_ns;            /* the run's start: --rate's schedule starts here */
     int64_t begin_ns, end_ns;    /* the measured window (monotonic) */
+    double interval_ns;          /* --rate: between two messages of a connection */
+    atomic_ullong http_len;      /* HTTP: body length of the first 2xx answer */
     atomic_long settled;         /* --connect-only: connections done or failed */
     pthread_barrier_t dialed, go;
 };
@@ -295,15 +194,39 @@ static int setup_frame(struct bench *b)
     return 0;
 }
 
-/* ---- connections ---------------------------------------------------------- */
 
-struct counters {
-    uint64_t messages;       /* replies inside the measured window */
-    uint64_t received;       /* every verified reply */
-    uint64_t sent;           /* every message sent */
-    uint64_t connected;
-    uint64_t e_connect, e_mismatch, e_closed, e_io, e_decode, e_unanswered;
-};
+/* The URL, the address to dial and the request. Returns 0, or the exit
+ * code after printing why: 2 for a URL that does not parse, 1 for one that
+ * names what cannot be reached (https, a name with no address). */
+static int setup_http(struct bench *b)
+{
+    char hostport[300];
+    const char *why;
+    int n, r;
+
+    r = cli_url_parse(b->o.addr, &b->url, &why);
+    if (r < 0) {
+        cli_error(b->o.addr, "%s", why);
+        return r == CLI_URL_SCHEME ? 1 : 2;
+    }
+    n = bench_http_request(&b->url, b->req, sizeof b->req);
+    if (n < 0) {
+        cli_error(b->o.addr, "URL too long");
+        return 2;
+    }
+    b->framed = (size_t)n;
+    atomic_store(&b->http_len, UINT64_MAX);
+    snprintf(hostport, sizeof hostport, b->url.v6 ? "[%s]:%s" : "%s:%s", b->url.host,
+             b->url.port);
+    r = sb_addr_resolve(hostport, 0, &b->addr, 1);
+    if (r < 0) {
+        cli_error(b->o.addr, "%s", sb_strerror(r));
+        return r == SB_ENOHOST ? 1 : 2;
+    }
+    return 0;
+}
+
+/* ---- connections ---------------------------------------------------------- */
 
 struct worker;
 
@@ -312,13 +235,17 @@ struct bconn {
     int fd;                  /* -1 when closed */
     int mask;                /* what the loop watches for us */
     int settled;             /* --connect-only: counted in b->settled */
+    int closing;             /* HTTP: the last response said "Connection: close" */
     uint64_t id;             /* connection number across threads */
     uint64_t sent, done;     /* messages sent, replies verified */
-    int64_t *ts;             /* send times, a ring of pipeline entries */
+    uint64_t quota;          /* -n: this connection's share, else UINT64_MAX */
+    int64_t t0;              /* --rate: when message 0 is due */
+    int64_t *ts;             /* send (or due) times, a ring of pipeline entries */
     uint8_t *in;             /* received, not yet decoded */
     size_t in_len, in_cap;
     uint8_t *out;            /* queued, not yet written: [out_off, out_len) */
     size_t out_off, out_len, out_cap;
+    struct hcut hc;          /* HTTP: the response being read */
 };
 
 enum { PH_RUN, PH_DRAIN };
@@ -331,24 +258,30 @@ struct worker {
     struct bconn *c;
     long nconns, open;
     int phase;
-    sb_timer stop, drain, tick;
+    sb_timer stop, drain, tick, pace, watch;
+    int pace_fd;             /* --rate: the pacer's clock (bench_pace.h), -1: pace */
+    int64_t pace_at;         /* --rate: when the pacer fires next, INT64_MAX: idle */
+    uint64_t watch_seen;     /* -n: replies at the last progress */
+    int64_t watch_at;        /* ... and when */
+    int64_t last_ns;         /* the last reply's time */
     struct counters k;
     struct hist hist;        /* the measured window */
     struct hist live;        /* since the last tick (live line only) */
-    uint64_t live_msgs;
-    atomic_ullong pub_msgs;  /* published each tick for the main thread */
+    atomic_ullong pub_received; /* published for the live line */
     atomic_ullong pub_p99;
     atomic_ullong pub_errors;
+    atomic_int finished;     /* the loop has returned */
     int err;                 /* a fatal loop error */
-    struct solo *solo;          /* --threads 1: the supervisor on this loop */
+    struct solo *solo;       /* --threads 1: the supervisor on this loop */
 };
 
-static uint64_t errors_of(const struct counters *k)
-{
-    return k->e_connect + k->e_mismatch + k->e_closed + k->e_io + k->e_decode + k->e_unanswered;
-}
-
 static void on_io(sb_loop *l, int fd, int events, void *ud);
+
+static int64_t ms_until(int64_t ns)
+{
+    int64_t d = ns - sb_now_ns();
+    return d > 0 ? (d + 999999) / 1000000 : 0;
+}
 
 static void settle(struct bconn *c)
 {
@@ -384,30 +317,49 @@ static void conn_watch(struct bconn *c, int mask)
         c->mask = mask;
 }
 
-/* Append n framed messages to the output, all stamped now. */
-static void conn_queue(struct bconn *c, long n, int64_t now)
+/* When message seq was sent (closed loop: now) or due (--rate). */
+static int64_t conn_stamp(const struct bconn *c, uint64_t seq, int64_t now)
 {
     const struct bench *b = c->w->b;
-    long pipe = b->o.pipeline;
 
+    return b->o.rate > 0 ? c->t0 + (int64_t)((double)seq * b->interval_ns) : now;
+}
+
+static void put_message(const struct bench *b, const struct bconn *c, uint8_t *p)
+{
+    if (b->o.http) {
+        memcpy(p, b->req, b->framed);
+        return;
+    }
+    memcpy(p, b->hdr, b->hdr_len);
+    payload_write(b, c->id, c->sent, p + b->hdr_len);
+    memcpy(p + b->hdr_len + b->o.size, b->trl, b->trl_len);
+}
+
+/* Append up to n messages to the output (no more than the quota). The
+ * output never needs more than out_cap: unwritten bytes belong to messages
+ * in flight, and no more than --pipeline are. */
+static void conn_queue(struct bconn *c, uint64_t n, int64_t now)
+{
+    const struct bench *b = c->w->b;
+    uint64_t pipe = (uint64_t)b->o.pipeline;
+
+    if (n > c->quota - c->sent)
+        n = c->quota - c->sent;
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
-    if (c->out_len + (size_t)n * b->framed > c->out_cap) {
+    if (c->out_len + n * b->framed > c->out_cap) {
         memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
         c->out_len -= c->out_off;
         c->out_off = 0;
     }
-    for (long i = 0; i < n; i++) {
-        uint8_t *p = c->out + c->out_len;
-
-        memcpy(p, b->hdr, b->hdr_len);
-        payload_write(b, c->id, c->sent, p + b->hdr_len);
-        memcpy(p + b->hdr_len + b->o.size, b->trl, b->trl_len);
+    for (uint64_t i = 0; i < n; i++) {
+        put_message(b, c, c->out + c->out_len);
         c->out_len += b->framed;
-        c->ts[c->sent % (uint64_t)pipe] = now;
+        c->ts[c->sent % pipe] = conn_stamp(c, c->sent, now);
         c->sent++;
     }
-    c->w->k.sent += (uint64_t)n;
+    c->w->k.sent += n;
 }
 
 /* One send() of everything queued; watch for writability if some is left. */
@@ -427,24 +379,34 @@ static void conn_flush(struct bconn *c)
     conn_watch(c, SB_EDGE | (c->out_off < c->out_len ? SB_READABLE | SB_WRITABLE : SB_READABLE));
 }
 
-/* A verified reply: its latency, counted if inside the window. */
+/* A checked reply: its latency, counted if inside the window. */
 static void record(struct worker *w, int64_t sent_ns, int64_t now)
 {
     uint64_t lat = now > sent_ns ? (uint64_t)(now - sent_ns) : 0;
 
     w->k.received++;
+    w->last_ns = now;
     if (now >= w->b->begin_ns && now < w->b->end_ns) {
         hist_add(&w->hist, lat);
         w->k.messages++;
     }
     if (w->b->o.live) {
         hist_add(&w->live, lat);
-        w->live_msgs++;
+        atomic_store_explicit(&w->pub_received, w->k.received, memory_order_relaxed);
     }
 }
 
-/* Cut, check and count every whole reply in the input; returns how many,
- * or -1 after closing the connection. */
+/* Drop the first off bytes of the input. */
+static void conn_consume(struct bconn *c, size_t off)
+{
+    if (off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+}
+
+/* Cut, check and count every whole echoed reply in the input; returns how
+ * many, or -1 after closing the connection. */
 static long conn_decode(struct bconn *c, int64_t now)
 {
     struct worker *w = c->w;
@@ -455,6 +417,7 @@ static long conn_decode(struct bconn *c, int64_t now)
     ssize_t r;
 
     while ((r = sb_frame_decode(&b->spec, b->o.size, c->in + off, c->in_len - off, 0, &m)) > 0) {
+        w->k.cut++;
         if (c->done == c->sent || payload_check(b, c->id, c->done, &m) < 0) {
             conn_fail(c, &w->k.e_mismatch);
             return -1;
@@ -468,18 +431,71 @@ static long conn_decode(struct bconn *c, int64_t now)
         conn_fail(c, r == SB_ETOOBIG ? &w->k.e_mismatch : &w->k.e_decode);
         return -1;
     }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
+    conn_consume(c, off);
     return n;
 }
 
-static int conn_read(struct bconn *c)
+/* An HTTP response is whole: its status, and a 2xx body's length against
+ * the first 2xx body's (any thread's). */
+static void http_check(struct worker *w, const struct hcut *h)
+{
+    uint64_t want;
+
+    w->k.status[h->status]++;
+    if (h->status < 200 || h->status > 299) {
+        w->k.e_status++;
+        return;
+    }
+    want = atomic_load_explicit(&w->b->http_len, memory_order_relaxed);
+    if (want == UINT64_MAX && atomic_compare_exchange_strong(&w->b->http_len, &want, h->body))
+        return;
+    if (want != h->body)
+        w->k.e_length++;
+}
+
+/* Cut and check every whole response in the input; returns how many, or
+ * -1 after closing the connection. After a "Connection: close" answer the
+ * rest of the input is left alone and c->closing is set. */
+static long conn_decode_http(struct bconn *c, int64_t now)
+{
+    struct worker *w = c->w;
+    size_t off = 0, used;
+    long n = 0;
+    int r;
+
+    while ((r = hcut_feed(&c->hc, c->in + off, c->in_len - off, &used)) > 0) {
+        off += used;
+        w->k.cut++;
+        if (c->done == c->sent) { /* an answer to nothing we asked */
+            conn_fail(c, &w->k.e_decode);
+            return -1;
+        }
+        http_check(w, &c->hc);
+        record(w, c->ts[c->done % (uint64_t)w->b->o.pipeline], now);
+        c->done++;
+        n++;
+        if (!c->hc.keep_alive) {
+            c->closing = 1;
+            break;
+        }
+    }
+    if (r < 0) {
+        conn_fail(c, &w->k.e_decode);
+        return -1;
+    }
+    if (r == 0)
+        off += used;
+    conn_consume(c, off);
+    return n;
+}
+
+/* Returns 0 with *got bytes read, 1 when there was nothing to read, -1
+ * after closing the connection. */
+static int conn_read(struct bconn *c, size_t *got)
 {
     ssize_t r;
 
-    if (c->in_len == c->in_cap) { /* a reply bigger than we planned for */
+    if (c->in_len == c->in_cap) { /* a reply (or head) bigger than we planned for */
         uint8_t *p = realloc(c->in, c->in_cap * 2);
         if (p == NULL) {
             conn_fail(c, &c->w->k.e_io);
@@ -491,6 +507,7 @@ static int conn_read(struct bconn *c)
     r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
     if (r > 0) {
         c->in_len += (size_t)r;
+        *got = (size_t)r;
         return 0;
     }
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -499,34 +516,183 @@ static int conn_read(struct bconn *c)
     return -1;
 }
 
+/* A blocking dial (loopback connects complete in the kernel's handshake,
+ * whether or not the server has accepted yet), then non-blocking. */
+static int dial(const struct bench *b)
+{
+    int fd = sb_dial_addr(&b->addr, CONNECT_TIMEOUT_MS);
+
+    if (fd >= 0 && sb_set_nonblock(fd, 1) < 0) {
+        close(fd);
+        return -EIO;
+    }
+    return fd;
+}
+
+/* ---- the open-loop pacer (--rate) --------------------------------------- */
+
+/* Send what is due by now, as far as --pipeline allows. */
+static void rate_pump(struct bconn *c, int64_t now)
+{
+    const struct bench *b = c->w->b;
+    uint64_t due, room = (uint64_t)b->o.pipeline - (c->sent - c->done);
+
+    if (now < c->t0 || c->fd < 0)
+        return;
+    due = (uint64_t)((double)(now - c->t0) / b->interval_ns) + 1;
+    if (due > c->quota)
+        due = c->quota;
+    if (due > c->sent && room > 0) {
+        conn_queue(c, due - c->sent < room ? due - c->sent : room, now);
+        conn_flush(c);
+    }
+}
+
+/* When c's next message is due; INT64_MAX while it waits for a reply to
+ * make room (the reply pumps it) or has sent its share. */
+static int64_t rate_next(const struct bconn *c)
+{
+    const struct bench *b = c->w->b;
+
+    if (c->fd < 0 || c->sent >= c->quota || c->sent - c->done >= (uint64_t)b->o.pipeline)
+        return INT64_MAX;
+    return conn_stamp(c, c->sent, 0);
+}
+
+/* The pacer fires at the earliest due time of the worker's connections:
+ * on the nanosecond clock of bench_pace.h, or else on the loop's
+ * millisecond timers (then up to a millisecond of the client's slack is in
+ * each latency, as in wrk2). A firing with nothing due is harmless. */
+static void pace_arm(struct worker *w, int64_t at)
+{
+    w->pace_at = at;
+    if (w->pace_fd >= 0) {
+        if (at != INT64_MAX)
+            bench_pace_arm(w->pace_fd, at);
+    } else if (at == INT64_MAX) {
+        sb_timer_stop(w->loop, &w->pace);
+    } else {
+        sb_timer_start(w->loop, &w->pace, ms_until(at));
+    }
+}
+
+static void pace_run(struct worker *w)
+{
+    int64_t now = sb_now_ns(), next = INT64_MAX;
+
+    if (w->phase != PH_RUN || now >= w->b->end_ns)
+        return;
+    for (long i = 0; i < w->nconns; i++) {
+        int64_t at;
+        rate_pump(&w->c[i], now);
+        at = rate_next(&w->c[i]);
+        if (at < next)
+            next = at;
+    }
+    pace_arm(w, next);
+}
+
+static void on_pace(sb_loop *l, sb_timer *t)
+{
+    (void)l;
+    pace_run(t->data);
+}
+
+static void on_pace_io(sb_loop *l, int fd, int events, void *ud)
+{
+    (void)l, (void)events;
+    bench_pace_ack(fd);
+    pace_run(ud);
+}
+
+/* ---- after the replies ---------------------------------------------------- */
+
+/* HTTP: the server closes after this response. Dial again and send anew
+ * what it left unanswered (their place in the schedule kept, --rate). */
+static void conn_reconnect(struct bconn *c, int64_t now)
+{
+    struct worker *w = c->w;
+    const struct bench *b = w->b;
+    int fd;
+
+    if (w->phase != PH_RUN || now >= b->end_ns || c->done == c->quota) {
+        conn_close(c);
+        return;
+    }
+    fd = dial(b);
+    if (fd < 0) {
+        conn_fail(c, &w->k.e_connect);
+        return;
+    }
+    sb_loop_watch(w->loop, c->fd, 0, NULL, NULL);
+    close(c->fd);
+    w->k.reconnects++;
+    c->fd = fd;
+    c->mask = 0;
+    c->closing = 0;
+    c->in_len = c->out_off = c->out_len = 0;
+    memset(&c->hc, 0, sizeof c->hc);
+    c->sent = c->done;
+    conn_watch(c, SB_EDGE | SB_READABLE);
+    if (b->o.rate > 0) {
+        rate_pump(c, now);
+        if (rate_next(c) < w->pace_at)
+            pace_arm(w, rate_next(c));
+    } else {
+        conn_queue(c, (uint64_t)b->o.pipeline, now);
+        conn_flush(c);
+    }
+}
+
+/* n replies came in on c: send the next messages, or finish. */
+static void conn_refill(struct bconn *c, long n, int64_t now)
+{
+    struct worker *w = c->w;
+    const struct bench *b = w->b;
+
+    if (c->closing) {
+        conn_reconnect(c, now);
+    } else if (c->done == c->quota) {
+        conn_close(c);
+    } else if (w->phase == PH_RUN && now < b->end_ns) {
+        if (b->o.rate > 0) {
+            rate_pump(c, now);
+            if (rate_next(c) < w->pace_at)
+                pace_arm(w, rate_next(c));
+        } else {
+            conn_queue(c, (uint64_t)n, sb_now_ns());
+            conn_flush(c);
+        }
+    } else if (c->done == c->sent) {
+        conn_close(c); /* drained */
+    }
+}
+
 /* Returns 1 when bytes may be left unread (see on_io). */
 static int on_readable(struct bconn *c, int events)
 {
     struct worker *w = c->w;
+    size_t got = 0;
     long n;
     int64_t now;
     int more;
 
-    if (conn_read(c) != 0)
+    if (conn_read(c, &got) != 0)
         return 0;
     more = c->in_len == c->in_cap || (events & SB_HUP);
     now = sb_now_ns();
-    n = conn_decode(c, now);
-    if (n < 0)
-        return 0;
-    if (n == 0)
-        return more;
+    w->k.bytes_in += got;
+    if (now >= w->b->begin_ns && now < w->b->end_ns)
+        w->k.bytes_win += got;
+    n = w->b->o.http ? conn_decode_http(c, now) : conn_decode(c, now);
+    if (n <= 0)
+        return n == 0 ? more : 0;
     if (w->b->o.connect_only) {
         settle(c);
         return more;
     }
-    if (w->phase == PH_RUN && now < w->b->end_ns) {
-        conn_queue(c, n, sb_now_ns());
-        conn_flush(c);
-    } else if (c->done == c->sent) {
-        conn_close(c); /* drained */
-    }
-    return more;
+    conn_refill(c, n, now);
+    return c->fd >= 0 && more && !c->closing;
 }
 
 /* The connections are edge-triggered where the loop can be (SB_EDGE): a
@@ -540,28 +706,24 @@ static void on_io(sb_loop *l, int fd, int events, void *ud)
 
     if (events & (SB_READABLE | SB_ERROR))
         more = on_readable(c, events);
-    if (c->fd >= 0 && (events & SB_WRITABLE))
+    if (c->fd == fd && (events & SB_WRITABLE))
         conn_flush(c);
-    if (more && c->fd >= 0)
+    if (more && c->fd == fd)
         sb_loop_again(l, fd, SB_READABLE);
 }
 
-/* Dial, blocking (loopback connects complete in the kernel's handshake,
- * whether or not the server has accepted yet), then go non-blocking. */
+/* Dial and allocate the buffers. */
 static int conn_open(struct bconn *c)
 {
     const struct bench *b = c->w->b;
     long pipe = b->o.connect_only ? 1 : b->o.pipeline;
-    int fd = sb_dial_addr(&b->addr, CONNECT_TIMEOUT_MS);
+    size_t in_min = b->o.http ? HTTP_IN_MIN : 4096;
+    int fd = dial(b);
 
     c->fd = -1;
     if (fd < 0)
         return fd;
-    if (sb_set_nonblock(fd, 1) < 0) {
-        close(fd);
-        return -EIO;
-    }
-    c->in_cap = b->framed * (size_t)pipe < 4096 ? 4096 : b->framed * (size_t)pipe;
+    c->in_cap = b->framed * (size_t)pipe < in_min ? in_min : b->framed * (size_t)pipe;
     c->out_cap = b->framed * (size_t)pipe;
     c->in = malloc(c->in_cap);
     c->out = malloc(c->out_cap);
@@ -576,22 +738,23 @@ static int conn_open(struct bconn *c)
 
 /* ---- workers -------------------------------------------------------------- */
 
-static void on_tick(sb_loop *l, sb_timer *t)
+static void worker_publish(struct worker *w)
 {
-    struct worker *w = t->data;
-
-    atomic_store(&w->pub_msgs, w->live_msgs);
+    atomic_store(&w->pub_received, w->k.received);
     atomic_store(&w->pub_p99, hist_quantile(&w->live, 0.99));
     atomic_store(&w->pub_errors, errors_of(&w->k));
-    w->live_msgs = 0;
     hist_reset(&w->live);
-    sb_timer_start(l, t, 1000);
 }
 
-static void on_drain(sb_loop *l, sb_timer *t)
+static void on_tick(sb_loop *l, sb_timer *t)
 {
-    struct worker *w = t->data;
+    worker_publish(t->data);
+    sb_timer_start(l, t, LIVE_NS / 1000000);
+}
 
+/* Give up on what is still in flight: count it unanswered and stop. */
+static void worker_give_up(struct worker *w)
+{
     for (long i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->c[i];
         if (c->fd >= 0) {
@@ -599,7 +762,34 @@ static void on_drain(sb_loop *l, sb_timer *t)
             conn_close(c);
         }
     }
-    sb_loop_stop(l);
+    sb_loop_stop(w->loop);
+}
+
+static void on_drain(sb_loop *l, sb_timer *t)
+{
+    (void)l;
+    worker_give_up(t->data);
+}
+
+/* -n: the run ends when every share is answered; this ends it when
+ * messages are in flight and no reply has come for STALL_NS. */
+static void on_watch(sb_loop *l, sb_timer *t)
+{
+    struct worker *w = t->data;
+    int64_t now = sb_now_ns();
+    uint64_t inflight = 0;
+
+    for (long i = 0; i < w->nconns; i++)
+        if (w->c[i].fd >= 0)
+            inflight += w->c[i].sent - w->c[i].done;
+    if (w->k.received != w->watch_seen || inflight == 0) {
+        w->watch_seen = w->k.received;
+        w->watch_at = now;
+    } else if (now - w->watch_at >= STALL_NS) {
+        worker_give_up(w);
+        return;
+    }
+    sb_timer_start(l, t, 1000);
 }
 
 static void solo_window_end(struct solo *so);
@@ -613,18 +803,12 @@ static void on_stop(sb_loop *l, sb_timer *t)
     if (w->solo)
         solo_window_end(w->solo);
     w->phase = PH_DRAIN;
-    sb_timer_stop(l, &w->tick);
+    sb_timer_stop(l, &w->pace);
     for (long i = 0; i < w->nconns; i++)
         if (w->c[i].fd >= 0 && w->c[i].done == w->c[i].sent)
             conn_close(&w->c[i]);
     if (w->open > 0)
         sb_timer_start(l, &w->drain, DRAIN_MS);
-}
-
-static int64_t ms_until(int64_t ns)
-{
-    int64_t d = ns - sb_now_ns();
-    return d > 0 ? (d + 999999) / 1000000 : 0;
 }
 
 static void worker_dial(struct worker *w)
@@ -643,23 +827,42 @@ static void worker_dial(struct worker *w)
     }
 }
 
+/* The first messages (closed loop: --pipeline each; --rate: the pacer's),
+ * and the timers. */
 static void worker_start(struct worker *w)
 {
+    const struct bench *b = w->b;
     int64_t now = sb_now_ns();
-    long first = w->b->o.connect_only ? 1 : w->b->o.pipeline;
+    uint64_t first = b->o.connect_only ? 1 : (uint64_t)b->o.pipeline;
 
     for (long i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->c[i];
         if (c->fd < 0)
             continue;
         c->mask = 0;
-        conn_queue(c, first, now);
-        conn_flush(c);
+        c->t0 = b->start_ns + (int64_t)((double)c->id * b->interval_ns / (double)b->o.conns);
+        if (b->o.rate > 0) {
+            conn_watch(c, SB_EDGE | SB_READABLE);
+        } else {
+            conn_queue(c, first, now);
+            conn_flush(c);
+        }
     }
-    if (!w->b->o.connect_only)
-        sb_timer_start(w->loop, &w->stop, ms_until(w->b->end_ns));
-    if (w->b->o.live)
-        sb_timer_start(w->loop, &w->tick, 1000);
+    if (b->o.rate > 0) {
+        if (w->pace_fd >= 0 && sb_loop_watch(w->loop, w->pace_fd, SB_READABLE, on_pace_io, w) < 0) {
+            close(w->pace_fd);
+            w->pace_fd = -1;
+        }
+        pace_arm(w, b->start_ns);
+    }
+    if (!b->o.connect_only && b->end_ns != INT64_MAX)
+        sb_timer_start(w->loop, &w->stop, ms_until(b->end_ns));
+    if (b->o.count) {
+        w->watch_at = now;
+        sb_timer_start(w->loop, &w->watch, 1000);
+    }
+    if (b->o.live && w->solo == NULL) /* solo: on_solo publishes before each line */
+        sb_timer_start(w->loop, &w->tick, LIVE_NS / 1000000);
 }
 
 static void worker_close(struct worker *w)
@@ -683,22 +886,37 @@ static void *worker_main(void *arg)
     if (w->open > 0 || w->b->o.connect_only)
         w->err = sb_loop_run(w->loop);
     worker_close(w);
+    atomic_store(&w->finished, 1);
     return NULL;
+}
+
+/* -n: connection id's share of the messages. */
+static uint64_t quota_of(const struct bench *b, uint64_t id)
+{
+    uint64_t n = (uint64_t)b->o.count, conns = (uint64_t)b->o.conns;
+
+    if (n == 0)
+        return UINT64_MAX;
+    return n / conns + (id < n % conns);
 }
 
 static int worker_init(struct worker *w, struct bench *b, int index, long first_id, long n)
 {
-    int r;
-
     memset(w, 0, sizeof *w);
     w->b = b;
     w->index = index;
     w->nconns = n;
+    w->pace_at = INT64_MAX;
+    w->pace_fd = b->o.rate > 0 ? bench_pace_open() : -1;
+    if (w->pace_fd < 0)
+        w->pace_fd = -1;
     hist_reset(&w->hist);
     hist_reset(&w->live);
     sb_timer_init(&w->stop, on_stop, w);
     sb_timer_init(&w->drain, on_drain, w);
     sb_timer_init(&w->tick, on_tick, w);
+    sb_timer_init(&w->pace, on_pace, w);
+    sb_timer_init(&w->watch, on_watch, w);
     w->c = calloc((size_t)n, sizeof *w->c);
     if (w->c == NULL)
         return -ENOMEM;
@@ -706,9 +924,9 @@ static int worker_init(struct worker *w, struct bench *b, int index, long first_
         w->c[i].w = w;
         w->c[i].fd = -1;
         w->c[i].id = (uint64_t)(first_id + i);
+        w->c[i].quota = quota_of(b, w->c[i].id);
     }
-    r = sb_loop_new(&w->loop, b->o.backend);
-    return r;
+    return sb_loop_new(&w->loop, b->o.backend);
 }
 
 static void worker_free(struct worker *w)
@@ -719,6 +937,11 @@ static void worker_free(struct worker *w)
         free(w->c[i].ts);
     }
     free(w->c);
+    if (w->pace_fd >= 0) {
+        if (w->loop)
+            sb_loop_watch(w->loop, w->pace_fd, 0, NULL, NULL);
+        close(w->pace_fd);
+    }
     if (w->loop)
         sb_loop_free(w->loop);
 }
@@ -742,29 +965,49 @@ static void sleep_until(int64_t ns)
         ;
 }
 
-/* One line a second on a terminal: the rate and the worst thread's p99. */
-static void live_line(struct worker *ws, long nw, double t)
+/* The live line's memory: the last redraw's time and reply count. */
+struct live {
+    int64_t t;
+    uint64_t n;
+};
+
+/* Redraw the status line in place on the terminal (stderr): the rate
+ * since the last redraw, the worst thread's p99 over its last tick, the
+ * errors so far, the time since the start. */
+static void live_line(const struct bench *b, struct worker *ws, long nw, struct live *lv,
+                      int64_t now)
 {
-    uint64_t msgs = 0, p99 = 0, errs = 0;
+    uint64_t n = 0, p99 = 0, errs = 0;
+    double dt = (double)(now - lv->t) / 1e9;
+    const char *phase = now < b->begin_ns ? "warmup" : now < b->end_ns ? "run" : "drain";
 
     for (long i = 0; i < nw; i++) {
         uint64_t p = atomic_load(&ws[i].pub_p99);
-        msgs += atomic_load(&ws[i].pub_msgs);
+        n += atomic_load(&ws[i].pub_received);
         errs += atomic_load(&ws[i].pub_errors);
         if (p > p99)
             p99 = p;
     }
-    printf("  %5.1f s  %10llu msgs/s  p99 %9.1f us  errors %llu\n", t,
-           (unsigned long long)msgs, (double)p99 / 1e3, (unsigned long long)errs);
-    fflush(stdout);
+    fprintf(stderr, "\r\033[K  %6.2f s  %-6s %10.0f %s/s  p99 %9.1f us  errors %llu",
+            (double)(now - b->start_ns) / 1e9, phase,
+            dt > 0 ? (double)(n - lv->n) / dt : 0.0, b->o.http ? "req" : "msgs",
+            (double)p99 / 1e3, (unsigned long long)errs);
+    if (b->o.count)
+        fprintf(stderr, "  %llu/%ld", (unsigned long long)n, b->o.count);
+    lv->t = now;
+    lv->n = n;
 }
 
-/* The measured window: warmup from start, then duration (--connect-only:
- * every reply, from start on). */
+/* The measured window: warmup from start, then duration; -n: from start
+ * until every reply is in (or --duration as a limit); --connect-only:
+ * every reply, from start on. */
 static void set_window(struct bench *b, int64_t start)
 {
+    b->start_ns = start;
     b->begin_ns = start + (int64_t)(b->o.warmup * 1e9);
     b->end_ns = b->begin_ns + (int64_t)(b->o.duration * 1e9);
+    if (b->o.count && !b->o.duration_given)
+        b->end_ns = INT64_MAX;
     if (b->o.connect_only) {
         b->begin_ns = start;
         b->end_ns = INT64_MAX;
@@ -781,26 +1024,45 @@ static void window_edge(const struct bench *b, double *cpu, int end)
               stderr);
 }
 
-/* Wait through warmup and window, sampling CPU at the window's edges. */
-static void supervise_load(struct bench *b, struct worker *ws, long nw, int64_t start,
-                           double *cpu)
+static int all_finished(struct worker *ws, long nw)
 {
-    int64_t next = start + 1000000000;
+    for (long i = 0; i < nw; i++)
+        if (!atomic_load(&ws[i].finished))
+            return 0;
+    return 1;
+}
 
-    while (b->o.live && next < b->begin_ns) {
-        sleep_until(next);
-        live_line(ws, nw, (double)(next - start) / 1e9);
-        next += 1000000000;
+/* Through warmup, window and drain: the CPU samples at the window's edges
+ * (the end: its time, or the last worker done), the live line. */
+static void supervise_load(struct bench *b, struct worker *ws, long nw, double *cpu)
+{
+    struct live lv = {b->start_ns, 0};
+    int64_t next = b->start_ns + LIVE_NS;
+    int stage = 0;
+
+    for (;;) {
+        int64_t now = sb_now_ns(), due = now + LIVE_NS;
+        int done = all_finished(ws, nw);
+
+        if (stage == 0 && (now >= b->begin_ns || done))
+            window_edge(b, cpu, 0), stage = 1;
+        if (stage == 1 && (now >= b->end_ns || done))
+            window_edge(b, cpu, 1), stage = 2;
+        if (done)
+            return;
+        if (b->o.live && now >= next) {
+            live_line(b, ws, nw, &lv, now);
+            while (next <= now)
+                next += LIVE_NS;
+        }
+        if (b->o.live && next < due)
+            due = next;
+        if (stage == 0 && b->begin_ns < due)
+            due = b->begin_ns;
+        if (stage == 1 && b->end_ns < due)
+            due = b->end_ns;
+        sleep_until(due);
     }
-    sleep_until(b->begin_ns);
-    window_edge(b, cpu, 0);
-    while (b->o.live && next < b->end_ns) {
-        sleep_until(next);
-        live_line(ws, nw, (double)(next - start) / 1e9);
-        next += 1000000000;
-    }
-    sleep_until(b->end_ns);
-    window_edge(b, cpu, 1);
 }
 
 /* --connect-only: wait for every connection's reply, announce, hold. */
@@ -817,103 +1079,7 @@ static void supervise_hold(struct bench *b, struct worker *ws, long nw, uint64_t
         sb_loop_stop_async(ws[i].loop);
 }
 
-/* ---- the report ----------------------------------------------------------- */
-
-struct result {
-    struct counters k;
-    struct hist h;
-    double window_s, cpu_s;
-    int loop_err;
-};
-
-static double us(uint64_t ns) { return (double)ns / 1e3; }
-
-/* A JSON string: quotes, backslashes and control bytes escaped. */
-static void json_str(const char *s)
-{
-    putchar('"');
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            printf("\\%c", ch);
-        else if (ch < 0x20)
-            printf("\\u%04x", ch);
-        else
-            putchar(ch);
-    }
-    putchar('"');
-}
-
-static void print_json(const struct bench *b, const struct result *r)
-{
-    const struct bench_opts *o = &b->o;
-    const struct counters *k = &r->k;
-    double rate = r->window_s > 0 ? (double)k->messages / r->window_s : 0;
-    uint64_t basis = o->connect_only ? k->received : k->messages;
-
-    fputs("{\"addr\":", stdout);
-    json_str(o->addr);
-    fputs(",\"frame\":", stdout);
-    json_str(o->frame);
-    printf(",\"conns\":%ld,\"pipeline\":%ld,\"size\":%zu,"
-           "\"threads\":%ld,\"duration_s\":%g,\"warmup_s\":%g,\"connect_only\":%s,\"hold_s\":%g,",
-           o->conns, o->pipeline, o->size, o->threads,
-           o->connect_only ? 0 : o->duration, o->connect_only ? 0 : o->warmup,
-           o->connect_only ? "true" : "false", o->connect_only ? o->hold : 0);
-    printf("\"connected\":%llu,\"messages\":%llu,\"sent_total\":%llu,\"received_total\":%llu,"
-           "\"msgs_per_s\":%.1f,\"mb_per_s\":%.3f,\"mb_basis\":\"payload both ways, 1 MB = 1e6 B\",",
-           (unsigned long long)k->connected, (unsigned long long)k->messages,
-           (unsigned long long)k->sent, (unsigned long long)k->received, rate,
-           rate * 2.0 * (double)o->size / 1e6);
-    printf("\"latency_us\":{\"min\":%.1f,\"mean\":%.1f,\"p50\":%.1f,\"p90\":%.1f,\"p99\":%.1f,"
-           "\"p99.9\":%.1f,\"max\":%.1f},",
-           r->h.count ? us(r->h.min) : 0.0, r->h.count ? us(r->h.sum / r->h.count) : 0.0,
-           us(hist_quantile(&r->h, 0.5)), us(hist_quantile(&r->h, 0.9)),
-           us(hist_quantile(&r->h, 0.99)), us(hist_quantile(&r->h, 0.999)), us(r->h.max));
-    printf("\"errors\":{\"connect\":%llu,\"mismatch\":%llu,\"closed\":%llu,\"io\":%llu,"
-           "\"decode\":%llu,\"unanswered\":%llu},\"errors_total\":%llu,",
-           (unsigned long long)k->e_connect, (unsigned long long)k->e_mismatch,
-           (unsigned long long)k->e_closed, (unsigned long long)k->e_io,
-           (unsigned long long)k->e_decode, (unsigned long long)k->e_unanswered,
-           (unsigned long long)errors_of(k));
-    printf("\"client_cpu_s\":%.4f,\"client_cpu_us_per_msg\":%.3f}\n", r->cpu_s,
-           basis ? r->cpu_s * 1e6 / (double)basis : 0.0);
-}
-
-static void print_text(const struct bench *b, const struct result *r)
-{
-    const struct bench_opts *o = &b->o;
-    const struct counters *k = &r->k;
-    double rate = r->window_s > 0 ? (double)k->messages / r->window_s : 0;
-    uint64_t basis = o->connect_only ? k->received : k->messages;
-
-    printf("switchboard bench %s: %ld conns x pipeline %ld, %zu B payload, %s, %ld thread%s\n",
-           o->addr, o->conns, o->pipeline, o->size, o->frame, o->threads,
-           o->threads == 1 ? "" : "s");
-    if (o->connect_only) {
-        printf("  connected   %llu of %ld, held %g s, %llu replies checked\n",
-               (unsigned long long)k->connected, o->conns, o->hold,
-               (unsigned long long)k->received);
-    } else {
-        printf("  window      %.2f s after %.2f s warmup\n", r->window_s, o->warmup);
-        printf("  messages    %llu (%.0f msgs/s)\n", (unsigned long long)k->messages, rate);
-        printf("  throughput  %.2f MB/s (payload, both ways)\n", rate * 2.0 * (double)o->size / 1e6);
-    }
-    printf("  latency us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f)\n",
-           us(hist_quantile(&r->h, 0.5)), us(hist_quantile(&r->h, 0.9)),
-           us(hist_quantile(&r->h, 0.99)), us(hist_quantile(&r->h, 0.999)), us(r->h.max),
-           r->h.count ? us(r->h.sum / r->h.count) : 0.0);
-    printf("  errors      %llu (connect %llu, mismatch %llu, closed %llu, io %llu, decode %llu,"
-           " unanswered %llu)\n",
-           (unsigned long long)errors_of(k), (unsigned long long)k->e_connect,
-           (unsigned long long)k->e_mismatch, (unsigned long long)k->e_closed,
-           (unsigned long long)k->e_io, (unsigned long long)k->e_decode,
-           (unsigned long long)k->e_unanswered);
-    printf("  client CPU  %.2f us/msg (%.3f s)\n",
-           basis ? r->cpu_s * 1e6 / (double)basis : 0.0, r->cpu_s);
-}
-
-/* ---- the command ------------------------------------------------------------ */
+/* ---- the run ------------------------------------------------------------- */
 
 /* Enough descriptors for every connection plus a margin, if allowed. */
 static void raise_nofile(long conns)
@@ -936,7 +1102,8 @@ struct solo {
     struct bench *b;
     struct worker *w;
     sb_timer t;
-    int64_t start, next; /* next: the next live line */
+    int64_t next;        /* the next live line */
+    struct live lv;
     int stage;           /* 0 warmup, 1 window, 2 after */
     double *cpu;
 };
@@ -955,24 +1122,26 @@ static void on_solo(sb_loop *l, sb_timer *t)
 {
     struct solo *so = t->data;
     struct bench *b = so->b;
-    int64_t now = sb_now_ns(), due;
+    int64_t now = sb_now_ns(), due = INT64_MAX;
 
-    if (b->o.live && now >= so->next) {
-        live_line(so->w, 1, (double)(so->next - so->start) / 1e9);
-        so->next += 1000000000;
-    }
     if (so->stage == 0 && now >= b->begin_ns) {
         window_edge(b, so->cpu, 0);
         so->stage = 1;
     }
-    if (so->stage == 1 && now >= b->end_ns) {
+    if (so->stage == 1 && now >= b->end_ns)
         solo_window_end(so);
-        return;
+    if (b->o.live && now >= so->next) {
+        worker_publish(so->w);
+        live_line(b, so->w, 1, &so->lv, now);
+        while (so->next <= now)
+            so->next += LIVE_NS;
     }
-    due = so->stage == 0 ? b->begin_ns : b->end_ns;
+    if (so->stage < 2)
+        due = so->stage == 0 ? b->begin_ns : b->end_ns;
     if (b->o.live && so->next < due)
         due = so->next;
-    sb_timer_start(l, t, ms_until(due));
+    if (due != INT64_MAX)
+        sb_timer_start(l, t, ms_until(due));
 }
 
 static void run_solo(struct bench *b, struct worker *w, double *cpu)
@@ -980,9 +1149,9 @@ static void run_solo(struct bench *b, struct worker *w, double *cpu)
     struct solo so = {.b = b, .w = w, .cpu = cpu};
 
     worker_dial(w);
-    so.start = sb_now_ns();
-    so.next = so.start + 1000000000;
-    set_window(b, so.start);
+    set_window(b, sb_now_ns());
+    so.next = b->start_ns + LIVE_NS;
+    so.lv.t = b->start_ns;
     cpu[0] = cpu[1] = cpu_seconds();
     sb_timer_init(&so.t, on_solo, &so);
     w->solo = &so;
@@ -992,20 +1161,36 @@ static void run_solo(struct bench *b, struct worker *w, double *cpu)
         w->err = sb_loop_run(w->loop);
     sb_timer_stop(w->loop, &so.t);
     w->solo = NULL;
-    if (so.stage < 2) /* every connection ended early */
+    if (so.stage == 1) /* -n: the last reply is in */
+        window_edge(b, cpu, 1);
+    else if (so.stage == 0) /* every connection ended early */
         cpu[1] = cpu_seconds();
     worker_close(w);
+}
+
+/* The window's length: --duration, or -n's time to the last reply. */
+static double window_of(const struct bench *b, struct worker *ws, long nw)
+{
+    int64_t last = b->begin_ns;
+
+    if (!b->o.count)
+        return b->o.duration;
+    for (long i = 0; i < nw; i++)
+        if (ws[i].last_ns > last)
+            last = ws[i].last_ns;
+    if (b->end_ns != INT64_MAX && last > b->end_ns)
+        last = b->end_ns;
+    return (double)(last - b->begin_ns) / 1e9;
 }
 
 static int run(struct bench *b, struct worker *ws, long nw, struct result *res)
 {
     double cpu[2] = {0, 0};
-    int64_t start;
 
     if (nw == 1 && !b->o.connect_only) {
         run_solo(b, ws, cpu);
         res->cpu_s = cpu[1] - cpu[0];
-        res->window_s = b->o.duration;
+        res->window_s = window_of(b, ws, nw);
         return 0;
     }
 
@@ -1013,27 +1198,26 @@ static int run(struct bench *b, struct worker *ws, long nw, struct result *res)
         if (pthread_create(&ws[i].tid, NULL, worker_main, &ws[i]) != 0) {
             if (i == 0)
                 return -1;
-            cli_error("bench", "cannot start thread %ld", i + 1);
+            cli_error("--threads", "cannot start thread %ld", i + 1);
             exit(1); /* the started ones wait on a barrier that cannot fill */
         }
     }
     pthread_barrier_wait(&b->dialed);
     for (long i = 0; i < nw; i++)
         res->k.connected += ws[i].k.connected;
-    start = sb_now_ns();
-    set_window(b, start);
+    set_window(b, sb_now_ns());
     cpu[0] = cpu_seconds();
     pthread_barrier_wait(&b->go);
     if (b->o.connect_only)
         supervise_hold(b, ws, nw, res->k.connected);
     else
-        supervise_load(b, ws, nw, start, cpu);
+        supervise_load(b, ws, nw, cpu);
     for (long i = 0; i < nw; i++)
         pthread_join(ws[i].tid, NULL);
     if (b->o.connect_only)
         cpu[1] = cpu_seconds();
     res->cpu_s = cpu[1] - cpu[0];
-    res->window_s = b->o.duration;
+    res->window_s = window_of(b, ws, nw);
     return 0;
 }
 
@@ -1042,31 +1226,86 @@ static void collect(struct worker *ws, long nw, struct result *r)
     hist_reset(&r->h);
     memset(&r->k, 0, sizeof r->k);
     for (long i = 0; i < nw; i++) {
-        struct counters *k = &ws[i].k;
+        const uint64_t *from = (const uint64_t *)&ws[i].k;
+        uint64_t *into = (uint64_t *)&r->k;
+
+        /* struct counters is uint64_t fields only: sum them all. */
+        for (size_t j = 0; j < sizeof r->k / sizeof(uint64_t); j++)
+            into[j] += from[j];
         hist_merge(&r->h, &ws[i].hist);
-        r->k.messages += k->messages;
-        r->k.received += k->received;
-        r->k.sent += k->sent;
-        r->k.connected += k->connected;
-        r->k.e_connect += k->e_connect;
-        r->k.e_mismatch += k->e_mismatch;
-        r->k.e_closed += k->e_closed;
-        r->k.e_io += k->e_io;
-        r->k.e_decode += k->e_decode;
-        r->k.e_unanswered += k->e_unanswered;
         if (ws[i].err < 0)
             r->loop_err = ws[i].err;
     }
 }
 
-/* The verdict: every connection answered and every reply matched. */
+/* The verdict: every connection answered and every reply checked. */
 static int exit_code(const struct bench *b, const struct result *r)
 {
     if (errors_of(&r->k) > 0 || r->loop_err < 0)
         return 1;
     if (b->o.connect_only)
         return r->k.received == (uint64_t)b->o.conns ? 0 : 1;
+    if (b->o.count)
+        return r->k.received == (uint64_t)b->o.count ? 0 : 1;
     return r->k.messages > 0 ? 0 : 1;
+}
+
+/* Say why the run failed where the counters alone would not: -n fell
+ * short, or nothing came back - bytes arrived but no reply could be cut
+ * from them (the server speaks another protocol or framing), or nothing
+ * arrived at all. */
+static void explain_silence(const struct bench *b, const struct result *r)
+{
+    const struct counters *k = &r->k;
+
+    if (b->o.count && k->cut > 0 && k->received < (uint64_t)b->o.count)
+        cli_error("-n", "%llu of %ld messages answered%s", (unsigned long long)k->received,
+                  b->o.count, b->end_ns != INT64_MAX ? " within --duration" : "");
+    if (b->o.connect_only || k->connected == 0 || k->cut > 0)
+        return;
+    if (k->bytes_in > 0)
+        cli_error(b->o.addr, "no reply decoded from %llu bytes received: does the server speak %s?",
+                  (unsigned long long)k->bytes_in, b->o.http ? "HTTP/1.1" : b->o.frame);
+    else if (k->e_closed == 0 && k->e_io == 0)
+        cli_error(b->o.addr, "no reply: the server sent nothing back");
+}
+
+/* ---- the command ------------------------------------------------------------ */
+
+/* The framing or the URL, and the address. Returns 0, or the exit code
+ * after printing why (2 for what does not parse, 1 for a name with no
+ * address). */
+static int setup(struct bench *b)
+{
+    int r;
+
+    if (b->o.http)
+        return setup_http(b);
+    if (setup_frame(b) < 0)
+        return 2;
+    r = sb_addr_resolve(b->o.addr, 0, &b->addr, 1);
+    if (r < 0) {
+        cli_error(b->o.addr, "%s", sb_strerror(r));
+        return r == SB_ENOHOST ? 1 : 2;
+    }
+    return 0;
+}
+
+static int make_workers(struct bench *b, struct worker *ws, long *nw)
+{
+    long id = 0;
+
+    for (long i = 0; i < *nw; i++) {
+        long n = b->o.conns / *nw + (i < b->o.conns % *nw);
+        int r = worker_init(&ws[i], b, (int)i, id, n);
+        id += n;
+        if (r < 0) {
+            cli_error("client loop", "%s", sb_strerror(r));
+            *nw = i + 1;
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int cmd_bench(int argc, char **argv)
@@ -1074,53 +1313,50 @@ int cmd_bench(int argc, char **argv)
     static struct bench b; /* big (histograms live in workers), zeroed */
     struct worker *ws = NULL;
     struct result *res = NULL;
-    long nw, id = 0;
+    long nw;
     int r, code = 1;
 
-    r = parse_opts(argc, argv, &b.o);
+    r = bench_parse_opts(argc, argv, &b.o);
     if (r != 0)
         return r > 0 ? 0 : 2;
-    if (setup_frame(&b) < 0)
-        return 2;
-    r = sb_addr_resolve(b.o.addr, 0, &b.addr, 1);
-    if (r < 0) {
-        cli_error(b.o.addr, "%s", sb_strerror(r));
-        return 2;
-    }
-    b.o.live = isatty(STDOUT_FILENO) && !b.o.json;
+    r = setup(&b);
+    if (r != 0)
+        return r;
+    if (b.o.rate > 0)
+        b.interval_ns = 1e9 * (double)b.o.conns / b.o.rate;
+    b.o.live = isatty(STDERR_FILENO) && !b.o.json && !b.o.connect_only;
     raise_nofile(b.o.conns);
     nw = b.o.threads;
     ws = calloc((size_t)nw, sizeof *ws);
     res = calloc(1, sizeof *res);
     if (ws == NULL || res == NULL) {
-        cli_error("bench", "%s", sb_strerror(-ENOMEM));
+        cli_error("memory", "%s", sb_strerror(-ENOMEM));
         goto out;
     }
-    for (long i = 0; i < nw; i++) {
-        long n = b.o.conns / nw + (i < b.o.conns % nw);
-        r = worker_init(&ws[i], &b, (int)i, id, n);
-        id += n;
-        if (r < 0) {
-            cli_error("bench", "client loop: %s", sb_strerror(r));
-            nw = i + 1;
-            goto out;
-        }
+    if (make_workers(&b, ws, &nw) < 0)
+        goto out;
+    if (b.o.live) {
+        bench_describe(&b.o, stderr);
+        fputc('\n', stderr);
     }
     pthread_barrier_init(&b.dialed, NULL, (unsigned)nw + 1);
     pthread_barrier_init(&b.go, NULL, (unsigned)nw + 1);
     if (run(&b, ws, nw, res) < 0) {
-        cli_error("bench", "cannot start threads");
+        cli_error("--threads", "cannot start threads");
         goto out;
     }
+    if (b.o.live)
+        fputs("\r\033[K", stderr);
     collect(ws, nw, res);
     if (res->k.e_connect > 0 && res->k.connected == 0)
         cli_error(b.o.addr, "no connection could be opened");
     if (res->loop_err < 0)
-        cli_error("bench", "client loop: %s", sb_strerror(res->loop_err));
+        cli_error("client loop", "%s", sb_strerror(res->loop_err));
+    explain_silence(&b, res);
     if (b.o.json)
-        print_json(&b, res);
+        bench_print_json(&b.o, res);
     else
-        print_text(&b, res);
+        bench_print_text(&b.o, res);
     code = exit_code(&b, res);
 out:
     for (long i = 0; ws && i < nw; i++)

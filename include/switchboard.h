@@ -1,13 +1,10 @@
-/* libswitchboard: sockets the way the Socket Programming HOWTO teaches them,
+/** @file
+ * libswitchboard: sockets the way the Socket Programming HOWTO teaches them,
  * done right. One include for everything. */
 #ifndef SWITCHBOARD_H
 #define SWITCHBOARD_H
 
-#define SB_VERSION_MAJOR 0
-#define SB_VERSION_MINOR 1
-#define SB_VERSION_PATCH 0
-#define SB_VERSION_STRING "0.1.0"
-
+#include "switchboard/version.h"
 #include "switchboard/error.h"
 #include "switchboard/buf.h"
 #include "switchboard/pack.h"
@@ -20,16 +17,5 @@
 #include "switchboard/server.h"
 #include "switchboard/http.h"
 #include "switchboard/tls.h"
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-/* Library version string, e.g. "0.1.0". */
-const char *sb_version(void);
-
-#ifdef __cplusplus
-}
-#endif
 
 #endif

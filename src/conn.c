@@ -98,7 +98,7 @@ sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__
     c->owner = ow;
     sb__link_init(&c->link);
     sb_buf_init(&c->in, sb__conn_max_msg(c) + SB_FRAME_HDR_MAX + SB_DELIM_MAX);
-    if (sb_frame_state_init(&c->fs, &o->frame) < 0) {
+    if (sb__frame_state_init(&c->fs, &o->frame, 0) < 0) {
         sb__free(c);
         return NULL;
     }
@@ -166,6 +166,10 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
     uint64_t count = 0;
     ssize_t r = 0;
 
+    /* A cutter's block about each message: the loop's one, or (blocking
+     * models) the connection's own, made when its thread starts. */
+    if (spec->cut_info_size && c->loop && (c->fs.info = sb__loop_info(c->loop, spec->cut_info_size)) == NULL)
+        return -ENOMEM;
     while (!sb__conn_stopped(c)) {
         sb_msg m;
         /* Nothing left to cut (a custom cutter may still want eof). */

@@ -275,6 +275,12 @@ int sb__conn_run_blocking(int fd, int wake_fd, const sb_conn_opts *o, const sb_h
 
     if (err >= 0)
         err = scratch == NULL || c == NULL ? -ENOMEM : blk_setup(c, wake_fd);
+    if (err >= 0 && o->frame.cut_info_size) {
+        /* One thread per connection: the block is this thread's, made once. */
+        if ((c->fs.info = sb__malloc(o->frame.cut_info_size)) == NULL)
+            err = -ENOMEM;
+        c->fs.info_owned = 1;
+    }
     if (err < 0) {
         if (wake_fd >= 0 && (c == NULL || c->blk == NULL))
             sb__sys.close(wake_fd);

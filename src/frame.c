@@ -375,15 +375,29 @@ static ssize_t cut_one(const sb_frame_spec *spec, size_t max, const uint8_t *p, 
     }
 }
 
-int sb_frame_state_init(sb_frame_state *st, const sb_frame_spec *spec)
+int sb__frame_state_init(sb_frame_state *st, const sb_frame_spec *spec, int own_info)
 {
     memset(st, 0, sizeof(*st));
-    if (spec->kind != SB_FRAME_CUSTOM || spec->cut_state_size == 0)
+    if (spec->kind != SB_FRAME_CUSTOM)
         return 0;
-    if ((st->cut = sb__calloc(1, spec->cut_state_size)) == NULL)
-        return -ENOMEM;
-    st->cut_size = spec->cut_state_size;
+    if (spec->cut_state_size > 0) {
+        if ((st->cut = sb__calloc(1, spec->cut_state_size)) == NULL)
+            return -ENOMEM;
+        st->cut_size = spec->cut_state_size;
+    }
+    if (own_info && spec->cut_info_size > 0) {
+        if ((st->info = sb__malloc(spec->cut_info_size)) == NULL) {
+            sb_frame_state_free(st);
+            return -ENOMEM;
+        }
+        st->info_owned = 1;
+    }
     return 0;
+}
+
+int sb_frame_state_init(sb_frame_state *st, const sb_frame_spec *spec)
+{
+    return sb__frame_state_init(st, spec, 1);
 }
 
 void sb_frame_state_reset(sb_frame_state *st)
@@ -396,6 +410,8 @@ void sb_frame_state_reset(sb_frame_state *st)
 void sb_frame_state_free(sb_frame_state *st)
 {
     sb__free(st->cut);
+    if (st->info_owned)
+        sb__free(st->info);
     memset(st, 0, sizeof(*st));
 }
 
@@ -409,7 +425,7 @@ ssize_t sb_frame_decode_from(const sb_frame_spec *spec, size_t max_msg, const ui
     if (spec->kind == SB_FRAME_CUSTOM) {
         if (spec->cut == NULL)
             return SB_EBADSPEC;
-        msg->info = NULL;
+        msg->info = st && spec->cut_info_size ? st->info : NULL;
         return spec->cut(spec->cut_ud, st ? st->cut : NULL, p, n, eof, msg);
     }
     if (n == 0)

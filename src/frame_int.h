@@ -32,6 +32,11 @@ static inline ssize_t sb__cut_len32(const uint8_t *p, size_t n, size_t max, sb_m
     return (ssize_t)len + 4;
 }
 
+/* sb_frame_state_init, with the info block owned by st (own_info) or left
+ * to the caller, who points st->info at a block of its own before each
+ * decode (a connection on a loop uses the loop's). */
+int sb__frame_state_init(sb_frame_state *st, const sb_frame_spec *spec, int own_info);
+
 /* sb_frame_decode_from, with len32 settled inline (same results: a
  * message, 0 for more, SB_ETOOBIG, SB_ETRUNCATED at eof). */
 static inline ssize_t sb__frame_decode(const sb_frame_spec *spec, size_t max_msg, const uint8_t *p,

@@ -56,6 +56,8 @@ struct sb_loop {
     struct sb__watcher *w;     /* fd-indexed, cap slots */
     struct sb__fired *fired;   /* wait() output, cap entries */
     int *again;                /* fds for sb_loop_again, 2 * cap entries */
+    void *info;                /* sb__loop_info: a cutter's per-message block */
+    size_t info_size;
     int nagain;
     int cap;                   /* slots in w and fired */
     uint64_t turn;             /* incremented once per turn, after wait */
@@ -676,6 +678,21 @@ sb__link *sb__loop_conns(sb_loop *l)
     return &l->conns;
 }
 
+void *sb__loop_info(sb_loop *l, size_t size)
+{
+    void *p;
+
+    if (size <= l->info_size)
+        return l->info;
+    /* Grown only by a connection with a larger cutter: rare, and nothing
+     * keeps the old block past the delivery that asked for it. */
+    if ((p = sb__realloc(l->info, size)) == NULL)
+        return NULL;
+    l->info = p;
+    l->info_size = size;
+    return p;
+}
+
 /* sb__loop_spare_give's rare half (loop_int.h): p does not simply fill an
  * empty slot. */
 void sb__loop_spare_swap(sb_loop *l, void *p, size_t size)
@@ -764,5 +781,6 @@ void sb_loop_free(sb_loop *l)
     sb__free(l->again);
     sb__free(l->hot.scratch);
     sb__free(l->hot.spare);
+    sb__free(l->info);
     sb__free(l);
 }

@@ -121,6 +121,13 @@ static inline void *sb__loop_spare_take(sb_loop *l, size_t need, size_t *size)
 
 void sb__loop_spare_swap(sb_loop *l, void *p, size_t size);
 
+/* One block of at least size bytes for what a custom cutter says about the
+ * message it cuts (sb_frame_spec.cut_info_size), shared by every
+ * connection on the loop: only one message is cut and handled at a time,
+ * so an idle connection holds none. Valid until the next call with a
+ * larger size; NULL when it cannot grow. */
+void *sb__loop_info(sb_loop *l, size_t size);
+
 static inline void sb__loop_spare_give(sb_loop *l, void *p, size_t size)
 {
     struct sb__loop_hot *h = sb__loop_hot(l);

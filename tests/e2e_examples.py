@@ -59,10 +59,12 @@ with tempfile.TemporaryDirectory() as tmp:
     check(libdir, "switchboard.pc installed")
     libdir = os.path.join(prefix, libdir[0])
     env["PKG_CONFIG_PATH"] = os.path.join(libdir, "pkgconfig")
-    flags = subprocess.run(["pkg-config", "--define-variable=prefix=" + prefix, "--cflags", "--libs",
-                            "switchboard"], env=env, check=True, capture_output=True,
-                           text=True).stdout.split()
+    env.pop("PKG_CONFIG_LIBDIR", None)
+    # The .pc exactly as installed: it names the prefix it was installed into.
+    flags = subprocess.run(["pkg-config", "--cflags", "--libs", "switchboard"], env=env, check=True,
+                           capture_output=True, text=True).stdout.split()
     check(any(f.startswith("-l") for f in flags), "pkg-config gives link flags")
+    check("-I" + os.path.join(prefix, "include") in flags, "pkg-config gives the installed include directory")
     # A sanitizer build's library needs the same runtime at link time.
     san = sbtest.sanitizers(args.build)
     if san:

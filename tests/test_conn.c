@@ -1002,6 +1002,86 @@ static void test_blocking_close_from_other_thread(void)
     close(sv[1]);
 }
 
+/* A custom cutter's block about each message (cut_info_size) is lent by
+ * the loop, one for all its connections - a connection that waits holds
+ * only its own small state - and reaches the handler intact. */
+typedef struct {
+    uint8_t seen;      /* the state: bytes cut so far on this connection */
+} info_state;
+
+static ssize_t info_cut(void *ud, void *cs, const uint8_t *p, size_t n, int eof, sb_msg *m)
+{
+    info_state *st = cs;
+    uint32_t *info = m->info;
+
+    if (n == 0)
+        return 0;
+    m->data = p;
+    m->len = 1;
+    m->type = -1;
+    if (st == NULL || info == NULL)
+        return 1;
+    st->seen++;
+    info[0] = p[0];
+    info[1] = st->seen;
+    return 1;
+}
+
+typedef struct {
+    void *info[2];
+    uint32_t got[2][2];
+    int n;
+} info_seen;
+
+static int info_on_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    info_seen *s = app;
+    const uint32_t *info = m->info;
+
+    CHECK(info != NULL);
+    if (s->n < 2) {
+        s->info[s->n] = m->info;
+        s->got[s->n][0] = info[0];
+        s->got[s->n][1] = info[1];
+    }
+    s->n++;
+    return 0;
+}
+
+static void test_cut_info_shared(void)
+{
+    sb_loop *l = new_loop();
+    info_seen seen = {{NULL, NULL}, {{0, 0}, {0, 0}}, 0};
+    sb_handler h = {NULL, info_on_message, NULL, NULL, &seen};
+    sb_conn_opts o;
+    sb_conn *c[2];
+    int a[2], b[2];
+
+    sb_conn_opts_default(&o);
+    memset(&o.frame, 0, sizeof(o.frame));
+    o.frame.kind = SB_FRAME_CUSTOM;
+    o.frame.cut = info_cut;
+    o.frame.cut_state_size = sizeof(info_state);
+    o.frame.cut_info_size = 4 * sizeof(uint32_t);
+    pair(a);
+    pair(b);
+    CHECK_EQ(sb_conn_open(l, a[0], &o, &h, &c[0]), 0);
+    CHECK_EQ(sb_conn_open(l, b[0], &o, &h, &c[1]), 0);
+    CHECK_EQ(write(a[1], "x", 1), 1);
+    SPIN_UNTIL(l, seen.n == 1);
+    CHECK_EQ(write(b[1], "y", 1), 1);
+    SPIN_UNTIL(l, seen.n == 2);
+    CHECK(seen.info[0] != NULL && seen.info[0] == seen.info[1]);
+    CHECK(seen.got[0][0] == 'x' && seen.got[0][1] == 1);
+    CHECK(seen.got[1][0] == 'y' && seen.got[1][1] == 1);
+    sb_conn_abort(c[0]);
+    sb_conn_abort(c[1]);
+    SPIN_UNTIL(l, sb_conn_walk(l, NULL, NULL) == 0);
+    close(a[1]);
+    close(b[1]);
+    sb_loop_free(l);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1031,6 +1111,7 @@ int main(void)
         RUN(test_linger_long_drain);
         RUN(test_peer_after_reset);
         RUN(test_walk_closes_all);
+        RUN(test_cut_info_shared);
     }
     RUN(test_blocking_foreign_send_never_waits);
     RUN(test_blocking_close_from_other_thread);

@@ -879,6 +879,22 @@ static void test_custom_state(void)
     CHECK(c != NULL && c->calls == 1 && c->messages == 1);
     sb_decoder_free(&d);
     sb_decoder_free(&d2);
+
+    /* With cut_info_size, a stream that keeps state lends the cutter a
+     * block of that size for each message (sb_frame_state_init makes it);
+     * the stateless decoder lends none. */
+    spec.cut_info_size = 16;
+    CHECK_EQ(sb_frame_decode(&spec, 0, (const uint8_t *)"3abcd", 5, 0, &m), 4);
+    CHECK(m.info == NULL);
+    sb_frame_state st;
+    CHECK_EQ(sb_frame_state_init(&st, &spec), 0);
+    CHECK(st.info != NULL && st.info_owned);
+    CHECK_EQ(sb_frame_decode_from(&spec, 0, (const uint8_t *)"2ab", 3, 0, &m, &st), 3);
+    CHECK(m.info == st.cut); /* counting_cut points it at its state */
+    memset(&m, 0, sizeof m);
+    CHECK_EQ(sb_frame_decode_from(&spec, 0, (const uint8_t *)"2a", 2, 0, &m, &st), 0);
+    CHECK(m.info == st.info); /* lent, left as it was for an unfinished message */
+    sb_frame_state_free(&st);
 }
 
 /* sb_frame_decode_from with a resume point answers exactly as the plain

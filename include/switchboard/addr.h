@@ -1,4 +1,5 @@
-/* addr: the address strings of the CLI, parsed and resolved.
+/** @file
+ * addr: the address strings of the CLI, parsed and resolved.
  *
  *   HOST:PORT     name or IPv4 literal            "localhost:7000"
  *   [V6]:PORT     IPv6 literal (scope allowed)    "[::1]:7000"
@@ -18,31 +19,32 @@
 extern "C" {
 #endif
 
+/** A resolved socket address, ready for bind or connect. */
 typedef struct sb_addr {
-    struct sockaddr_storage ss; /* the address (sockaddr_un fits too) */
-    socklen_t len;              /* its length */
-    int family;                 /* AF_INET, AF_INET6 or AF_UNIX */
+    struct sockaddr_storage ss; /**< the address (sockaddr_un fits too) */
+    socklen_t len;              /**< its length */
+    int family;                 /**< AF_INET, AF_INET6 or AF_UNIX */
 } sb_addr;
 
-/* The parsed, unresolved form. Strings are NUL terminated. */
+/** The parsed, unresolved form. Strings are NUL terminated. */
 typedef struct sb_addr_spec {
-    char host[256]; /* empty for ":PORT" and unix */
-    char port[6];   /* decimal, validated */
-    char path[108]; /* unix: the path */
-    int is_unix;
+    char host[256]; /**< empty for ":PORT" and unix */
+    char port[6];   /**< decimal, validated */
+    char path[108]; /**< unix: the path */
+    int is_unix;    /**< unix:PATH */
 } sb_addr_spec;
 
-/* Parse without resolving. Returns 0, SB_EBADADDR (shape), SB_EBADPORT,
+/** Parse without resolving. Returns 0, SB_EBADADDR (shape), SB_EBADPORT,
  * SB_EPATHLEN (unix path does not fit sun_path). */
 int sb_addr_parse(const char *s, sb_addr_spec *out);
 
-/* Parse and resolve into out[0..max). passive != 0 resolves for bind (":PORT"
+/** Parse and resolve into out[0..max). passive != 0 resolves for bind (":PORT"
  * gives [::] first, then 0.0.0.0); otherwise for connect (":PORT" gives
  * loopback). Returns the number of addresses (>= 1) or a negative code:
  * the parse errors, SB_ENOHOST for a name with no address. */
 int sb_addr_resolve(const char *s, int passive, sb_addr *out, int max);
 
-/* Format a socket address as "1.2.3.4:80", "[::1]:80" or "unix:/path" into
+/** Format a socket address as "1.2.3.4:80", "[::1]:80" or "unix:/path" into
  * out[0..n). Returns the string length or -ENOSPC. */
 int sb_addr_format(const struct sockaddr *sa, socklen_t len, char *out, size_t n);
 

@@ -1,4 +1,5 @@
-/* http: an HTTP/1.1 message parser in the style of picohttpparser, and the
+/** @file
+ * http: an HTTP/1.1 message parser in the style of picohttpparser, and the
  * small pieces of HTTP a static file server and a fetching client share.
  *
  * The parsers are pure functions over bytes: no I/O, no allocation, no
@@ -41,48 +42,52 @@
 extern "C" {
 #endif
 
-/* "Need more bytes": not an error, and 0 like the frame decoders' answer,
+/** "Need more bytes": not an error, and 0 like the frame decoders' answer,
  * so that `rc < 0` is always an error and `rc > 0` always a length. */
 #define SB_HTTP_INCOMPLETE 0
-/* Errors of the parsers besides SB_EHTTP (a malformed message: 400). They
+/** Errors of the parsers besides SB_EHTTP (a malformed message: 400). They
  * lie below the codes of error.h (SB_ERR_BASE - 1001 and down) so they
  * never collide with them; sb_strerror names them. */
-#define SB_HTTP_ELINE (SB_ERR_BASE - 1001)      /* request line over its limit: 414 */
-#define SB_HTTP_EHEAD (SB_ERR_BASE - 1002)      /* head or header count over limit: 431 */
-#define SB_HTTP_EVERSION (SB_ERR_BASE - 1003)   /* HTTP major version not 1: 505 */
-#define SB_HTTP_EBODY (SB_ERR_BASE - 1004)      /* body over its limit: 413 */
-#define SB_HTTP_EUNSAT (SB_ERR_BASE - 1005)     /* range not satisfiable: 416 */
+#define SB_HTTP_ELINE (SB_ERR_BASE - 1001)      /**< request line over its limit: 414 */
+#define SB_HTTP_EHEAD (SB_ERR_BASE - 1002)      /**< head or header count over limit: 431 */
+#define SB_HTTP_EVERSION (SB_ERR_BASE - 1003)   /**< HTTP major version not 1: 505 */
+#define SB_HTTP_EBODY (SB_ERR_BASE - 1004)      /**< body over its limit: 413 */
+#define SB_HTTP_EUNSAT (SB_ERR_BASE - 1005)     /**< range not satisfiable: 416 */
 
+/** One header field: pointers into the parsed buffer, not NUL terminated. */
 typedef struct sb_http_header {
-    const char *name;   /* field name as received (compare case-insensitively) */
-    size_t name_len;
-    const char *value;  /* field value without leading/trailing OWS */
-    size_t value_len;
+    const char *name;   /**< field name as received (compare case-insensitively) */
+    size_t name_len;    /**< bytes in name */
+    const char *value;  /**< field value without leading/trailing OWS */
+    size_t value_len;   /**< bytes in value */
 } sb_http_header;
 
+/** Bounds on a head (NULL or zero fields: the defaults). */
 typedef struct sb_http_limits {
-    size_t max_line; /* request line including CRLF (0: 8 KiB) */
-    size_t max_head; /* start line + headers + final CRLF (0: 16 KiB) */
+    size_t max_line; /**< request line including CRLF (0: 8 KiB) */
+    size_t max_head; /**< start line + headers + final CRLF (0: 16 KiB) */
 } sb_http_limits;
 
+/** A parsed request line: pointers into the parsed buffer. */
 typedef struct sb_http_request {
-    const char *method;   /* token, e.g. "GET" */
-    size_t method_len;
-    const char *target;   /* request-target as received, e.g. "/a%20b?q" */
-    size_t target_len;
-    int minor_version;    /* the x of HTTP/1.x */
-    size_t num_headers;   /* headers stored in the caller's array */
+    const char *method;   /**< token, e.g. "GET" */
+    size_t method_len;    /**< bytes in method */
+    const char *target;   /**< request-target as received, e.g. "/a%20b?q" */
+    size_t target_len;    /**< bytes in target */
+    int minor_version;    /**< the x of HTTP/1.x */
+    size_t num_headers;   /**< headers stored in the caller's array */
 } sb_http_request;
 
+/** A parsed status line: reason points into the parsed buffer. */
 typedef struct sb_http_response {
-    int minor_version;
-    int status;           /* 100..999 */
-    const char *reason;   /* may be empty */
-    size_t reason_len;
-    size_t num_headers;
+    int minor_version;    /**< the x of HTTP/1.x */
+    int status;           /**< 100..999 */
+    const char *reason;   /**< may be empty */
+    size_t reason_len;    /**< bytes in reason */
+    size_t num_headers;   /**< headers stored in the caller's array */
 } sb_http_response;
 
-/* Parse a request head from buf[0..len). headers[0..max_headers) receives
+/** Parse a request head from buf[0..len). headers[0..max_headers) receives
  * the header fields. lim may be NULL (defaults). Returns the length of the
  * head including its final CRLF (> 0), SB_HTTP_INCOMPLETE, or an error:
  * SB_EHTTP, SB_HTTP_ELINE, SB_HTTP_EHEAD, SB_HTTP_EVERSION. A prefix of a
@@ -92,27 +97,29 @@ int sb_http_parse_request(const char *buf, size_t len, sb_http_request *req,
                           sb_http_header *headers, size_t max_headers,
                           const sb_http_limits *lim);
 
-/* Parse a response head (status line + headers). Same contract; the status
+/** Parse a response head (status line + headers). Same contract; the status
  * line is bounded by max_line and a violation is SB_EHTTP. */
 int sb_http_parse_response(const char *buf, size_t len, sb_http_response *res,
                            sb_http_header *headers, size_t max_headers,
                            const sb_http_limits *lim);
 
-/* The status a server answers an error above with (400 for anything not
+/** @{ */
+/** The status a server answers an error above with (400 for anything not
  * listed), and text for any code: the same as sb_strerror, kept for
  * callers that used it before sb_strerror knew these codes. */
 int sb_http_error_status(int err);
 const char *sb_http_strerror(int err);
-/* Reason phrase for a status ("Not Found"), "Unknown" if not known. */
+/** @} */
+/** Reason phrase for a status ("Not Found"), "Unknown" if not known. */
 const char *sb_http_reason(int status);
 
-/* Case-insensitive comparison of a field name with a NUL-terminated
+/** Case-insensitive comparison of a field name with a NUL-terminated
  * lowercase name. Returns 1 if equal. */
 int sb_http_name_is(const sb_http_header *h, const char *lower);
-/* Index of the first header at or after `from` named `lower`, or -1. */
+/** Index of the first header at or after `from` named `lower`, or -1. */
 int sb_http_find(const sb_http_header *h, size_t n, size_t from, const char *lower);
 
-/* Is v[0..len) a valid Host field value, or the authority of an
+/** Is v[0..len) a valid Host field value, or the authority of an
  * absolute-form target: uri-host [ ":" port ] (RFC 9112 section 3.2, RFC
  * 3986 section 3.2.2)? uri-host is an IP-literal ("[" IPv6 or IPvFuture
  * "]"), or a non-empty reg-name of unreserved, pct-encoded and sub-delims
@@ -120,7 +127,7 @@ int sb_http_find(const sb_http_header *h, size_t n, size_t from, const char *low
  * userinfo, no whitespace, no '/'. Returns 1 if valid, 0 if not. */
 int sb_http_valid_host(const char *v, size_t len);
 
-/* How the body of a message is delimited, from its headers (RFC 9112
+/** How the body of a message is delimited, from its headers (RFC 9112
  * section 6.3), with the checks that stop request smuggling.
  *
  * Content-Length is 1*DIGIT and nothing else ("+5", "0x5", " ", "" and a
@@ -132,24 +139,24 @@ int sb_http_valid_host(const char *v, size_t len);
  * coding, or chunked twice, is an error); for a response, a final coding
  * other than chunked means "read until close". */
 typedef struct sb_http_framing {
-    int has_length;        /* Content-Length present */
-    uint64_t length;       /* its value */
-    int chunked;           /* Transfer-Encoding ends in chunked */
-    int has_te;            /* any Transfer-Encoding field present */
-    int until_close;       /* response: body runs until the connection closes */
-    int keep_alive;        /* the connection persists after this message */
+    int has_length;        /**< Content-Length present */
+    uint64_t length;       /**< its value */
+    int chunked;           /**< Transfer-Encoding ends in chunked */
+    int has_te;            /**< any Transfer-Encoding field present */
+    int until_close;       /**< response: body runs until the connection closes */
+    int keep_alive;        /**< the connection persists after this message */
 } sb_http_framing;
 
-/* Returns 0 with *f filled, or SB_EHTTP. minor_version gives the default of
+/** Returns 0 with *f filled, or SB_EHTTP. minor_version gives the default of
  * keep_alive (HTTP/1.1: on unless "Connection: close"; HTTP/1.0: off unless
  * "Connection: keep-alive"). is_request selects the request rules above. */
 int sb_http_framing_get(const sb_http_header *h, size_t n, int minor_version,
                         int is_request, sb_http_framing *f);
 
-/* Strict Content-Length value: 1*DIGIT, at most 2^63 - 1. 0 or SB_EHTTP. */
+/** Strict Content-Length value: 1*DIGIT, at most 2^63 - 1. 0 or SB_EHTTP. */
 int sb_http_parse_length(const char *s, size_t len, uint64_t *out);
 
-/* Incremental chunked-body decoder, in place (the shape of picohttpparser's
+/** Incremental chunked-body decoder, in place (the shape of picohttpparser's
  * phr_decode_chunked). A zero-filled sb_http_chunked is a fresh decoder.
  * Call with the bytes received so far, buf[0..*len): the decoded data is
  * moved to the front and *len becomes its length. Returns
@@ -162,15 +169,16 @@ int sb_http_parse_length(const char *s, size_t len, uint64_t *out);
  * SB_EOVERFLOW (chunk size over 2^63 - 1), SB_HTTP_EHEAD (chunk extension
  * or trailers over 8 KiB). */
 typedef struct sb_http_chunked {
-    uint64_t left;      /* data bytes left in the current chunk */
-    size_t extra;       /* bytes of extensions / trailers seen, bounded */
-    int state;          /* internal */
-    int digits;         /* hex digits of the current size */
+    uint64_t left;      /**< data bytes left in the current chunk */
+    size_t extra;       /**< bytes of extensions / trailers seen, bounded */
+    int state;          /**< internal */
+    int digits;         /**< hex digits of the current size */
 } sb_http_chunked;
 
+/** Decode buf[0..*len) in place with d, as sb_http_chunked describes. */
 ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len);
 
-/* The Range header of a GET for a representation of `size` bytes, as RFC
+/** The Range header of a GET for a representation of `size` bytes, as RFC
  * 9110 section 14 reads it, limited to what a simple server supports:
  *   1   one satisfiable range "bytes=a-b", "a-" or "-n": *first, *last set
  *       (inclusive, clamped to size - 1; a suffix longer than the
@@ -185,7 +193,7 @@ ssize_t sb_http_chunked_decode(sb_http_chunked *d, char *buf, size_t *len);
 int sb_http_parse_range(const char *v, size_t len, uint64_t size,
                         uint64_t *first, uint64_t *last);
 
-/* Every range of a Range header, for a server that answers several with
+/** Every range of a Range header, for a server that answers several with
  * multipart/byteranges (RFC 9110 section 14.6). Fills out[0..max):
  *   n > 0  the satisfiable ranges, in the order given (the unsatisfiable
  *          ones left out), each clamped as above
@@ -196,21 +204,24 @@ int sb_http_parse_range(const char *v, size_t len, uint64_t size,
  *   SB_HTTP_EUNSAT  no range has a byte inside the representation
  * Empty list elements are skipped. sb_http_parse_range is this with max 1. */
 typedef struct sb_http_range {
-    uint64_t first, last;   /* inclusive */
+    uint64_t first; /**< the range's first byte */
+    uint64_t last;  /**< its last byte (inclusive) */
 } sb_http_range;
 
+/** Every range of a Range header: see sb_http_range above. */
 int sb_http_parse_ranges(const char *v, size_t len, uint64_t size, sb_http_range *out,
                          size_t max);
 
-/* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters and a NUL,
+/** IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters and a NUL,
  * so out must hold SB_HTTP_DATE_LEN + 1 bytes. */
 #define SB_HTTP_DATE_LEN 29
+/** Format t as an IMF-fixdate into out (SB_HTTP_DATE_LEN + 1 bytes). */
 void sb_http_format_date(time_t t, char *out);
-/* Parse an IMF-fixdate (the only form we generate; the obsolete forms are
+/** Parse an IMF-fixdate (the only form we generate; the obsolete forms are
  * rejected). Returns 0 with *t, or SB_EHTTP. */
 int sb_http_parse_date(const char *s, size_t len, time_t *t);
 
-/* Percent-decode src[0..len) into out (which may be src: decoding never
+/** Percent-decode src[0..len) into out (which may be src: decoding never
  * grows). Returns the decoded length, or SB_EHTTP for a bad escape or one
  * that decodes to NUL. Nothing else is interpreted ('+' stays '+'). */
 ssize_t sb_http_percent_decode(const char *src, size_t len, char *out);
