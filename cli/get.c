@@ -467,14 +467,15 @@ static int answer(get_run *g, int head, const sb_http_header *h, const sb_http_r
     if ((g->o->include || g->o->head_only) && !failing &&
         (rc = sink_write(&g->out, g->buf, (size_t)head)) < 0)
         return rc;
-    memmove(g->buf, g->buf + head, g->have - (size_t)head);
-    g->have -= (size_t)head;
     if (g->location[0] || failing || strcmp(g->method, "HEAD") == 0 || g->status == 204 ||
         g->status == 304)
         return 0;
+    /* The framing before the head leaves buf: h points into it. */
     g->step = "response";
     if ((rc = sb_http_framing_get(h, res->num_headers, res->minor_version, 0, &fr)) < 0)
         return rc;
+    memmove(g->buf, g->buf + head, g->have - (size_t)head);
+    g->have -= (size_t)head;
     g->step = "body";
     if (fr.chunked)
         return body_chunked(g);
