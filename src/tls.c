@@ -448,6 +448,11 @@ int sb__tls_transport_new(const sb_tls *ctx, int fd, const sb__transport **tp, v
     return 0;
 }
 
+void *sb__tls_ssl_ctx(const sb_tls *ctx)
+{
+    return ctx->ctx;
+}
+
 int sb__tls_handshake_ms(const sb_tls *ctx)
 {
     return ctx->handshake_ms;

@@ -11,6 +11,10 @@
  * connection owns state), -ENOMEM or SB_ENOTLS. */
 int sb__tls_transport_new(const sb_tls *ctx, int fd, const sb__transport **tp, void **state);
 
+/* The context's OpenSSL SSL_CTX (tests and fuzz/fuzz_tls.c drive it
+ * through memory BIOs); NULL without TLS. */
+void *sb__tls_ssl_ctx(const sb_tls *ctx);
+
 /* The context's handshake timeout (ms). */
 int sb__tls_handshake_ms(const sb_tls *ctx);
 

@@ -61,3 +61,8 @@ int sb_tls_shutdown(sb_tls_session *s, int64_t deadline)
 {
     return SB_ENOTLS;
 }
+
+void *sb__tls_ssl_ctx(const sb_tls *ctx)
+{
+    return NULL;
+}
