@@ -776,6 +776,17 @@ ssize_t sb_tls_recv_some(sb_tls_session *s, void *p, size_t n, int64_t deadline)
     }
 }
 
+ssize_t sb_tls_write(sb_tls_session *s, const void *p, size_t n)
+{
+    return tls_put(s->t, p, n);
+}
+
+ssize_t sb_tls_read(sb_tls_session *s, void *p, size_t n)
+{
+    ssize_t r = tls_fill(s->t, p, n);
+    return r == 0 && s->t->unclean ? SB_ETLSTRUNC : r;
+}
+
 int sb_tls_shutdown(sb_tls_session *s, int64_t deadline)
 {
     int want = 0, rc;

@@ -66,3 +66,13 @@ void *sb__tls_ssl_ctx(const sb_tls *ctx)
 {
     return NULL;
 }
+
+ssize_t sb_tls_write(sb_tls_session *s, const void *p, size_t n)
+{
+    return SB_ENOTLS;
+}
+
+ssize_t sb_tls_read(sb_tls_session *s, void *p, size_t n)
+{
+    return SB_ENOTLS;
+}

@@ -13,7 +13,7 @@ backend (epoll, poll, select, uring when built):
   - Python's ssl module wrapping a HOWTO-style socket client, echo under
     line, len32 and varint framing;
   - switchboard send --tls (and --half-close: close_notify as the end).
-Once: switchboard get https:// against Python's http.server wrapped in ssl;
+Once: switchboard bench --tls and bench https:// (-n, every reply checked); switchboard get https:// against Python's http.server wrapped in ssl;
 verification (a self-signed server without --cacert and a wrong host name
 exit 1 naming what failed, --insecure connects, mutual TLS refuses a client
 without a certificate); hostile peers, each bounded in time while another
@@ -404,6 +404,19 @@ def sendfile_mode_logged():
             assert r.returncode == 0 and r.stdout == f.read(), r.stderr
 
 
+def bench_tls():
+    with sbtest.start_server(BIN, *TLS) as srv:
+        r = run("bench", f"localhost:{srv.addr[1]}", "--tls", "--cacert", p("ca.pem"),
+                "-n", "200", "-c", "4", "--pipeline", "4", timeout=60)
+        assert r.rc == 0 and b"errors      0" in r.out, r
+        r = run("bench", f"localhost:{srv.addr[1]}", "--tls", "-n", "10", "-c", "1", timeout=60)
+        assert r.rc == 1 and "certificate verify failed" in r.err, r
+    with sbtest.start_server(BIN, *TLS, "--app", "http", "--root", p("root")) as srv:
+        r = run("bench", f"https://localhost:{srv.addr[1]}/a.txt", "--cacert", p("ca.pem"),
+                "-n", "200", "-c", "2", timeout=60)
+        assert r.rc == 0 and b"errors      0" in r.out, r
+
+
 def usage():
     r = run("serve", "--tls-cert", p("server.pem"))
     assert r.rc == 2 and "--tls-key" in r.err, r
@@ -448,6 +461,7 @@ def main():
     R.check("eof framing cut without close_notify is not answered", truncated_eof)
     if have_curl:
         R.check("the server says how it sends files", sendfile_mode_logged)
+    R.check("bench --tls and bench https://", bench_tls)
     R.check("usage and configuration errors", usage)
     return R.finish()
 

@@ -100,6 +100,19 @@ ssize_t sb_tls_send_all(sb_tls_session *s, const void *p, size_t n, int64_t dead
  * close_notify, SB_ETLSTRUNC when the stream ended without one. */
 ssize_t sb_tls_recv_some(sb_tls_session *s, void *p, size_t n, int64_t deadline);
 
+/** Non-blocking send for a session on a non-blocking socket (a load
+ * generator's loop): bytes taken (up to n), -EAGAIN when the socket is
+ * full - wait for it to be writable - or an error. A retry after -EAGAIN
+ * must offer the same bytes first. */
+ssize_t sb_tls_write(sb_tls_session *s, const void *p, size_t n);
+
+/** Non-blocking receive: fills p from as many records as are readable;
+ * a count short of n means the socket is drained (wait for it to be
+ * readable: edge-triggered readiness is enough). 0 after close_notify,
+ * SB_ETLSTRUNC at an end without it, -EAGAIN when nothing was there, or
+ * an error. */
+ssize_t sb_tls_read(sb_tls_session *s, void *p, size_t n);
+
 /** Half-close: send close_notify now (our side is done sending; reads go
  * on, as TLS 1.3 allows), then shutdown(SHUT_WR). Returns 0 or an error. */
 int sb_tls_shutdown(sb_tls_session *s, int64_t deadline);
