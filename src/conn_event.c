@@ -265,7 +265,9 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
             return rc;
         }
     }
-    if (c->queued > 0 || (c->flags & (F_CLOSING | F_ABORT)))
+    /* The transport may need the socket from the start (a TLS client's
+     * handshake begins with its own write, whether or not on_open wrote). */
+    if (c->queued > 0 || (c->flags & (F_CLOSING | F_ABORT)) || sb__conn_tp_events(c))
         sb__conn_kick(c);
     return 0;
 }

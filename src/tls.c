@@ -371,19 +371,31 @@ static ssize_t tp_writev(void *state, int fd, const struct iovec *iov, int cnt, 
     return tp_ret(tls_put(state, gather, len));
 }
 
+/* Kernel TLS: the kernel encrypts the file's pages on their way out. When
+ * this connection did not get it after all (the kernel refused the cipher
+ * in use), a piece of the file goes through SSL_write instead. */
 static ssize_t tp_sendfile(void *state, int fd, int file, off_t *off, size_t n)
 {
     tls_conn *t = state;
+    uint8_t buf[SB_TLS_GATHER];
     ossl_ssize_t r;
 
-    if (!t->ktls || !BIO_get_ktls_send(SSL_get_wbio(t->ssl)))
-        return tp_ret(-ENOTSUP);
-    ERR_clear_error();
-    r = SSL_sendfile(t->ssl, file, *off, n, 0);
-    if (r < 0) {
-        int rc = tls_result(t, (int)r, &t->wwant);
-        return tp_ret(rc == 0 ? -EPIPE : rc);
+    if (!BIO_get_ktls_send(SSL_get_wbio(t->ssl))) {
+        r = pread(file, buf, n < sizeof(buf) ? n : sizeof(buf), *off);
+        if (r <= 0)
+            return r;
+        r = tls_put(t, buf, (size_t)r);
+    } else {
+        ERR_clear_error();
+        t->wwant = 0;
+        r = SSL_sendfile(t->ssl, file, *off, n, 0);
+        if (r < 0) {
+            int rc = tls_result(t, (int)r, &t->wwant);
+            r = rc == 0 ? -EPIPE : rc;
+        }
     }
+    if (r < 0)
+        return tp_ret(r);
     *off += r;
     return r;
 }

@@ -13,7 +13,8 @@ backend (epoll, poll, select, uring when built):
   - Python's ssl module wrapping a HOWTO-style socket client, echo under
     line, len32 and varint framing;
   - switchboard send --tls (and --half-close: close_notify as the end).
-Once: switchboard bench --tls and bench https:// (-n, every reply checked); switchboard get https:// against Python's http.server wrapped in ssl;
+Once: switchboard bench --tls and bench https:// (-n, every reply checked);
+the chat app (event and threads: sends from other members' threads); switchboard get https:// against Python's http.server wrapped in ssl;
 verification (a self-signed server without --cacert and a wrong host name
 exit 1 naming what failed, --insecure connects, mutual TLS refuses a client
 without a certificate); hostile peers, each bounded in time while another
@@ -404,6 +405,23 @@ def sendfile_mode_logged():
             assert r.returncode == 0 and r.stdout == f.read(), r.stderr
 
 
+def chat(model):
+    """The chat app sends to every other member from the sender's thread
+    (threads model): over TLS those writes go through each member's own
+    thread, never into an engine another thread is reading with."""
+    with sbtest.start_server(BIN, *TLS, "--app", "chat", "--model", model) as srv:
+        members = [tls_connect(srv) for _ in range(4)]
+        time.sleep(0.2)  # every member joined before the first line
+        decs = [Framing("line").decoder() for _ in members]
+        for i, m in enumerate(members):
+            m.sendall(b"from %d\n" % i)
+        for i, m in enumerate(members):
+            got = recv_msgs(m, decs[i], 3, timeout=10)
+            assert sorted(got) == sorted(b"from %d" % j for j in range(4) if j != i), got
+        for m in members:
+            m.close()
+
+
 def bench_tls():
     with sbtest.start_server(BIN, *TLS) as srv:
         r = run("bench", f"localhost:{srv.addr[1]}", "--tls", "--cacert", p("ca.pem"),
@@ -461,6 +479,8 @@ def main():
     R.check("eof framing cut without close_notify is not answered", truncated_eof)
     if have_curl:
         R.check("the server says how it sends files", sendfile_mode_logged)
+    for model in ("event", "threads"):
+        R.check(f"{model}: chat over TLS, sends from other members' threads", chat, model)
     R.check("bench --tls and bench https://", bench_tls)
     R.check("usage and configuration errors", usage)
     return R.finish()
