@@ -4,6 +4,8 @@
  *     connections on one loop, over a socketpair, on every backend; the
  *     server sees a clean close (close_notify), both sides verified;
  *   - verification failures name what failed (SB_ETLSVERIFY, SB_ETLSHOST);
+ *   - a server that speaks first to a client whose handler writes nothing;
+ *   - the handshake timeout, under the loop and the blocking driver;
  *   - a blocking-model server (sb_conn_run_blocking) and a blocking client
  *     session (sb_tls_connect, send_all, recv_some, shutdown);
  *   - truncation: an `eof` message ended by a FIN without close_notify is
@@ -207,6 +209,110 @@ static void test_verify_failures(void)
     sb_tls_free(s);
     sb_tls_free(untrusted);
     sb_tls_free(wrong);
+}
+
+/* The server speaks first (a greeting from on_open) and the client's
+ * handler writes nothing: the client's handshake must start anyway. */
+typedef struct greet {
+    sb_loop *l;
+    int got, closes, client_err;
+} greet;
+
+static int greet_open(sb_conn *c, void *app)
+{
+    return sb_conn_send(c, 0, "hi", 2);
+}
+
+static int greet_msg(sb_conn *c, const sb_msg *m, void *app)
+{
+    greet *g = app;
+    CHECK(m->len == 2 && memcmp(m->data, "hi", 2) == 0);
+    g->got = 1;
+    sb_conn_close(c);
+    return 0;
+}
+
+static void greet_close(sb_conn *c, int err, void *app)
+{
+    greet *g = app;
+    if (sb_conn_data(c) != NULL)
+        g->client_err = err;
+    if (++g->closes == 2)
+        sb_loop_stop(g->l);
+}
+
+static void test_server_speaks_first(void)
+{
+    sb_tls *s = server_ctx(), *c = client_ctx(ca, "localhost");
+    greet g;
+    sb_handler sh_ = {.on_open = greet_open, .on_close = greet_close, .on_message = greet_msg, .app = &g};
+    sb_handler ch = {.on_message = greet_msg, .on_close = greet_close, .app = &g};
+    sb_conn_opts so, co;
+    sb_conn *cc;
+    int sv[2];
+
+    memset(&g, 0, sizeof g);
+    CHECK_EQ(sb_loop_new(&g.l, "epoll"), 0);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    sb_conn_opts_default(&so);
+    co = so;
+    so.tls = s;
+    co.tls = c;
+    co.idle_timeout_ms = so.idle_timeout_ms = 5000; /* a failure ends, not hangs */
+    CHECK_EQ(sb_conn_open(g.l, sv[0], &so, &sh_, NULL), 0);
+    CHECK_EQ(sb_conn_open(g.l, sv[1], &co, &ch, &cc), 0);
+    sb_conn_set_data(cc, &g);
+    CHECK_EQ(sb_loop_run(g.l), 0);
+    CHECK(g.got);
+    CHECK_EQ(g.client_err, 0);
+    sb_loop_free(g.l);
+    sb_tls_free(s);
+    sb_tls_free(c);
+}
+
+/* A peer that connects and sends nothing is closed at the handshake
+ * timeout, under the loop and under the blocking driver. */
+static int hs_err;
+
+static void hs_close(sb_conn *c, int err, void *app)
+{
+    hs_err = err;
+    sb_loop_stop(app);
+}
+
+static void test_handshake_timeout(void)
+{
+    sb_tls_opts o;
+    sb_tls *s;
+    sb_loop *l;
+    sb_conn_opts co;
+    char why[256];
+    int sv[2];
+    int64_t t0;
+
+    sb_tls_opts_default(&o);
+    o.cert_file = cert;
+    o.key_file = key;
+    o.handshake_timeout_ms = 200;
+    CHECK_EQ(sb_tls_server_new(&s, &o, why, sizeof why), 0);
+    sb_conn_opts_default(&co);
+    co.tls = s;
+    CHECK_EQ(sb_loop_new(&l, "poll"), 0);
+    sb_handler h = {.on_close = hs_close, .on_message = srv_msg, .app = l};
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    t0 = sb_now_ms();
+    CHECK_EQ(sb_conn_open(l, sv[0], &co, &h, NULL), 0);
+    CHECK_EQ(sb_loop_run(l), 0);
+    CHECK_EQ(hs_err, -ETIMEDOUT);
+    CHECK(sb_now_ms() - t0 < 5000);
+    sb_loop_free(l);
+    close(sv[1]);
+
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    sb_handler hb = {.on_message = srv_msg};
+    CHECK_EQ(sb_conn_run_blocking(sv[0], &co, &hb), -ETIMEDOUT);
+    close(sv[1]);
+    sb_tls_free(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -470,6 +576,8 @@ int main(void)
     RUN(test_errors_and_config);
     RUN(test_loop_echo_every_backend);
     RUN(test_verify_failures);
+    RUN(test_server_speaks_first);
+    RUN(test_handshake_timeout);
     RUN(test_blocking_session);
     RUN(test_truncated_eof_message);
     RUN(test_read_fills_across_records);
