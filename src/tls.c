@@ -177,13 +177,17 @@ static int tls_result(tls_conn *t, int ret, int *want)
         return -EAGAIN;
     case SSL_ERROR_ZERO_RETURN: /* nothing more comes; our close_notify may still go */
         return 0;
-    case SSL_ERROR_SYSCALL:
+    case SSL_ERROR_SYSCALL: {
+        /* Our BIO keeps its errno; OpenSSL's socket BIO (kernel TLS)
+         * leaves it in errno itself. */
+        int io = t->io_errno ? t->io_errno : t->ktls ? errno : 0;
         t->dead = 1;
         ERR_clear_error();
-        if (t->io_errno != 0 && t->io_errno != EAGAIN)
-            return -t->io_errno;
+        if (io != 0 && io != EAGAIN && io != EWOULDBLOCK)
+            return -io;
         t->unclean = 1;
         return 0;
+    }
     default:
         t->dead = 1;
         err = ERR_peek_last_error();
@@ -282,7 +286,7 @@ static ssize_t tls_fill(tls_conn *t, void *p, size_t n)
     if (t->dead)
         return 0; /* after a fatal error: the end (a lingering close stops here) */
     t->rwant = 0;
-    t->io_errno = 0;
+    t->io_errno = errno = 0;
     while (got < n) {
         ERR_clear_error();
         if (SSL_read_ex(t->ssl, (char *)p + got, n - got, &k) == 1) {
@@ -314,7 +318,7 @@ static ssize_t tls_put(tls_conn *t, const void *p, size_t n)
     if (t->dead)
         return -EPIPE;
     t->wwant = 0;
-    t->io_errno = 0;
+    t->io_errno = errno = 0;
     ERR_clear_error();
     if (SSL_write_ex(t->ssl, p, n, &k) == 1) {
         tls_note_progress(t);
