@@ -187,7 +187,8 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
     tpev = sb__conn_tp_events(c);
     p[0].fd = c->fd;
     p[0].events = (short)((want || (tpev & SB_READABLE) ? POLLIN : 0) |
-                          (queued > 0 || (tpev & SB_WRITABLE) ? POLLOUT : 0));
+                          ((queued > 0 && !(tpev & SB__TP_NOWRITE)) || (tpev & SB_WRITABLE)
+                               ? POLLOUT : 0));
     p[1].fd = c->blk->wake_fd;
     p[1].events = POLLIN;
     p[0].revents = p[1].revents = 0;

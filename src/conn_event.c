@@ -59,7 +59,7 @@ static void ev_update(sb_conn *c)
         return;
     if (ev_want_read(c))
         mask |= SB_READABLE;
-    if (c->queued > 0)
+    if (c->queued > 0 && !(tpev & SB__TP_NOWRITE))
         mask |= SB_WRITABLE;
     mask |= tpev & (SB_READABLE | SB_WRITABLE);
     /* Edge-triggered where the loop can be: reads go until a short one

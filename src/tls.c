@@ -422,6 +422,8 @@ static int tp_events(void *state)
 
     if (t->held || (!t->dead && SSL_pending(t->ssl) > 0))
         ev |= SB__TP_HELD;
+    if (t->wwant == SB_READABLE)
+        ev |= SB__TP_NOWRITE;
     return ev;
 }
 

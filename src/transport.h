@@ -66,6 +66,9 @@ typedef struct sb__transport {
 } sb__transport;
 
 #define SB__TP_HELD 0x100
+/* events(): the write queue cannot move on writability alone (a TLS write
+ * waits to read first): watching the socket for it would only spin. */
+#define SB__TP_NOWRITE 0x200
 
 extern const sb__transport sb__transport_plain;
 
