@@ -168,7 +168,7 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
     struct pollfd p[2];
     size_t queued;
     int64_t deadline;
-    int want, n, tpev, held;
+    int want, n, tpev, read_now;
 
     blk_take_request(c);
     blk_after_read(c); /* a pause from on_open, too */
@@ -193,8 +193,8 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
     p[1].events = POLLIN;
     p[0].revents = p[1].revents = 0;
     /* Bytes the transport holds are readable now, whatever the socket says. */
-    held = want && (tpev & SB__TP_HELD);
-    n = sb__sys.poll(p, 2, held ? 0 : blk_poll_ms(deadline));
+    read_now = want && (tpev & SB__TP_HELD);
+    n = sb__sys.poll(p, 2, read_now ? 0 : blk_poll_ms(deadline));
     if (n < 0 && errno != EINTR) {
         sb__conn_mark_close(c, -errno, 0);
         return 1;
@@ -212,8 +212,8 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
      * like a readable socket; its writes are retried by the next flush. */
     if (p[0].revents & (POLLIN | POLLOUT) & ((tpev & SB_READABLE ? POLLIN : 0) |
                                               (tpev & SB_WRITABLE ? POLLOUT : 0)))
-        held = want;
-    if (want && (held || (p[0].revents & (POLLIN | POLLERR | POLLHUP))))
+        read_now = want;
+    if (want && (read_now || (p[0].revents & (POLLIN | POLLERR | POLLHUP))))
         blk_read(c, scratch, size);
     else if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
         blk_hangup(c);
@@ -235,7 +235,7 @@ static int blk_finish(sb_conn *c, sb__conn_owner *ow)
     if (c->flags & F_ABORT)
         sb__conn_set_linger0(c->fd);
     else
-        sb__conn_goodbye(c);
+        sb__conn_goodbye(c); /* xclosed: no other thread writes now */
     sb__sys.close(c->fd);
     c->fd = -1;
     if (c->h->on_close)

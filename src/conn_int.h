@@ -26,6 +26,10 @@
  *          by any thread. Nobody sleeps holding blk->lock: the socket is
  *          non-blocking and every write under the lock is one that returns
  *          EAGAIN instead of waiting.
+ *          A TLS transport (tls.c) declines foreign writes, so only the
+ *          owner ever calls into its engine - and the engine writes the
+ *          socket from the owner's reads too (handshake, alerts), outside
+ *          the lock, which is safe because no other thread writes it.
  *       o  blk->xreq, blk->xerr: atomics, any thread (a foreign thread's
  *          close request; the owner acts on it).
  *       o  blk->wake_fd: written (one eventfd increment) by any thread that

@@ -86,7 +86,8 @@ const char *sb_tls_sendfile_mode(const sb_tls *t);
 
 /** Client: TLS over the connected socket fd (not owned, left open by
  * sb_tls_session_free), for host (SNI and the name verified; NULL: the
- * context's server_name). The handshake runs now, waiting in poll until
+ * context's server_name; neither: the chain alone is verified, which any
+ * certificate the trust store signed passes - name the host). The handshake runs now, waiting in poll until
  * deadline (sb_now_ms() + ms, or SB_NO_DEADLINE). Returns 0 with *out, or
  * SB_ETLSVERIFY / SB_ETLSHOST / SB_ETLS / -ETIMEDOUT / -errno, with the
  * reason in why ("certificate verify failed: self-signed certificate"). */
