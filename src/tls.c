@@ -22,10 +22,14 @@
  * make every sender wait for it; declining costs a foreign sender nothing
  * and the owner one wakeup.
  *
- * Reads: OpenSSL's read-ahead is off, so the engine never holds a partial
- * record beyond the one being read, and "holds readable bytes" is exactly
- * SSL_pending (decrypted, not yet returned) - the condition for the
- * edge-triggered rule of transport.h.
+ * Reads: OpenSSL's read-ahead is on, so one recv brings a whole record (or
+ * several) instead of a header and then a body. The engine may then hold
+ * bytes no poll will report: after a read that stopped because the
+ * caller's buffer was full, anything it holds (SSL_has_pending) is
+ * readable now; after a read that stopped because the socket had nothing
+ * more (WANT_READ), what it holds is at most part of a record, readable
+ * only with more bytes, which will come as a new edge. That is the
+ * condition for transport.h's edge-triggered rule (tp_events).
  */
 #include <errno.h>
 #include <limits.h>
@@ -72,6 +76,7 @@ typedef struct tls_conn {
     int dead;            /* fatal error: no more SSL calls but free */
     int unclean;         /* the peer ended without close_notify */
     int held;            /* 1: `final` waits to be returned by the next read */
+    int drained;         /* the last read ended on WANT_READ: the socket is empty */
     int final;           /* held result: 0 (end) or a negative code */
     int ktls;            /* kernel TLS for sendfile on this connection */
 } tls_conn;
@@ -286,6 +291,7 @@ static ssize_t tls_fill(tls_conn *t, void *p, size_t n)
     if (t->dead)
         return 0; /* after a fatal error: the end (a lingering close stops here) */
     t->rwant = 0;
+    t->drained = 0;
     t->io_errno = errno = 0;
     while (got < n) {
         ERR_clear_error();
@@ -294,8 +300,10 @@ static ssize_t tls_fill(tls_conn *t, void *p, size_t n)
             continue;
         }
         rc = tls_result(t, 0, &t->rwant);
-        if (rc == -EAGAIN)
+        if (rc == -EAGAIN) {
+            t->drained = t->rwant == SB_READABLE;
             break;
+        }
         if (got == 0)
             return rc;
         t->held = 1;
@@ -317,6 +325,10 @@ static ssize_t tls_put(tls_conn *t, const void *p, size_t n)
 
     if (t->dead)
         return -EPIPE;
+    /* A write that drives the handshake reads too, and may read ahead past
+     * it: what it brings in has not been seen by a read. */
+    if (!SSL_is_init_finished(t->ssl))
+        t->drained = 0;
     t->wwant = 0;
     t->io_errno = errno = 0;
     ERR_clear_error();
@@ -420,7 +432,7 @@ static int tp_events(void *state)
     tls_conn *t = state;
     int ev = t->rwant | t->wwant;
 
-    if (t->held || (!t->dead && SSL_pending(t->ssl) > 0))
+    if (t->held || (!t->dead && !t->drained && SSL_has_pending(t->ssl)))
         ev |= SB__TP_HELD;
     if (t->wwant == SB_READABLE)
         ev |= SB__TP_NOWRITE;
@@ -573,7 +585,7 @@ static sb_tls *ctx_new(const sb_tls_opts *o, int server)
      * head, re-gathered). */
     SSL_CTX_set_mode(t->ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                                  SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_read_ahead(t->ctx, 0); /* see the top of this file */
+    SSL_CTX_set_read_ahead(t->ctx, 1); /* see the top of this file */
     return t;
 }
 

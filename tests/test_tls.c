@@ -6,6 +6,8 @@
  *   - verification failures name what failed (SB_ETLSVERIFY, SB_ETLSHOST);
  *   - a server that speaks first to a client whose handler writes nothing;
  *   - the handshake timeout, under the loop and the blocking driver;
+ *   - bytes read ahead by the engine, with the socket empty, reach a
+ *     connection resumed after a pause (every backend);
  *   - a greeting queued before the client's hello does not spin the
  *     server's wait (blocking driver, poll, select, epoll);
  *   - a blocking-model server (sb_conn_run_blocking) and a blocking client
@@ -371,6 +373,101 @@ static void test_greeting_before_hello_does_not_spin(void)
     sb_tls_free(c);
 }
 
+/* Bytes the engine holds are no edge of the socket. The server answers
+ * "go" with 70,000 bytes in one write; the client's first read fills the
+ * loop's 64 KiB scratch, the last record sits read ahead in its engine
+ * with the socket empty, and the client pauses at the first line. Resumed,
+ * it must get every line without a byte more arriving (the turn the full
+ * read asked for, kept while paused, and the transport's report of held
+ * bytes both lead to that read). */
+#define HELD_LINES 700
+
+typedef struct held {
+    sb_loop *l;
+    sb_conn *client;
+    sb_timer resume;
+    int lines, closes, paused;
+} held;
+
+static int held_srv_msg(sb_conn *c, const sb_msg *m, void *app)
+{
+    static char burst[HELD_LINES * 100];
+
+    for (int i = 0; i < HELD_LINES; i++) {
+        memset(burst + i * 100, 'a' + i % 26, 99);
+        burst[i * 100 + 99] = '\n';
+    }
+    return sb_conn_write(c, burst, sizeof burst);
+}
+
+static void held_resume(sb_loop *l, sb_timer *t)
+{
+    sb_conn_resume(((held *)t->data)->client);
+}
+
+static int held_cli_msg(sb_conn *c, const sb_msg *m, void *app)
+{
+    held *h = app;
+
+    CHECK_EQ(m->len, 99);
+    CHECK(m->data[0] == 'a' + h->lines % 26);
+    if (++h->lines == HELD_LINES) {
+        sb_conn_close(c);
+    } else if (h->lines == 1) {
+        h->paused = 1;
+        sb_conn_pause(c);
+        sb_timer_start(h->l, &h->resume, 50);
+    }
+    return 0;
+}
+
+static int held_cli_open(sb_conn *c, void *app)
+{
+    return sb_conn_send(c, 0, "go", 2);
+}
+
+static void held_close(sb_conn *c, int err, void *app)
+{
+    held *h = app;
+    if (++h->closes == 2)
+        sb_loop_stop(h->l);
+}
+
+static void test_held_bytes_after_resume(void)
+{
+    sb_tls *s = server_ctx(), *c = client_ctx(ca, "localhost");
+
+    for (const char *const *b = sb_loop_backends(); *b; b++) {
+        held h;
+        sb_handler sh_ = {.on_message = held_srv_msg, .on_close = held_close, .app = &h};
+        sb_handler ch = {.on_open = held_cli_open, .on_message = held_cli_msg,
+                         .on_close = held_close, .app = &h};
+        sb_conn_opts so, co;
+        int sv[2];
+
+        if (!sb_test_backend_ok(*b))
+            continue;
+        memset(&h, 0, sizeof h);
+        sb_timer_init(&h.resume, held_resume, &h);
+        CHECK_EQ(sb_loop_new(&h.l, *b), 0);
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        sb_conn_opts_default(&so);
+        so.idle_timeout_ms = 5000; /* a lost turn ends the test, not hangs it */
+        co = so;
+        so.tls = s;
+        co.tls = c;
+        CHECK_EQ(sb_conn_open(h.l, sv[0], &so, &sh_, NULL), 0);
+        CHECK_EQ(sb_conn_open(h.l, sv[1], &co, &ch, &h.client), 0);
+        CHECK_EQ(sb_loop_run(h.l), 0);
+        fprintf(stderr, "    %s: %d lines\n", *b, h.lines);
+        CHECK(h.paused);
+        CHECK_EQ(h.lines, HELD_LINES);
+        sb_loop_free(h.l);
+    }
+    sb_tls_free(s);
+    sb_tls_free(c);
+}
+
 /* A peer that connects and sends nothing is closed at the handshake
  * timeout, under the loop and under the blocking driver. */
 static int hs_err;
@@ -680,6 +777,7 @@ int main(void)
     RUN(test_server_speaks_first);
     RUN(test_handshake_timeout);
     RUN(test_greeting_before_hello_does_not_spin);
+    RUN(test_held_bytes_after_resume);
     RUN(test_blocking_session);
     RUN(test_truncated_eof_message);
     RUN(test_read_fills_across_records);

@@ -107,7 +107,9 @@ ssize_t sb_tls_recv_some(sb_tls_session *s, void *p, size_t n, int64_t deadline)
  * must offer the same bytes first. */
 ssize_t sb_tls_write(sb_tls_session *s, const void *p, size_t n);
 
-/** Non-blocking receive: fills p from as many records as are readable;
+/** Non-blocking receive: fills p from as many records as are readable
+ * (call it once before the first wait: the handshake may have brought
+ * bytes along);
  * a count short of n means the socket is drained (wait for it to be
  * readable: edge-triggered readiness is enough). 0 after close_notify,
  * SB_ETLSTRUNC at an end without it, -EAGAIN when nothing was there, or
