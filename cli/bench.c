@@ -91,6 +91,9 @@ struct bench {
     double interval_ns;          /* --rate: between two messages of a connection */
     atomic_ullong http_len;      /* HTTP: body length of the first 2xx answer */
     atomic_long settled;         /* --connect-only: connections done or failed */
+    sb_tls *tls;                 /* --tls / https: the client context, else NULL */
+    char tls_host[256];          /* ... and the name to send and verify */
+    atomic_int tls_told;         /* a failed handshake was reported */
     pthread_barrier_t dialed, go;
 };
 
@@ -233,6 +236,7 @@ struct worker;
 struct bconn {
     struct worker *w;
     int fd;                  /* -1 when closed */
+    sb_tls_session *tls;     /* TLS over fd, NULL without */
     int mask;                /* what the loop watches for us */
     int settled;             /* --connect-only: counted in b->settled */
     int closing;             /* HTTP: the last response said "Connection: close" */
@@ -298,6 +302,8 @@ static void conn_close(struct bconn *c)
     if (c->fd < 0)
         return;
     sb_loop_watch(w->loop, c->fd, 0, NULL, NULL);
+    sb_tls_session_free(c->tls);
+    c->tls = NULL;
     close(c->fd);
     c->fd = -1;
     settle(c);
@@ -368,7 +374,13 @@ static void conn_flush(struct bconn *c)
     ssize_t r;
 
     if (c->out_off < c->out_len) {
-        r = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (c->tls) {
+            r = sb_tls_write(c->tls, c->out + c->out_off, c->out_len - c->out_off);
+            if (r < 0)
+                errno = r == -EAGAIN ? EAGAIN : EIO;
+        } else {
+            r = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (r < 0 && errno != EAGAIN && errno != EINTR) {
             conn_fail(c, &c->w->k.e_io);
             return;
@@ -504,7 +516,17 @@ static int conn_read(struct bconn *c, size_t *got)
         c->in = p;
         c->in_cap *= 2;
     }
-    r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+    /* TLS: a read fills the buffer from every record there is, so a short
+     * one has drained the socket, as recv's does. After the handshake
+     * (made in dial) the engine wants nothing of the socket but what the
+     * read or write at hand waits for. */
+    if (c->tls) {
+        r = sb_tls_read(c->tls, c->in + c->in_len, c->in_cap - c->in_len);
+        if (r < 0)
+            errno = r == -EAGAIN ? EAGAIN : EIO;
+    } else {
+        r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+    }
     if (r > 0) {
         c->in_len += (size_t)r;
         *got = (size_t)r;
@@ -518,13 +540,27 @@ static int conn_read(struct bconn *c, size_t *got)
 
 /* A blocking dial (loopback connects complete in the kernel's handshake,
  * whether or not the server has accepted yet), then non-blocking. */
-static int dial(const struct bench *b)
+static int dial(struct bench *b, sb_tls_session **tls)
 {
     int fd = sb_dial_addr(&b->addr, CONNECT_TIMEOUT_MS);
+    char why[256];
+    int r;
 
+    *tls = NULL;
     if (fd >= 0 && sb_set_nonblock(fd, 1) < 0) {
         close(fd);
         return -EIO;
+    }
+    if (fd < 0 || b->tls == NULL)
+        return fd;
+    /* The handshake, blocking (bounded): the run measures the exchange. */
+    r = sb_tls_connect(tls, b->tls, fd, b->tls_host, sb_now_ms() + CONNECT_TIMEOUT_MS, why,
+                       sizeof why);
+    if (r < 0) {
+        if (atomic_exchange(&b->tls_told, 1) == 0)
+            cli_error(b->o.addr, "TLS handshake: %s", why);
+        close(fd);
+        return r;
     }
     return fd;
 }
@@ -613,18 +649,21 @@ static void conn_reconnect(struct bconn *c, int64_t now)
 {
     struct worker *w = c->w;
     const struct bench *b = w->b;
+    sb_tls_session *tls;
     int fd;
 
     if (w->phase != PH_RUN || now >= b->end_ns || c->done == c->quota) {
         conn_close(c);
         return;
     }
-    fd = dial(b);
+    fd = dial(w->b, &tls);
     if (fd < 0) {
         conn_fail(c, &w->k.e_connect);
         return;
     }
     sb_loop_watch(w->loop, c->fd, 0, NULL, NULL);
+    sb_tls_session_free(c->tls);
+    c->tls = tls;
     close(c->fd);
     w->k.reconnects++;
     c->fd = fd;
@@ -715,12 +754,14 @@ static void on_io(sb_loop *l, int fd, int events, void *ud)
 /* Dial and allocate the buffers. */
 static int conn_open(struct bconn *c)
 {
-    const struct bench *b = c->w->b;
+    struct bench *b = c->w->b;
     long pipe = b->o.connect_only ? 1 : b->o.pipeline;
     size_t in_min = b->o.http ? HTTP_IN_MIN : 4096;
-    int fd = dial(b);
+    sb_tls_session *tls;
+    int fd = dial(b, &tls);
 
     c->fd = -1;
+    c->tls = NULL;
     if (fd < 0)
         return fd;
     c->in_cap = b->framed * (size_t)pipe < in_min ? in_min : b->framed * (size_t)pipe;
@@ -729,10 +770,12 @@ static int conn_open(struct bconn *c)
     c->out = malloc(c->out_cap);
     c->ts = malloc(sizeof *c->ts * (size_t)b->o.pipeline);
     if (c->in == NULL || c->out == NULL || c->ts == NULL) {
+        sb_tls_session_free(tls);
         close(fd);
         return -ENOMEM;
     }
     c->fd = fd;
+    c->tls = tls;
     return 0;
 }
 
@@ -869,6 +912,8 @@ static void worker_close(struct worker *w)
 {
     for (long i = 0; i < w->nconns; i++) {
         if (w->c[i].fd >= 0) {
+            sb_tls_session_free(w->c[i].tls);
+            w->c[i].tls = NULL;
             close(w->c[i].fd);
             w->c[i].fd = -1;
         }
@@ -1275,12 +1320,44 @@ static void explain_silence(const struct bench *b, const struct result *r)
 /* The framing or the URL, and the address. Returns 0, or the exit code
  * after printing why (2 for what does not parse, 1 for a name with no
  * address). */
+/* --tls / https: the client context; the name verified is the URL's or
+ * ADDR's host ("localhost" for ":PORT"). Returns 0 or the exit code. */
+static int setup_tls(struct bench *b)
+{
+    sb_tls_opts o;
+    sb_addr_spec spec;
+    char why[256] = "";
+    int r;
+
+    if (!b->o.tls)
+        return 0;
+    if (b->o.http)
+        snprintf(b->tls_host, sizeof b->tls_host, "%s", b->url.host);
+    else if (sb_addr_parse(b->o.addr, &spec) == 0 && spec.host[0])
+        snprintf(b->tls_host, sizeof b->tls_host, "%s", spec.host);
+    else
+        snprintf(b->tls_host, sizeof b->tls_host, "localhost");
+    sb_tls_opts_default(&o);
+    o.ca_file = b->o.cacert;
+    o.insecure = b->o.insecure;
+    if (b->o.http)
+        o.alpn = "http/1.1";
+    r = sb_tls_client_new(&b->tls, &o, why, sizeof why);
+    if (r < 0) {
+        cli_error(b->o.cacert ? "--cacert" : "--tls", "%s", why[0] ? why : sb_strerror(r));
+        return 1;
+    }
+    return 0;
+}
+
 static int setup(struct bench *b)
 {
     int r;
 
-    if (b->o.http)
-        return setup_http(b);
+    if (b->o.http) {
+        r = setup_http(b);
+        return r ? r : setup_tls(b);
+    }
     if (setup_frame(b) < 0)
         return 2;
     r = sb_addr_resolve(b->o.addr, 0, &b->addr, 1);
@@ -1288,7 +1365,7 @@ static int setup(struct bench *b)
         cli_error(b->o.addr, "%s", sb_strerror(r));
         return r == SB_ENOHOST ? 1 : 2;
     }
-    return 0;
+    return setup_tls(b);
 }
 
 static int make_workers(struct bench *b, struct worker *ws, long *nw)
@@ -1364,5 +1441,6 @@ out:
     free(ws);
     free(res);
     free(b.pattern);
+    sb_tls_free(b.tls);
     return code;
 }

@@ -25,6 +25,9 @@ struct bench_opts {
     int json, connect_only, live;
     int marks;                /* --marks: window edges on stderr */
     int http;                 /* ADDR is an http:// URL */
+    int tls;                  /* --tls, or an https:// URL */
+    const char *cacert;       /* --cacert */
+    int insecure;             /* -k, --insecure */
 };
 
 struct counters {

@@ -11,7 +11,7 @@
 /* ---- options ------------------------------------------------------------ */
 
 static const char bench_usage[] =
-    "usage: switchboard bench ADDR|http://HOST[:PORT]/PATH [options]\n"
+    "usage: switchboard bench ADDR|http[s]://HOST[:PORT]/PATH [options]\n"
     "\n"
     "Load-test a server. ADDR: a server that echoes framed messages; every reply\n"
     "is checked byte for byte. http://...: any HTTP/1.1 server, one GET repeated\n"
@@ -39,6 +39,10 @@ static const char bench_usage[] =
     "  --connect-only    open the connections, one message each, then hold them\n"
     "                    (ADDR only)\n"
     "  --hold S          with --connect-only: seconds to hold them idle (default 10)\n"
+    "  --tls             speak TLS to ADDR (implied by https://); each connection's\n"
+    "                    handshake is made before the run starts\n"
+    "  --cacert FILE     with TLS: trust the CA certificates in FILE (PEM)\n"
+    "  -k, --insecure    with TLS: verify neither the certificate nor the host name\n"
     "  --marks           print \"switchboard: bench: window begins\" and \"... ends\" on\n"
     "                    stderr at the edges of the measured window (for scripts\n"
     "                    that sample the server's CPU over the same window)\n"
@@ -98,6 +102,12 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
         o->warmup_given = 1;
     } else if (strcmp(a, "--hold") == 0) {
         r = cli_parse_seconds(a, v, 0, 86400, &o->hold);
+    } else if (strcmp(a, "--cacert") == 0) {
+        if (v == NULL) {
+            cli_error(a, "missing value");
+            return -1;
+        }
+        o->cacert = v;
     } else if (strcmp(a, "--frame") == 0 || strcmp(a, "--backend") == 0) {
         if (v == NULL) {
             cli_error(a, "missing value");
@@ -112,6 +122,10 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
             o->connect_only = 1;
         else if (strcmp(a, "--marks") == 0)
             o->marks = 1;
+        else if (strcmp(a, "--tls") == 0)
+            o->tls = 1;
+        else if (strcmp(a, "--insecure") == 0 || strcmp(a, "-k") == 0)
+            o->insecure = 1;
         else if (a[0] == '-' && a[1] != '\0')
             return cli_error(a, "unknown option (try --help)"), -1;
         else if (o->addr == NULL)
@@ -174,6 +188,12 @@ int bench_parse_opts(int argc, char **argv, struct bench_opts *o)
         return -1;
     }
     o->http = strncasecmp(o->addr, "http://", 7) == 0 || strncasecmp(o->addr, "https://", 8) == 0;
+    if (strncasecmp(o->addr, "https://", 8) == 0)
+        o->tls = 1;
+    if (!o->tls && (o->cacert || o->insecure)) {
+        cli_error(o->cacert ? "--cacert" : "--insecure", "needs --tls or an https:// URL");
+        return -1;
+    }
     return check_opts(o);
 }
 

@@ -26,8 +26,8 @@
 static const char get_usage[] =
     "usage: switchboard get URL [options]\n"
     "\n"
-    "Fetch URL with HTTP/1.1 and print the body. URL is http://HOST[:PORT][/PATH]\n"
-    "or the same without http:// (HOST may be [IPv6]).\n"
+    "Fetch URL with HTTP/1.1 and print the body. URL is http://HOST[:PORT][/PATH],\n"
+    "https://HOST[:PORT][/PATH] or the first without http:// (HOST may be [IPv6]).\n"
     "\n"
     "  -L, --location           follow redirects (301 302 303 307 308), at most 10\n"
     "  -I, --head               send HEAD and print the response head\n"
@@ -40,6 +40,10 @@ static const char get_usage[] =
     "  -s, --silent             print no error messages (usage errors aside)\n"
     "  -S, --show-error         with -s, print error messages all the same\n"
     "  -v, --verbose            print both heads on stderr, '> ' request, '< ' response\n"
+    "  --cacert FILE            https: trust the CA certificates in FILE (PEM)\n"
+    "                           instead of the system's\n"
+    "  -k, --insecure           https: do not verify the server's certificate\n"
+    "                           or host name\n"
     "  --connect-timeout S      give up on a connect after S seconds (30)\n"
     "  -m, --max-time S         give up on the whole transfer after S seconds (none;\n"
     "                           a transfer that receives nothing for 60 s ends anyway)\n"
@@ -50,7 +54,9 @@ static const char get_usage[] =
     "\n"
     "Exit status: 0 for any complete answer (a 404 too, unless -f), 1 for a\n"
     "runtime failure (connection refused, timeout, a malformed answer, too many\n"
-    "redirects, https:// which this build cannot fetch, -f and a status >= 400;\n"
+    "redirects, a certificate that does not verify or name the host, an https\n"
+    "body cut short without close_notify, https:// in a build without TLS,\n"
+    "-f and a status >= 400;\n"
     "curl says 22 for the last, switchboard keeps its 0/1/2), 2 for a usage\n"
     "error (unknown option, a URL or value that does not parse).\n";
 
@@ -72,6 +78,8 @@ typedef struct get_opts {
     int connect_ms;
     int64_t max_ms; /* 0: no limit */
     const char *url;
+    const char *cacert; /* --cacert */
+    int insecure;       /* -k */
 } get_opts;
 
 /* "Name: value", "Name:" or "Name;" with a token name and no CR or LF. */
@@ -88,7 +96,7 @@ static int header_ok(const char *h)
     return h[n] == ':' || h[n + 1] == '\0';
 }
 
-enum { O_CONNECT = 256 };
+enum { O_CONNECT = 256, O_CACERT };
 
 static const struct option get_long[] = {
     {"location", no_argument, NULL, 'L'},     {"head", no_argument, NULL, 'I'},
@@ -97,6 +105,7 @@ static const struct option get_long[] = {
     {"silent", no_argument, NULL, 's'},       {"show-error", no_argument, NULL, 'S'},
     {"verbose", no_argument, NULL, 'v'},      {"connect-timeout", required_argument, NULL, O_CONNECT},
     {"max-time", required_argument, NULL, 'm'}, {"help", no_argument, NULL, 'h'},
+    {"cacert", required_argument, NULL, O_CACERT}, {"insecure", no_argument, NULL, 'k'},
     {NULL, 0, NULL, 0}};
 
 static int get_option(get_opts *o, int opt, const char *val)
@@ -112,6 +121,8 @@ static int get_option(get_opts *o, int opt, const char *val)
     case 's': o->silent = 1; return 0;
     case 'S': o->show_error = 1; return 0;
     case 'v': o->verbose = 1; return 0;
+    case 'k': o->insecure = 1; return 0;
+    case O_CACERT: o->cacert = val; return 0;
     case 'H':
         if (!header_ok(val)) {
             cli_error("-H", "'%s' is not 'Name: value' (or 'Name:', 'Name;')", val);
@@ -146,7 +157,7 @@ static int get_parse(get_opts *o, int argc, char **argv)
     o->connect_ms = 30000;
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":LIH:io:fsSvm:h", get_long, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, ":LIH:io:fsSvkm:h", get_long, NULL)) != -1) {
         if (opt == 'h') {
             fputs(get_usage, stdout);
             return 0;
@@ -218,6 +229,9 @@ typedef struct get_run {
     int64_t deadline;   /* --max-time, or SB_NO_DEADLINE */
     sink out;
     int fd;             /* the connection */
+    sb_tls *tls_ctx;    /* https: made on the first https hop */
+    sb_tls_session *tls; /* https: the connection's TLS, else NULL */
+    char tls_why[256];  /* why the TLS setup failed, "" if it did not */
     char *buf;          /* HEAD_MAX + IO_CHUNK bytes */
     size_t have;        /* bytes in buf */
     const char *what;   /* the URL or file an error is about */
@@ -241,7 +255,8 @@ static int64_t io_deadline(const get_run *g)
 /* More bytes into buf[have..cap). Returns the count, 0 at EOF, or error. */
 static ssize_t fill(get_run *g, size_t cap)
 {
-    ssize_t n = sb_recv_some(g->fd, g->buf + g->have, cap - g->have, io_deadline(g));
+    ssize_t n = g->tls ? sb_tls_recv_some(g->tls, g->buf + g->have, cap - g->have, io_deadline(g))
+                       : sb_recv_some(g->fd, g->buf + g->have, cap - g->have, io_deadline(g));
     if (n > 0)
         g->have += (size_t)n;
     return n;
@@ -395,7 +410,7 @@ static int header_removes(const char *h)
 static int build_request(const get_run *g, char *req, size_t n)
 {
     char host[300], ua[64];
-    int dflt = strcmp(g->u.port, "80") == 0;
+    int dflt = strcmp(g->u.port, strcmp(g->u.scheme, "https") == 0 ? "443" : "80") == 0;
 
     snprintf(host, sizeof host, "%s%s%s%s%s", g->u.v6 ? "[" : "", g->u.host, g->u.v6 ? "]" : "",
              dflt ? "" : ":", dflt ? "" : g->u.port);
@@ -452,20 +467,46 @@ static int answer(get_run *g, int head, const sb_http_header *h, const sb_http_r
     if ((g->o->include || g->o->head_only) && !failing &&
         (rc = sink_write(&g->out, g->buf, (size_t)head)) < 0)
         return rc;
-    memmove(g->buf, g->buf + head, g->have - (size_t)head);
-    g->have -= (size_t)head;
     if (g->location[0] || failing || strcmp(g->method, "HEAD") == 0 || g->status == 204 ||
         g->status == 304)
         return 0;
+    /* The framing before the head leaves buf: h points into it. */
     g->step = "response";
     if ((rc = sb_http_framing_get(h, res->num_headers, res->minor_version, 0, &fr)) < 0)
         return rc;
+    memmove(g->buf, g->buf + head, g->have - (size_t)head);
+    g->have -= (size_t)head;
     g->step = "body";
     if (fr.chunked)
         return body_chunked(g);
     if (fr.has_length)
         return body_length(g, fr.length);
     return body_until_close(g);
+}
+
+/* https: the handshake on the fresh connection, the server's certificate
+ * checked against the trust store (or --cacert) and the URL's host. */
+static int start_tls(get_run *g)
+{
+    sb_tls_opts o;
+    int rc;
+
+    g->step = "TLS handshake";
+    if (g->tls_ctx == NULL) {
+        sb_tls_opts_default(&o);
+        o.ca_file = g->o->cacert;
+        o.insecure = g->o->insecure;
+        o.alpn = "http/1.1";
+        if ((rc = sb_tls_client_new(&g->tls_ctx, &o, g->tls_why, sizeof g->tls_why)) < 0) {
+            g->step = g->o->cacert ? "--cacert" : "trust store";
+            return rc;
+        }
+    }
+    rc = sb_tls_connect(&g->tls, g->tls_ctx, g->fd, g->u.host, io_deadline(g), g->tls_why,
+                        sizeof g->tls_why);
+    if (rc == 0 && g->o->verbose)
+        fprintf(stderr, "* TLS: %s\n", sb_tls_session_version(g->tls));
+    return rc;
 }
 
 static int connect_to(get_run *g)
@@ -476,6 +517,10 @@ static int connect_to(get_run *g)
 
     if (left <= 0)
         return g->step = "connect", -ETIMEDOUT;
+    if (strcmp(g->u.scheme, "https") == 0 && !sb_tls_available()) {
+        snprintf(g->tls_why, sizeof g->tls_why, "https is not supported by this build");
+        return g->step = "https", SB_ENOTLS;
+    }
     if (left < ms)
         ms = (int)left;
     snprintf(addr, sizeof addr, g->u.v6 ? "[%s]:%s" : "%s:%s", g->u.host, g->u.port);
@@ -485,7 +530,9 @@ static int connect_to(get_run *g)
     g->fd = sb_dial(addr, ms);
     if (g->fd >= 0 && g->o->verbose)
         fprintf(stderr, "* Connected to %s\n", addr);
-    return g->fd < 0 ? g->fd : 0;
+    if (g->fd < 0)
+        return g->fd;
+    return strcmp(g->u.scheme, "https") == 0 ? start_tls(g) : 0;
 }
 
 /* One request and its answer on a fresh connection. */
@@ -499,11 +546,13 @@ static int exchange(get_run *g)
     if ((n = build_request(g, req, sizeof req)) < 0)
         return g->step = "request", SB_ETOOBIG;
     if ((rc = connect_to(g)) < 0)
-        return rc;
+        goto out;
     if (g->o->verbose)
         verbose_head("> ", req, (size_t)n);
     g->step = "send";
-    if ((rc = (int)sb_send_all(g->fd, req, (size_t)n, io_deadline(g))) < 0)
+    rc = g->tls ? (int)sb_tls_send_all(g->tls, req, (size_t)n, io_deadline(g))
+                : (int)sb_send_all(g->fd, req, (size_t)n, io_deadline(g));
+    if (rc < 0)
         goto out;
     g->step = "response";
     g->have = 0;
@@ -513,7 +562,10 @@ static int exchange(get_run *g)
         goto out;
     rc = answer(g, head, h, &res);
 out:
-    close(g->fd);
+    sb_tls_session_free(g->tls);
+    g->tls = NULL;
+    if (g->fd >= 0)
+        close(g->fd);
     g->fd = -1;
     return rc;
 }
@@ -578,6 +630,8 @@ static int run_chain(get_run *g)
                                                              : "timed out: nothing received for 60 s";
             if (g->out.err < 0)
                 get_fail(g, g->out.path ? g->out.path : "stdout", "%s", strerror(-g->out.err));
+            else if (g->tls_why[0] && rc != -ETIMEDOUT)
+                get_fail(g, g->url, "%s: %s", g->step, g->tls_why);
             else
                 get_fail(g, g->url, "%s: %s", g->step, why);
             return 1;
@@ -648,6 +702,7 @@ int cmd_get(int argc, char **argv)
         cli_url_format(&g->u, g->url, sizeof g->url);
         rc = finish_output(g, run_chain(g));
     }
+    sb_tls_free(g->tls_ctx);
     free(g->buf);
     free(g);
     return rc;

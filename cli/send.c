@@ -25,12 +25,19 @@ static const char send_usage[] =
     "  --timeout S      give up on connect or a reply after S seconds (10;\n"
     "                   fractions allowed)\n"
     "  --max-msg BYTES  largest reply accepted (16M)\n"
+    "  --tls            speak TLS; the server's certificate must verify against\n"
+    "                   the system's CAs (or --cacert) and name the host\n"
+    "  --cacert FILE    with --tls: trust the CA certificates in FILE (PEM)\n"
+    "  --insecure, -k   with --tls: do not verify the certificate or host name\n"
+    "  --sni NAME       with --tls: the server name to send and verify (ADDR's\n"
+    "                   host by default)\n"
     "  -h, --help       this text\n"
     "\n"
     "ADDR is HOST:PORT, [V6]:PORT, :PORT (loopback) or unix:PATH.\n"
     "\n"
     "Exit status: 0 when every reply came, 1 on a runtime failure (connection\n"
-    "refused, timeout, the server closed early, a reply over --max-msg), 2 for\n"
+    "refused, timeout, the server closed early, a reply over --max-msg, a\n"
+    "certificate that does not verify), 2 for\n"
     "a usage error (unknown option, a value or ADDR that does not parse).\n";
 
 typedef struct {
@@ -41,6 +48,11 @@ typedef struct {
     int timeout_ms;
     size_t max_msg;
     sb_stream *st;
+    int tls;             /* --tls */
+    const char *cacert;  /* --cacert */
+    int insecure;        /* -k */
+    const char *sni;     /* --sni */
+    sb_tls_session *ts;  /* the connection's TLS */
     size_t sent_bytes;  /* raw framing: replies are counted in bytes */
     size_t recv_bytes;
 } send_args;
@@ -117,7 +129,8 @@ static int run_half_close(send_args *a, int fd, int argc, char **argv)
     for (int i = 0; i < argc; i++)
         if (send_one(a, argv[i], strlen(argv[i])) < 0)
             return 1;
-    if ((rc = sb_stream_flush(a->st)) < 0 || (rc = sb_shutdown_write(fd)) < 0) {
+    if ((rc = sb_stream_flush(a->st)) < 0 ||
+        (rc = a->ts ? sb_tls_shutdown(a->ts, sb_now_ms() + a->timeout_ms) : sb_shutdown_write(fd)) < 0) {
         cli_error(a->addr, "%s", sb_strerror(rc));
         return 1;
     }
@@ -186,12 +199,14 @@ static int parse_type(const char *v, int *out)
     return -1;
 }
 
-enum { O_FRAME = 256, O_TYPE, O_HALF, O_TIMEOUT, O_MAXMSG, O_HELP };
+enum { O_FRAME = 256, O_TYPE, O_HALF, O_TIMEOUT, O_MAXMSG, O_HELP, O_TLS, O_CACERT, O_INSECURE, O_SNI };
 
 static const struct option send_opts[] = {
     {"frame", required_argument, NULL, O_FRAME},     {"type", required_argument, NULL, O_TYPE},
     {"half-close", no_argument, NULL, O_HALF},       {"timeout", required_argument, NULL, O_TIMEOUT},
     {"max-msg", required_argument, NULL, O_MAXMSG},  {"help", no_argument, NULL, O_HELP},
+    {"tls", no_argument, NULL, O_TLS},               {"cacert", required_argument, NULL, O_CACERT},
+    {"insecure", no_argument, NULL, O_INSECURE},     {"sni", required_argument, NULL, O_SNI},
     {NULL, 0, NULL, 0}};
 
 static int send_parse(send_args *a, int argc, char **argv)
@@ -201,7 +216,7 @@ static int send_parse(send_args *a, int argc, char **argv)
 
     optind = 1;
     opterr = 0;
-    while ((opt = getopt_long(argc, argv, "+:h", send_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+:hk", send_opts, NULL)) != -1) {
         switch (opt) {
         case 'h':
         case O_HELP: fputs(send_usage, stdout); return 1;
@@ -216,6 +231,11 @@ static int send_parse(send_args *a, int argc, char **argv)
                 return -1;
             break;
         case O_HALF: a->half_close = 1; break;
+        case O_TLS: a->tls = 1; break;
+        case O_CACERT: a->cacert = optarg; break;
+        case 'k':
+        case O_INSECURE: a->insecure = 1; break;
+        case O_SNI: a->sni = optarg; break;
         case O_TIMEOUT:
             if (cli_parse_seconds("--timeout", optarg, 0.001, 86400, &secs) < 0)
                 return -1;
@@ -231,6 +251,32 @@ static int send_parse(send_args *a, int argc, char **argv)
         }
         if (optind < argc && argv[optind][0] != '-' && a->addr == NULL)
             a->addr = argv[optind++];
+    }
+    return 0;
+}
+
+/* --tls: the handshake, verifying the server as ADDR's host (or --sni). */
+static int send_tls(send_args *a, const sb_addr_spec *where, int fd)
+{
+    sb_tls_opts o;
+    sb_tls *ctx;
+    char why[256] = "";
+    int rc;
+
+    sb_tls_opts_default(&o);
+    o.ca_file = a->cacert;
+    o.insecure = a->insecure;
+    if ((rc = sb_tls_client_new(&ctx, &o, why, sizeof why)) < 0) {
+        cli_error(a->cacert ? "--cacert" : "--tls", "%s", why[0] ? why : sb_strerror(rc));
+        return -1;
+    }
+    /* ":PORT" and unix: have no host to verify: the loopback's name. */
+    rc = sb_tls_connect(&a->ts, ctx, fd, a->sni ? a->sni : where->host[0] ? where->host : "localhost",
+                        sb_now_ms() + a->timeout_ms, why, sizeof why);
+    sb_tls_free(ctx); /* the session keeps what it needs */
+    if (rc < 0) {
+        cli_error(a->addr, "TLS handshake: %s", why[0] ? why : sb_strerror(rc));
+        return -1;
     }
     return 0;
 }
@@ -271,22 +317,33 @@ int cmd_send(int argc, char **argv)
     }
     if (a.spec.kind == SB_FRAME_EOF)
         a.half_close = 1;
+    if (!a.tls && (a.cacert || a.insecure || a.sni)) {
+        cli_error(a.cacert ? "--cacert" : a.sni ? "--sni" : "--insecure", "needs --tls");
+        return 2;
+    }
     fd = sb_dial(a.addr, a.timeout_ms);
     if (fd < 0) {
         cli_error(a.addr, "%s", sb_strerror(fd));
         return 1;
     }
-    rc = sb_stream_open(&a.st, fd, &a.spec, a.max_msg, a.timeout_ms);
-    if (rc < 0) {
-        cli_error(a.addr, "%s", sb_strerror(rc));
+    if (a.tls && send_tls(&a, &where, fd) < 0) {
         close(fd);
         return 1;
     }
+    rc = sb_stream_open(&a.st, fd, &a.spec, a.max_msg, a.timeout_ms);
+    if (rc < 0) {
+        cli_error(a.addr, "%s", sb_strerror(rc));
+        sb_tls_session_free(a.ts);
+        close(fd);
+        return 1;
+    }
+    sb_stream_set_tls(a.st, a.ts);
     if (a.half_close)
         rc = run_half_close(&a, fd, argc - optind, argv + optind);
     else
         rc = run_exchange(&a, argc - optind, argv + optind);
     sb_stream_close(a.st);
+    sb_tls_session_free(a.ts);
     close(fd);
     return rc;
 }

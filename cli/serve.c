@@ -31,6 +31,14 @@ static const char serve_usage[] =
     "  --root DIR             http: directory to serve (.)\n"
     "  --access-log FILE|-    http: Common Log Format access log (off)\n"
     "  --no-file-cache        http: open and read every file on every request\n"
+    "  --tls-cert FILE        serve TLS: PEM certificate chain (leaf first)\n"
+    "  --tls-key FILE         ... and its PEM private key (both needed for TLS)\n"
+    "  --tls-client-ca FILE   mutual TLS: clients must present a certificate\n"
+    "                         signed by a CA in FILE\n"
+    "  --tls-handshake-timeout S  close a connection whose TLS handshake is not\n"
+    "                         done in S seconds (fraction allowed; 10)\n"
+    "  --tls-ktls             sendfile through kernel TLS where the kernel offers\n"
+    "                         it (else read + SSL_write; the choice is logged)\n"
     "  -h, --help             this text\n"
     "\n"
     "SIGINT or SIGTERM stops the server cleanly.\n"
@@ -59,7 +67,8 @@ static int timeout_ms(const char *opt, const char *val, int *out)
 }
 
 enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
-       O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_NOCACHE, O_HELP };
+       O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_NOCACHE, O_HELP,
+       O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSHS, O_KTLS };
 
 static const struct option serve_opts[] = {
     {"listen", required_argument, NULL, O_LISTEN},   {"app", required_argument, NULL, O_APP},
@@ -71,6 +80,10 @@ static const struct option serve_opts[] = {
     {"work-us", required_argument, NULL, O_WORK},    {"root", required_argument, NULL, O_ROOT},
     {"access-log", required_argument, NULL, O_LOG},  {"no-file-cache", no_argument, NULL, O_NOCACHE},
     {"help", no_argument, NULL, O_HELP},
+    {"tls-cert", required_argument, NULL, O_TLSCERT}, {"tls-key", required_argument, NULL, O_TLSKEY},
+    {"tls-client-ca", required_argument, NULL, O_TLSCA},
+    {"tls-handshake-timeout", required_argument, NULL, O_TLSHS},
+    {"tls-ktls", no_argument, NULL, O_KTLS},
     {NULL, 0, NULL, 0}};
 
 typedef struct {
@@ -78,6 +91,7 @@ typedef struct {
     sb_app_config cfg;
     const char *app;
     int frame_given;
+    sb_tls_opts tls;
 } serve_args;
 
 static int parse_one(serve_args *a, int opt, const char *val)
@@ -147,6 +161,17 @@ static int parse_one(serve_args *a, int opt, const char *val)
     case O_ROOT: a->cfg.root = val; return 0;
     case O_LOG: a->cfg.access_log = val; return 0;
     case O_NOCACHE: a->cfg.no_file_cache = 1; return 0;
+    case O_TLSCERT: a->tls.cert_file = val; return 0;
+    case O_TLSKEY: a->tls.key_file = val; return 0;
+    case O_TLSCA: a->tls.ca_file = val; return 0;
+    case O_KTLS: a->tls.ktls = 1; return 0;
+    case O_TLSHS: {
+        double secs;
+        if (cli_parse_seconds("--tls-handshake-timeout", val, 0.001, 86400, &secs) < 0)
+            return -1;
+        a->tls.handshake_timeout_ms = (int)(secs * 1000 + 0.5);
+        return 0;
+    }
     default: return -1;
     }
 }
@@ -173,6 +198,40 @@ static int serve_parse(serve_args *a, int argc, char **argv)
         cli_error(argv[optind], "unexpected argument (serve takes options only; try --help)");
         return -1;
     }
+    if ((a->tls.cert_file == NULL) != (a->tls.key_file == NULL) ||
+        (a->tls.cert_file == NULL && (a->tls.ca_file || a->tls.ktls || a->tls.handshake_timeout_ms))) {
+        cli_error(a->tls.cert_file ? "--tls-cert" : "--tls-key",
+                  "TLS needs both --tls-cert and --tls-key");
+        return -1;
+    }
+    return 0;
+}
+
+/* The server's TLS context from the options; its sendfile path is said
+ * at start, through the server's log. */
+static int serve_tls(serve_args *a, sb_tls **out)
+{
+    char why[256] = "", line[320];
+    int rc;
+
+    *out = NULL;
+    if (a->tls.cert_file == NULL)
+        return 0;
+    if (!sb_tls_available()) {
+        cli_error("--tls-cert", "%s", sb_strerror(SB_ENOTLS));
+        return -1;
+    }
+    if (strcmp(a->app, "http") == 0)
+        a->tls.alpn = "http/1.1";
+    rc = sb_tls_server_new(out, &a->tls, why, sizeof(why));
+    if (rc < 0) {
+        cli_error("--tls-cert", "%s", why[0] ? why : sb_strerror(rc));
+        return -1;
+    }
+    a->so.conn.tls = *out;
+    snprintf(line, sizeof(line), "TLS: %s, sendfile via %s", sb_tls_version(),
+             sb_tls_sendfile_mode(*out));
+    a->so.log(a->so.log_ud, line);
     return 0;
 }
 
@@ -239,6 +298,7 @@ int cmd_serve(int argc, char **argv)
     sb_handler h;
     const sb_app *app;
     const char *why = NULL;
+    sb_tls *tls = NULL;
     int rc;
 
     memset(&a, 0, sizeof(a));
@@ -271,5 +331,12 @@ int cmd_serve(int argc, char **argv)
     }
     if (a.so.backend && a.so.model != SB_MODEL_EVENT)
         cli_error("--backend", "ignored: it applies to --model event only");
-    return serve_start(&a, app, &h);
+    if (serve_tls(&a, &tls) < 0) {
+        if (app->fini)
+            app->fini();
+        return 1;
+    }
+    rc = serve_start(&a, app, &h);
+    sb_tls_free(tls);
+    return rc;
 }

@@ -273,7 +273,7 @@ static int set_scheme(const part *s, cli_url *u, const char **why)
     }
     if (s->n == 5 && strncasecmp(s->s, "https", 5) == 0) {
         strcpy(u->scheme, "https");
-        return *why = "https is not supported by this build", CLI_URL_SCHEME;
+        return 0;
     }
     return *why = "not an http:// URL (get speaks http)", CLI_URL_BAD;
 }
@@ -301,7 +301,7 @@ int cli_url_parse(const char *s, cli_url *u, const char **why)
     split(full, &p);
     if ((rc = set_scheme(&p.scheme, u, why)) < 0)
         return rc;
-    strcpy(u->port, "80");
+    strcpy(u->port, strcmp(u->scheme, "https") == 0 ? "443" : "80");
     if (!p.auth.def)
         return *why = "missing host", CLI_URL_BAD;
     if ((rc = parse_authority(p.auth.s, p.auth.n, u, why)) < 0)

@@ -10,7 +10,7 @@
 #define CLI_URL_MAX 8192 /* longest URL (and request target) we handle */
 
 typedef struct cli_url {
-    char scheme[16];          /* lowercase: "http" (or "https", refused later) */
+    char scheme[16];          /* lowercase: "http" or "https" */
     char host[256];           /* without the brackets of an IPv6 literal */
     char port[6];             /* decimal; the scheme's default when none given */
     int v6;                   /* host is an IPv6 literal */
@@ -20,7 +20,7 @@ typedef struct cli_url {
 
 /* Results of cli_url_parse besides 0. */
 #define CLI_URL_BAD (-1)    /* malformed: a usage error */
-#define CLI_URL_SCHEME (-2) /* well formed, a scheme this build cannot fetch */
+#define CLI_URL_SCHEME (-2) /* well formed, a scheme get cannot fetch (none today) */
 
 /* Parse "scheme://host[:port][/path][?query][#fragment]", or the same
  * without "scheme://" (taken as http, as curl does). The fragment is

@@ -27,12 +27,22 @@ fi
 cflags="-g -O1 -std=c11 -D_GNU_SOURCE -I$root/include -I$out/cmake/include -I$root/src -fno-omit-frame-pointer"
 
 # Library objects: every src/*.c except the io_uring backend (optional,
-# needs liburing). A file that does not compile is reported and left out;
-# only the targets that need it fail to link.
+# needs liburing) and one of the two TLS files: tls.c with OpenSSL's
+# headers (the targets then link -lssl -lcrypto), else tls_none.c and no
+# fuzz_tls. A file that does not compile is reported and left out; only
+# the targets that need it fail to link.
+if printf '#include <openssl/ssl.h>\n' | $cc -E -x c - >/dev/null 2>&1; then
+    tls_skip=tls_none
+    tls_libs="-lssl -lcrypto"
+else
+    tls_skip=tls
+    tls_libs=""
+fi
 objs=""
 for src in "$root"/src/*.c; do
     name=$(basename "$src" .c)
     [ "$name" = loop_uring ] && continue
+    [ "$name" = "$tls_skip" ] && continue
     obj=$out/obj/$name.o
     if $cc $cflags -fsanitize=fuzzer-no-link,$san -c "$src" -o "$obj" 2>"$out/obj/$name.log"; then
         objs="$objs $obj"
@@ -47,7 +57,11 @@ ar rcs "$out/libsb-fuzz.a" $objs
 for target in "$root"/fuzz/fuzz_*.c; do
     name=$(basename "$target" .c)
     bin=$out/$name
-    if ! $cc $cflags -fsanitize=fuzzer,$san "$target" "$out/libsb-fuzz.a" -lpthread -lm \
+    if [ "$name" = fuzz_tls ] && [ -z "$tls_libs" ]; then
+        echo "$name: skipped (no OpenSSL headers)"
+        continue
+    fi
+    if ! $cc $cflags -fsanitize=fuzzer,$san "$target" "$out/libsb-fuzz.a" $tls_libs -lpthread -lm \
         -o "$bin" 2>"$out/$name.build.log"; then
         echo "$name: BUILD FAILED (see build-fuzz/$name.build.log)"
         status=1

@@ -33,6 +33,7 @@
 #include "conn_int.h"
 #include "frame_int.h"
 #include "sys.h"
+#include "tls_int.h"
 #include "transport.h"
 
 void sb_conn_opts_default(sb_conn_opts *o)
@@ -98,6 +99,11 @@ sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__
     sb__link_init(&c->link);
     sb_buf_init(&c->in, sb__conn_max_msg(c) + SB_FRAME_HDR_MAX + SB_DELIM_MAX);
     if (sb__frame_state_init(&c->fs, &o->frame, 0) < 0) {
+        sb__free(c);
+        return NULL;
+    }
+    if (o->tls && sb__tls_transport_new(o->tls, fd, &c->tp, &c->tp_state) < 0) {
+        sb_frame_state_free(&c->fs);
         sb__free(c);
         return NULL;
     }
@@ -229,6 +235,14 @@ static void conn_on_eof(sb_conn *c)
     int rc;
 
     c->flags |= F_EOF;
+    /* Where only the end marks a message's length, an end the transport
+     * cannot vouch for (TLS without close_notify: a cut connection looks
+     * the same) must not deliver what may be a truncated message. */
+    if (c->o->frame.kind == SB_FRAME_EOF && c->tp->eof_error &&
+        (rc = c->tp->eof_error(c->tp_state)) < 0) {
+        conn_mark_close(c, rc, 1);
+        return;
+    }
     rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 1);
     if (rc < 0) {
         conn_mark_close(c, rc, 1);
@@ -380,6 +394,8 @@ int64_t sb__conn_deadline(const sb_conn *c)
         d = c->msg_start + o->read_timeout_ms;
     if (o->write_timeout_ms > 0 && c->queued > 0 && c->write_since + o->write_timeout_ms < d)
         d = c->write_since + o->write_timeout_ms;
+    if (c->tp->deadline && c->tp->deadline(c->tp_state) < d)
+        d = c->tp->deadline(c->tp_state); /* a TLS handshake still under way */
     return d;
 }
 
@@ -392,6 +408,19 @@ int sb__conn_min_timeout(const sb_conn_opts *o)
         if (t[i] > 0 && (m == 0 || t[i] < m))
             m = t[i];
     return m;
+}
+
+/* A graceful end over a transport with a goodbye of its own (TLS's
+ * close_notify) says it, unless a half-close already did. */
+void sb__conn_goodbye(sb_conn *c)
+{
+    if (c->tp != &sb__transport_plain && !(c->flags & (F_ABORT | F_SHUT_DONE)))
+        c->tp->shutdown(c->tp_state, c->fd);
+}
+
+int sb__conn_tp_events(const sb_conn *c)
+{
+    return c->tp->events ? c->tp->events(c->tp_state) : 0;
 }
 
 void sb__conn_close_err(sb_conn *c, int err, int graceful)

@@ -185,7 +185,7 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
     struct pollfd p[2];
     size_t queued;
     int64_t deadline;
-    int want, n;
+    int want, n, tpev, read_now;
 
     blk_take_request(c);
     blk_after_read(c); /* a pause from on_open, too */
@@ -206,12 +206,17 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
     }
     if (c->flags & F_LINGER)
         deadline = *linger_end;
+    tpev = sb__conn_tp_events(c);
     p[0].fd = c->fd;
-    p[0].events = (short)((want ? POLLIN : 0) | (queued > 0 ? POLLOUT : 0));
+    p[0].events = (short)((want || (tpev & SB_READABLE) ? POLLIN : 0) |
+                          ((queued > 0 && !(tpev & SB__TP_NOWRITE)) || (tpev & SB_WRITABLE)
+                               ? POLLOUT : 0));
     p[1].fd = c->blk->wake_fd;
     p[1].events = POLLIN;
     p[0].revents = p[1].revents = 0;
-    n = sb__sys.poll(p, 2, blk_poll_ms(deadline));
+    /* Bytes the transport holds are readable now, whatever the socket says. */
+    read_now = want && (tpev & SB__TP_HELD);
+    n = sb__sys.poll(p, 2, read_now ? 0 : blk_poll_ms(deadline));
     if (n < 0 && errno != EINTR) {
         sb__conn_mark_close(c, -errno, 0);
         return 1;
@@ -225,7 +230,12 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
             return 1;
         return sb_now_ms() >= *linger_end;
     }
-    if (want && (p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+    /* The transport's own wait (TLS: a read that had to write first) ends
+     * like a readable socket; its writes are retried by the next flush. */
+    if (p[0].revents & (POLLIN | POLLOUT) & ((tpev & SB_READABLE ? POLLIN : 0) |
+                                              (tpev & SB_WRITABLE ? POLLOUT : 0)))
+        read_now = want;
+    if (want && (read_now || (p[0].revents & (POLLIN | POLLERR | POLLHUP))))
         blk_read(c, scratch, size);
     else if (p[0].revents & (POLLERR | POLLHUP | POLLNVAL))
         blk_hangup(c);
@@ -246,6 +256,8 @@ static int blk_finish(sb_conn *c, sb__conn_owner *ow)
     c->flags |= F_CLOSED;
     if (c->flags & F_ABORT)
         sb__conn_set_linger0(c->fd);
+    else
+        sb__conn_goodbye(c); /* xclosed: no other thread writes now */
     sb__sys.close(c->fd);
     c->fd = -1;
     if (c->h->on_close)

@@ -15,6 +15,7 @@
 #include "switchboard.h"
 #include "conn_int.h"
 #include "sys.h"
+#include "tls_int.h"
 #include "transport.h"
 
 static void ev_io(sb_loop *l, int fd, int events, void *ud);
@@ -31,6 +32,8 @@ static void ev_finish(sb_conn *c)
     sb_defer_cancel(c->loop, &c->defer);
     if (c->flags & F_ABORT)
         sb__conn_set_linger0(c->fd);
+    else
+        sb__conn_goodbye(c);
     sb__sys.close(c->fd);
     c->fd = -1;
     sb__queue_clear(c);
@@ -50,14 +53,15 @@ static int ev_want_read(const sb_conn *c)
 
 static void ev_update(sb_conn *c)
 {
-    int mask = 0;
+    int mask = 0, tpev = sb__conn_tp_events(c);
 
     if (c->flags & F_CLOSED)
         return;
     if (ev_want_read(c))
         mask |= SB_READABLE;
-    if (c->queued > 0)
+    if (c->queued > 0 && !(tpev & SB__TP_NOWRITE))
         mask |= SB_WRITABLE;
+    mask |= tpev & (SB_READABLE | SB_WRITABLE);
     /* Edge-triggered where the loop can be: reads go until a short one
      * (the kernel empties a stream socket's queue before it returns short)
      * and ask for another turn when they stop early. An edge missed while
@@ -71,6 +75,10 @@ static void ev_update(sb_conn *c)
         if (sb_loop_watch(c->loop, c->fd, mask, ev_io, c) == 0)
             c->mask = mask;
     }
+    /* Bytes the transport holds (decrypted, not yet read) are no edge of
+     * the socket: ask for the turn no poll would give. */
+    if ((tpev & SB__TP_HELD) && (mask & SB_READABLE))
+        sb_loop_again(c->loop, c->fd, SB_READABLE);
 }
 
 /* Flush, then apply backpressure and the output cap. */
@@ -149,6 +157,11 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
     c->depth++;
     if (events & SB_HUP)
         c->flags |= F_HUP;
+    /* The transport waited for this readiness on behalf of a read or a
+     * write (TLS: WANT_WRITE in a read, WANT_READ in a write, the
+     * handshake): give both a turn. */
+    if (events & sb__conn_tp_events(c) & (SB_READABLE | SB_WRITABLE))
+        events |= SB_READABLE | SB_WRITABLE;
     if ((events & SB_WRITABLE) && c->queued > 0)
         ev_flush(c);
     if ((events & (SB_READABLE | SB_ERROR)) && ev_want_read(c)) {
@@ -180,6 +193,7 @@ static void ev_timer(sb_loop *l, sb_timer *t)
     int64_t now = sb__loop_now(l);
     int64_t d = sb__conn_deadline(c);
     int64_t next = sb__conn_min_timeout(c->o);
+    int64_t tpd = c->tp->deadline ? c->tp->deadline(c->tp_state) : INT64_MAX;
 
     if (c->flags & F_LINGER) {
         ev_finish(c);
@@ -190,7 +204,9 @@ static void ev_timer(sb_loop *l, sb_timer *t)
         ev_progress(c);
         return;
     }
-    if (d - now < next)
+    if (next == 0 && tpd == INT64_MAX && d == INT64_MAX)
+        return; /* the handshake's deadline was the only one */
+    if (next == 0 || d - now < next)
         next = d - now;
     sb_timer_start(l, t, next);
 }
@@ -231,6 +247,8 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
     c->mask = SB_READABLE | SB_EDGE;
     sb__link_add(sb__loop_conns(l), &c->link);
     tmo = sb__conn_min_timeout(o);
+    if (o->tls && (tmo == 0 || sb__tls_handshake_ms(o->tls) < tmo))
+        tmo = sb__tls_handshake_ms(o->tls);
     if (tmo > 0)
         sb_timer_start(l, &c->timer, tmo);
     if (out)
@@ -246,7 +264,9 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
             return rc;
         }
     }
-    if (c->queued > 0 || (c->flags & (F_CLOSING | F_ABORT)))
+    /* The transport may need the socket from the start (a TLS client's
+     * handshake begins with its own write, whether or not on_open wrote). */
+    if (c->queued > 0 || (c->flags & (F_CLOSING | F_ABORT)) || sb__conn_tp_events(c))
         sb__conn_kick(c);
     return 0;
 }

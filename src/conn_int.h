@@ -28,6 +28,10 @@
  *          by any thread. Nobody sleeps holding blk->lock: the socket is
  *          non-blocking and every write under the lock is one that returns
  *          EAGAIN instead of waiting.
+ *          A TLS transport (tls.c) declines foreign writes, so only the
+ *          owner ever calls into its engine - and the engine writes the
+ *          socket from the owner's reads too (handshake, alerts), outside
+ *          the lock, which is safe because no other thread writes it.
  *       o  blk->xreq, blk->xerr: atomics, any thread (a foreign thread's
  *          close request; the owner acts on it).
  *       o  blk->wake_fd: written (one eventfd increment) by any thread that
@@ -275,6 +279,9 @@ int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size);
 void sb__conn_set_linger0(int fd);
 int64_t sb__conn_deadline(const sb_conn *c);
 int sb__conn_min_timeout(const sb_conn_opts *o);
+void sb__conn_goodbye(sb_conn *c);
+/* What the transport waits for itself (transport.h's events; 0: nothing). */
+int sb__conn_tp_events(const sb_conn *c);
 
 /* conn_queue.c */
 void sb__queue_clear(sb_conn *c);

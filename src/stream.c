@@ -39,7 +39,24 @@ struct sb_stream {
     sb_frame_state fs;    /* where decoding of the message in `in` stopped */
     int eof;              /* the peer has shut down its sending side */
     int werr;             /* sticky send error: how much was sent is unknown */
+    sb_tls_session *tls;  /* TLS over fd (sb_stream_set_tls), not owned; NULL: plain */
 };
+
+/* The socket's two calls, plain or through a TLS session. */
+static ssize_t stream_send_all(sb_stream *s, const void *p, size_t n, int64_t deadline)
+{
+    return s->tls ? sb_tls_send_all(s->tls, p, n, deadline) : sb_send_all(s->fd, p, n, deadline);
+}
+
+static ssize_t stream_recv_some(sb_stream *s, void *p, size_t n, int64_t deadline)
+{
+    return s->tls ? sb_tls_recv_some(s->tls, p, n, deadline) : sb_recv_some(s->fd, p, n, deadline);
+}
+
+void sb_stream_set_tls(sb_stream *s, sb_tls_session *t)
+{
+    s->tls = t;
+}
 
 static int64_t deadline_of(const sb_stream *s)
 {
@@ -97,7 +114,7 @@ void sb_stream_close(sb_stream *s)
 
 static int send_now(sb_stream *s, const void *p, size_t n, int64_t deadline)
 {
-    ssize_t r = sb_send_all(s->fd, p, n, deadline);
+    ssize_t r = stream_send_all(s, p, n, deadline);
 
     /* After a failed send some unknown prefix went out; sending the rest
      * later would corrupt the stream, so the stream stays failed. */
@@ -184,7 +201,7 @@ static int fill(sb_stream *s, int64_t deadline)
     r = sb_buf_reserve(&s->in, room, &p);
     if (r < 0)
         return r;
-    n = sb_recv_some(s->fd, p, room, deadline);
+    n = stream_recv_some(s, p, room, deadline);
     if (n < 0)
         return (int)n;
     if (n == 0) {
@@ -208,7 +225,7 @@ ssize_t sb_stream_read(sb_stream *s, void *p, size_t n)
             return 0;
         /* A read as large as a chunk goes straight to the caller's memory. */
         if (n >= SB_STREAM_CHUNK) {
-            r = sb_recv_some(s->fd, p, n, deadline_of(s));
+            r = stream_recv_some(s, p, n, deadline_of(s));
             if (r == 0)
                 s->eof = 1;
             return r;

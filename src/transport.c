@@ -39,5 +39,9 @@ static int plain_shutdown(void *state, int fd)
 }
 
 const sb__transport sb__transport_plain = {
-    "plain", plain_read, plain_writev, plain_sendfile, plain_shutdown, NULL,
+    .name = "plain",
+    .read = plain_read,
+    .writev = plain_writev,
+    .sendfile = plain_sendfile,
+    .shutdown = plain_shutdown,
 };

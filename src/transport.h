@@ -15,7 +15,15 @@
  * it through writev. `state` is the transport's per-connection data (the
  * SSL object), owned by the connection and released with free.
  *
- * Every call keeps libc's convention: a count, or -1 with errno set.
+ * Every call keeps libc's convention: a count, or -1 with errno set; a
+ * transport's own failures (a TLS alert, a certificate that did not
+ * verify) set errno to the negation of an SB_E* code, so the caller's
+ * usual -errno gives the library code.
+ *
+ * The TLS transport (tls.c) keeps every SSL call on the owner thread: its
+ * writev refuses foreign writes (dontwait set: only a foreign thread asks
+ * for that) with EAGAIN, and conn then leaves the bytes queued and wakes
+ * the owner, which writes them.
  */
 #ifndef SB_TRANSPORT_H
 #define SB_TRANSPORT_H
@@ -40,7 +48,27 @@ typedef struct sb__transport {
     int (*shutdown)(void *state, int fd);
     /* Release state (NULL for the plain transport). */
     void (*free)(void *state);
+    /* The rest is NULL for the plain transport. */
+    /* Readiness the transport itself waits for, beyond conn's own
+     * interest: SB_READABLE and/or SB_WRITABLE (a TLS read that must first
+     * write, a write that must first read, a handshake to start), and
+     * SB__TP_HELD when it holds bytes (or an end) to read that no poll of
+     * the socket will report. When the socket reports what it waits for,
+     * the driver tries both reading and writing. */
+    int (*events)(void *state);
+    /* A deadline (ms, sb_now_ms's clock) by which the transport must be
+     * ready (the handshake's), INT64_MAX for none. */
+    int64_t (*deadline)(void *state);
+    /* After read returned 0: 0 if the end was clean, or the code to close
+     * with when only the end marks the message's length (TLS: no
+     * close_notify, SB_ETLSTRUNC). */
+    int (*eof_error)(void *state);
 } sb__transport;
+
+#define SB__TP_HELD 0x100
+/* events(): the write queue cannot move on writability alone (a TLS write
+ * waits to read first): watching the socket for it would only spin. */
+#define SB__TP_NOWRITE 0x200
 
 extern const sb__transport sb__transport_plain;
 

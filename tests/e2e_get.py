@@ -45,6 +45,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     /echo                  the request headers, one "name: value" a line
     /status/N              status N with a short body
     /slow                  answers after 1.5 s
+    /overlong              Content-Length 6000, then more bytes before the close
     anything else          200 "hello"
     """
 
@@ -101,6 +102,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         m = re.fullmatch(r"/status/(\d+)", p)
         if m:
             return self.reply(int(m.group(1)), b"status body\n")
+        if p == "/overlong":
+            # One write: head and body arrive in one read.
+            body = b"hello\n" * 1000
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                             % len(body) + body + b"NOT PART OF THE BODY\n")
+            self.close_connection = True
+            return None
         if p == "/slow":
             time.sleep(1.5)
             return self.reply(200, b"late\n")
@@ -212,11 +220,28 @@ def too_many():
         eq(len(s.requests()), 22, "requests: 11 per chain, then it stops")
 
 
+def tls_built():
+    """Whether this build speaks TLS: an https URL to a closed port is
+    refused by the network, or by the build."""
+    return "not supported by this build" not in get("https://127.0.0.1:1/").err
+
+
+def content_length_frames_body():
+    # The length in the head ends the body, whatever follows before the
+    # close (the head's fields must be read before the body moves over it).
+    with PyServer() as s:
+        r = get(s.base + "/overlong")
+        eq(r.rc, 0, "exit code")
+        eq(r.out, b"hello\n" * 1000, "body")
+
+
 def redirect_to_https():
+    # The Location names https on the same (plain HTTP) port: a TLS build
+    # fails the handshake, a build without TLS says so.
     with PyServer() as s:
         r = get("-L", s.base + "/to-https")
         eq(r.rc, 1, "exit code")
-        has_error(r, "https is not supported by this build")
+        has_error(r, "TLS handshake" if tls_built() else "https is not supported by this build")
 
 
 def head_only():
@@ -392,7 +417,7 @@ def usage_errors():
             raise AssertionError(f"message: {r.err!r}")
     r = get("https://127.0.0.1:1/")
     eq(r.rc, 1, "https exit code")
-    has_error(r, "https is not supported by this build")
+    has_error(r, "connection refused" if tls_built() else "https is not supported by this build")
 
 
 # --------------------------------------------------------------------------
@@ -436,7 +461,8 @@ def main():
         R.check("-I -L: HEAD on every hop", head_chain)
         R.check("-L follows exactly 10 redirects", ten_redirects)
         R.check("-L: an 11th redirect or a loop is 'too many redirects'", too_many)
-        R.check("-L to https is refused", redirect_to_https)
+        R.check("-L to https: a plain port fails the handshake", redirect_to_https)
+        R.check("Content-Length ends the body, not the close", content_length_frames_body)
         R.check("-I sends HEAD and prints the head", head_only)
         R.check("-H adds, replaces, removes, sends empty", headers_sent)
         R.check("-H Host, and across a redirect to another host", host_header)

@@ -658,7 +658,9 @@ static int t_shutdown(void *st, int fd)
     return sb__transport_plain.shutdown(NULL, fd);
 }
 
-static const sb__transport no_sendfile = {"test", t_read, t_writev, NULL, t_shutdown, NULL};
+static const sb__transport no_sendfile = {
+    .name = "test", .read = t_read, .writev = t_writev, .shutdown = t_shutdown,
+};
 
 static void test_transport_without_sendfile(void)
 {

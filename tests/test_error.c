@@ -11,6 +11,8 @@ static const int codes[] = {
     SB_ETOOBIG,       SB_EMALFORMED,    SB_ETRUNCATED,  SB_EBADSPEC,      SB_EBADADDR,
     SB_ENOHOST,       SB_EBADPORT,      SB_EPATHLEN,    SB_EFDSETSIZE,    SB_EOVERFLOW,
     SB_ECLOSED,       SB_EBADTYPE,      SB_EOUTPUT,     SB_EBACKEND,      SB_EHTTP,
+    SB_ENOTLS,        SB_ETLS,          SB_ETLSVERIFY,  SB_ETLSHOST,      SB_ETLSTRUNC,
+    SB_ETLSCONF,
     SB_HTTP_ELINE,    SB_HTTP_EHEAD,    SB_HTTP_EVERSION, SB_HTTP_EBODY,  SB_HTTP_EUNSAT,
 };
 #define NCODES (sizeof(codes) / sizeof(codes[0]))

@@ -22,6 +22,9 @@
  *   http      the static file server app (apps/http.c, compiled into this
  *             test) on a loop: pipelined GET / HEAD / 404 requests split
  *             across writes, a file large enough to go out by sendfile
+ *   tls       the blocking exchange over TLS (built with OpenSSL): the
+ *             server's and the client's handshakes and records go through
+ *             the same system-call table (src/tls.c's BIO)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -294,6 +297,7 @@ typedef struct {
     const char *spec;
     int tcp;
     sb_conn_opts o;
+    const sb_tls *client_tls; /* TLS: the client's context (o.tls the server's) */
 } blk_cfg;
 
 typedef struct {
@@ -368,12 +372,21 @@ static int blk_connect(blk_run *r, pthread_t *th, int *started)
  * number of replies, or a negative code. */
 static int blk_client(const blk_cfg *cfg, int fd)
 {
+    sb_tls_session *tls = NULL;
     sb_stream *s;
-    int rc = sb_stream_open(&s, fd, &cfg->o.frame, 1u << 20, IO_TIMEOUT_MS);
-    int i;
+    char why[256];
+    int rc, i;
 
-    if (rc < 0)
+    if (cfg->client_tls &&
+        (rc = sb_tls_connect(&tls, cfg->client_tls, fd, "localhost", sb_now_ms() + IO_TIMEOUT_MS,
+                             why, sizeof why)) < 0)
         return rc;
+    rc = sb_stream_open(&s, fd, &cfg->o.frame, 1u << 20, IO_TIMEOUT_MS);
+    if (rc < 0) {
+        sb_tls_session_free(tls);
+        return rc;
+    }
+    sb_stream_set_tls(s, tls);
     for (i = 0; i < NMSG; i++) {
         const uint8_t *p;
         size_t n;
@@ -386,6 +399,7 @@ static int blk_client(const blk_cfg *cfg, int fd)
         CHECK(n == 0 || memcmp(m.data, p, n) == 0);
     }
     sb_stream_close(s);
+    sb_tls_session_free(tls);
     return rc < 0 ? rc : i;
 }
 
@@ -661,6 +675,76 @@ static void test_blocking(void)
         }
 }
 
+#if SB_TEST_TLS
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+/* A self-signed certificate for "localhost", made here (no openssl command
+ * needed), written where sb_tls_server_new can load it. */
+static void tls_cert(const char *dir, char *cert, char *key, size_t n)
+{
+    EVP_PKEY *pk = EVP_EC_gen("P-256");
+    X509 *x = X509_new();
+    FILE *f;
+
+    CHECK(pk != NULL && x != NULL);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), 0);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, pk);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+                               (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    CHECK(X509_sign(x, pk, EVP_sha256()) > 0);
+    snprintf(cert, n, "%s/cert.pem", dir);
+    snprintf(key, n, "%s/key.pem", dir);
+    CHECK((f = fopen(cert, "w")) != NULL && PEM_write_X509(f, x) == 1);
+    fclose(f);
+    CHECK((f = fopen(key, "w")) != NULL &&
+          PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(pk);
+}
+
+static void test_tls(void)
+{
+    char dir[] = "/tmp/sb-torture-tls-XXXXXX", cert[96], key[96], why[256];
+    sb_tls_opts so, co;
+    sb_tls *server, *client;
+    blk_cfg c;
+
+    CHECK(mkdtemp(dir) != NULL);
+    tls_cert(dir, cert, key, sizeof cert);
+    sb_tls_opts_default(&so);
+    so.cert_file = cert;
+    so.key_file = key;
+    CHECK_EQ(sb_tls_server_new(&server, &so, why, sizeof why), 0);
+    sb_tls_opts_default(&co);
+    co.ca_file = cert; /* self-signed: its own CA */
+    CHECK_EQ(sb_tls_client_new(&client, &co, why, sizeof why), 0);
+    memset(&c, 0, sizeof c);
+    c.spec = "len32";
+    sb_conn_opts_default(&c.o);
+    CHECK_EQ(sb_frame_parse(c.spec, &c.o.frame), 0);
+    c.o.idle_timeout_ms = IO_TIMEOUT_MS;
+    c.o.tls = server;
+    c.client_tls = client;
+    sweep_all("tls blocking pair len32", blk_exchange, &c, 0);
+    sb_tls_free(server);
+    sb_tls_free(client);
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+}
+#else
+static void test_tls(void)
+{
+    fprintf(stderr, "    (built without TLS)\n");
+}
+#endif
+
 static void test_http(void)
 {
     web_init();
@@ -676,6 +760,7 @@ int main(void)
     RUN(test_echo);
     RUN(test_blocking);
     RUN(test_http);
+    RUN(test_tls);
     RUN(test_linger_without_timer);
     fprintf(stderr, "torture: %lu injected failures in %lu runs, all survived\n", total_faults,
             total_runs);

@@ -141,8 +141,13 @@ static void test_parse_typed_urls(void)
     CHECK_STR(u.host, "h");
     CHECK_STR(u.target, "/a?u=http://x/y");
 
-    CHECK_EQ(cli_url_parse("https://example.com/", &u, &why), CLI_URL_SCHEME);
-    CHECK_STR(why, "https is not supported by this build");
+    CHECK_EQ(cli_url_parse("https://example.com/", &u, &why), 0);
+    CHECK_STR(u.scheme, "https");
+    CHECK_STR(u.port, "443");
+    CHECK_EQ(u.port_given, 0);
+    CHECK_EQ(cli_url_parse("HTTPS://example.com:8443/x", &u, &why), 0);
+    CHECK_STR(u.scheme, "https");
+    CHECK_STR(u.port, "8443");
     static const char *const bad[] = {"ftp://x/", "http://", "http://:80/", "http://h:99999/",
                                       "http://h:x/", "http://h/a b", "http://u@h/", "[::1/",
                                       "http://[::1]x/", "", "http://h:0/"};

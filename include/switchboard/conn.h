@@ -62,6 +62,8 @@ typedef struct sb_handler {
     void *app; /**< passed to every callback */
 } sb_handler;
 
+struct sb_tls;
+
 /** Per-connection options, shared by many connections (not copied). */
 typedef struct sb_conn_opts {
     sb_frame_spec frame;   /**< framing of messages in and out */
@@ -77,6 +79,8 @@ typedef struct sb_conn_opts {
     int idle_timeout_ms;   /**< close after this long with no bytes in either direction (0: none) */
     int read_timeout_ms;   /**< close when a started message does not complete in time (0: none) */
     int write_timeout_ms;  /**< close when queued output makes no progress in time (0: none) */
+    const struct sb_tls *tls; /**< TLS context (tls.h), NULL: plain bytes; not owned, it must
+                               *   outlive the connections of these options */
 } sb_conn_opts;
 
 /** Defaults above, framing `line`. */

@@ -33,7 +33,13 @@ enum sb_error {
     SB_EOUTPUT = SB_ERR_BASE - 13,    /**< output queue exceeded its cap (peer not reading) */
     SB_EBACKEND = SB_ERR_BASE - 14,   /**< unknown or unavailable loop backend */
     SB_EHTTP = SB_ERR_BASE - 15,      /**< malformed HTTP message */
-    SB_ERR_LAST = SB_ERR_BASE - 16    /**< one past the last code */
+    SB_ENOTLS = SB_ERR_BASE - 16,     /**< TLS asked for, but this build has no TLS */
+    SB_ETLS = SB_ERR_BASE - 17,       /**< TLS handshake or record failure */
+    SB_ETLSVERIFY = SB_ERR_BASE - 18, /**< the peer's certificate did not verify */
+    SB_ETLSHOST = SB_ERR_BASE - 19,   /**< the certificate does not name the host */
+    SB_ETLSTRUNC = SB_ERR_BASE - 20,  /**< TLS stream ended without close_notify */
+    SB_ETLSCONF = SB_ERR_BASE - 21,   /**< unusable certificate, key or CA file */
+    SB_ERR_LAST = SB_ERR_BASE - 22    /**< one past the last code */
 };
 
 /** Text for a code returned by any switchboard function (negative errno,

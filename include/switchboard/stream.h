@@ -31,6 +31,13 @@ int sb_stream_open(sb_stream **out, int fd, const sb_frame_spec *spec, size_t ma
 /** Free s without flushing (flush first) and without closing its fd. */
 void sb_stream_close(sb_stream *s);
 
+struct sb_tls_session;
+/** Move the stream's bytes through TLS session t (tls.h), made on the same
+ * fd by sb_tls_connect, from now on. t is not owned: free it after
+ * sb_stream_close. A stream read to its end then reports SB_ETLSTRUNC if
+ * the peer left without close_notify. NULL: back to the plain socket. */
+void sb_stream_set_tls(sb_stream *s, struct sb_tls_session *t);
+
 /** Buffered write: copies p into the output buffer, sending when it fills.
  * Returns n or a negative error. */
 ssize_t sb_stream_write(sb_stream *s, const void *p, size_t n);
