@@ -27,12 +27,24 @@ static const char serve_usage[] =
     "  --out-cap BYTES        disconnect a peer whose unread replies pass this (4M + max-msg)\n"
     "  --backlog N            listen backlog (SOMAXCONN)\n"
     "  --work-us N            CPU microseconds the echo app spends per message (0)\n"
+    "  --workers N|auto       event model: N loops on N threads; auto = one per CPU\n"
+    "                         this process may use (1)\n"
+    "  --reuseport            SO_REUSEPORT: a new instance may bind the port while\n"
+    "                         this one drains (restarts without a refused connection)\n"
+    "  --drain-timeout S      on SIGTERM: longest wait for messages in flight, in\n"
+    "                         seconds, fractions allowed (2)\n"
+    "  --proxy-protocol       every connection starts with a PROXY v1/v2 header (from\n"
+    "                         HAProxy); its client becomes the peer; others closed\n"
+    "  --metrics ADDR         Prometheus metrics at http://ADDR/metrics (off)\n"
     "  --root DIR             http: directory to serve (.)\n"
     "  --access-log FILE|-    http: Common Log Format access log (off)\n"
     "  --no-file-cache        http: open and read every file on every request\n"
     "  -h, --help             this text\n"
     "\n"
-    "SIGINT or SIGTERM stops the server cleanly.\n"
+    "SIGINT or SIGTERM stops the server cleanly: it stops accepting (connections\n"
+    "already queued are still served), closes idle connections, lets each busy\n"
+    "one finish the message under way, cuts the rest after --drain-timeout and\n"
+    "exits 0.\n"
     "\n"
     "Exit status: 0 after a clean stop, 1 when the server cannot start or run\n"
     "(address in use, a name that does not resolve, --root missing), 2 for a\n"
@@ -53,7 +65,8 @@ static int seconds_ms(const char *opt, const char *val, int *out)
 }
 
 enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
-       O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_NOCACHE, O_HELP };
+       O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_NOCACHE, O_WORKERS, O_REUSEPORT, O_DRAIN,
+       O_PROXY, O_METRICS, O_HELP };
 
 static const struct option serve_opts[] = {
     {"listen", required_argument, NULL, O_LISTEN},   {"app", required_argument, NULL, O_APP},
@@ -64,6 +77,9 @@ static const struct option serve_opts[] = {
     {"out-cap", required_argument, NULL, O_OUTCAP},  {"keepalive", required_argument, NULL, O_KEEPALIVE},  {"backlog", required_argument, NULL, O_BACKLOG},
     {"work-us", required_argument, NULL, O_WORK},    {"root", required_argument, NULL, O_ROOT},
     {"access-log", required_argument, NULL, O_LOG},  {"no-file-cache", no_argument, NULL, O_NOCACHE},
+    {"workers", required_argument, NULL, O_WORKERS}, {"reuseport", no_argument, NULL, O_REUSEPORT},
+    {"drain-timeout", required_argument, NULL, O_DRAIN}, {"proxy-protocol", no_argument, NULL, O_PROXY},
+    {"metrics", required_argument, NULL, O_METRICS},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0}};
 
@@ -141,6 +157,35 @@ static int parse_one(serve_args *a, int opt, const char *val)
     case O_ROOT: a->cfg.root = val; return 0;
     case O_LOG: a->cfg.access_log = val; return 0;
     case O_NOCACHE: a->cfg.no_file_cache = 1; return 0;
+    case O_WORKERS:
+        if (strcmp(val, "auto") == 0) {
+            a->so.workers = SB_WORKERS_AUTO;
+            return 0;
+        }
+        if (cli_parse_long("--workers", val, 1, 256, &v) < 0)
+            return -1;
+        a->so.workers = (int)v;
+        return 0;
+    case O_REUSEPORT: a->so.reuseport = 1; return 0;
+    case O_DRAIN: {
+        double d;
+        if (cli_parse_seconds("--drain-timeout", val, 0.001, 86400, &d) < 0)
+            return -1;
+        a->so.grace_ms = (int)(d * 1000 + 0.5);
+        if (a->so.grace_ms < 1)
+            a->so.grace_ms = 1;
+        return 0;
+    }
+    case O_PROXY: a->so.proxy_protocol = 1; return 0;
+    case O_METRICS: {
+        sb_addr_spec spec;
+        if (sb_addr_parse(val, &spec) < 0 || strncmp(val, "unix:", 5) == 0) {
+            cli_error("--metrics", "'%s': not HOST:PORT", val);
+            return -1;
+        }
+        a->so.metrics = val;
+        return 0;
+    }
     default: return -1;
     }
 }
@@ -174,7 +219,7 @@ static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
 {
     sb_server *s;
     sb_server_stats st;
-    char where[160];
+    char where[160], mwhere[160];
     int rc = sb_server_new(&s, &a->so, h);
 
     if (rc < 0) {
@@ -183,6 +228,10 @@ static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
     }
     sb_server_address(s, where, sizeof(where));
     fprintf(stderr, "switchboard: listening on %s\n", where);
+    if (sb_server_workers(s) > 1)
+        fprintf(stderr, "switchboard: %d workers\n", sb_server_workers(s));
+    if (sb_server_metrics_address(s, mwhere, sizeof(mwhere)) > 0)
+        fprintf(stderr, "switchboard: metrics on http://%s/metrics\n", mwhere);
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "switchboard: %s app, %s model; try: switchboard send %s hello  (Ctrl-C stops)\n",
                 app->name, sb_model_name(a->so.model), where);
@@ -252,5 +301,11 @@ int cmd_serve(int argc, char **argv)
     }
     if (a.so.backend && a.so.model != SB_MODEL_EVENT)
         cli_error("--backend", "ignored: it applies to --model event only");
+    if (a.so.workers != 0 && a.so.workers != 1 && a.so.model != SB_MODEL_EVENT)
+        cli_error("--workers", "ignored: it applies to --model event only");
+    if (a.so.proxy_protocol && a.so.model != SB_MODEL_EVENT) {
+        cli_error("--proxy-protocol", "needs --model event");
+        return 2;
+    }
     return serve_start(&a, app, &h);
 }

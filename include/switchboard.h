@@ -16,5 +16,6 @@
 #include "switchboard/conn.h"
 #include "switchboard/server.h"
 #include "switchboard/http.h"
+#include "switchboard/proxy.h"
 
 #endif

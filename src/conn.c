@@ -47,13 +47,29 @@ void sb_conn_opts_default(sb_conn_opts *o)
 
 /* Keep the peer's address: compactly for TCP, as text for the rare rest
  * (a named unix client, a scoped IPv6 address). */
+static _Thread_local struct sockaddr_storage next_peer;
+static _Thread_local socklen_t next_peer_len;
+
+void sb__conn_next_peer(const struct sockaddr *sa, socklen_t len)
+{
+    if (sa == NULL || len > sizeof(next_peer))
+        len = 0;
+    if (len)
+        memcpy(&next_peer, sa, len);
+    next_peer_len = len;
+}
+
 static void conn_take_peer(sb_conn *c)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     char text[128];
 
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+    if (next_peer_len) {
+        memcpy(&ss, &next_peer, next_peer_len);
+        len = next_peer_len;
+        next_peer_len = 0;
+    } else if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
         return;
     if (ss.ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
@@ -180,6 +196,8 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
             conn_mark_close(c, 0, 1);
     }
     conn_count(c, count);
+    if (count)
+        c->flags |= F_GOTMSG;
     return r < 0 ? r : (ssize_t)used;
 }
 
@@ -200,6 +218,8 @@ static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int
     if (sb_buf_len(&c->in) == 0) {
         if (c->in.data != NULL)
             sb_buf_free(&c->in);
+        if (c->flags & F_DRAIN)
+            conn_mark_close(c, 0, 1);
         return rc;
     }
     /* What stays is a new message (the old one, if any, was delivered):
@@ -287,6 +307,8 @@ int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
         conn_on_eof(c);
         return 0;
     }
+    if (c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->bytes_in, (uint64_t)n);
     c->read_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     if (from_in) {
         sb_buf_commit(&c->in, (size_t)n);
@@ -377,6 +399,15 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful)
         return;
     }
     conn_mark_close(c, err, graceful);
+    sb__conn_kick(c);
+}
+
+void sb__conn_drain(sb_conn *c)
+{
+    if (sb_buf_len(&c->in) == 0 && (c->flags & F_GOTMSG))
+        conn_mark_close(c, 0, 1);
+    else
+        c->flags |= F_DRAIN;
     sb__conn_kick(c);
 }
 

@@ -223,6 +223,8 @@ int sb__queue_flush(sb_conn *c, size_t budget, int dontwait)
     }
     if (sent > 0 && !dontwait)
         c->write_since = c->last_io = sb__conn_now(c);
+    if (sent > 0 && c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->bytes_out, sent);
     return rc;
 }
 
@@ -307,6 +309,8 @@ int sb_conn_send(sb_conn *c, int type, const void *p, size_t n)
     tl = sb__frame_trailer(s, dst + hl, n, dst + hl + n);
     queue_commit(c, (size_t)hl + n + (size_t)tl);
     rc = conn_queued_more(c);
+    if (rc == 0 && c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->msgs_out, 1);
     conn_unlock(c);
     return rc;
 }

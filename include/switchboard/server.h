@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "loop.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +47,26 @@ typedef struct sb_server_opts {
                            * after this many idle seconds (HOWTO 4.1: a peer that
                            * vanished is found even with no timeout set) */
     int handle_signals;   /**< install SIGINT/SIGTERM handlers (CLI: 1) */
+    /** Event model: event loops, each on its own thread (0 or 1: one, on
+     * the thread calling sb_server_run; SB_WORKERS_AUTO: one per CPU the
+     * process may run on). A connection lives on one loop for its whole
+     * life; handlers of different connections may run at once on
+     * different threads - reach another loop's connection through
+     * sb_loop_post. Over TCP each worker has its own SO_REUSEPORT
+     * listener; a unix: listener is shared by the workers. */
+    int workers;
+    /** 1: set SO_REUSEPORT on the listeners, so that a new instance can
+     * bind the port while this one drains (a restart that loses no
+     * connection; see docs/deploy.md). */
+    int reuseport;
+    /** 1: every connection starts with a PROXY protocol header (v1 or v2,
+     * from a load balancer); its source address becomes the peer
+     * (sb_conn_peer). A connection without a valid header within 5 seconds
+     * is closed. Event model only. */
+    int proxy_protocol;
+    /** "HOST:PORT": serve Prometheus metrics at http://HOST:PORT/metrics
+     * on a thread of their own (NULL: off). */
+    const char *metrics;
     sb_conn_opts conn;    /**< per-connection options */
     /** Where the server reports what it did not do (a shed connection, an
      * fd the select backend cannot hold, accept pausing on EMFILE). The
@@ -54,6 +75,9 @@ typedef struct sb_server_opts {
     void (*log)(void *ud, const char *msg);
     void *log_ud;         /**< passed to log */
 } sb_server_opts;
+
+/** sb_server_opts.workers: one worker per CPU in the affinity mask. */
+#define SB_WORKERS_AUTO (-1)
 
 /** Counters since sb_server_new (sb_server_stats_get). */
 typedef struct sb_server_stats {
@@ -83,6 +107,24 @@ int sb_server_port(const sb_server *s);
 int sb_server_address(const sb_server *s, char *out, size_t n);
 /** Copy the counters into *st; safe from any thread while it runs. */
 void sb_server_stats_get(const sb_server *s, sb_server_stats *st);
+/** The number of workers (event loops) the server runs: 1 outside the
+ * event model. */
+int sb_server_workers(const sb_server *s);
+/** Worker i's loop (0 <= i < sb_server_workers), or NULL outside the
+ * event model or before sb_server_run has created it. Owned by the server;
+ * valid until sb_server_free. Only sb_loop_post, sb_loop_wakeup and
+ * sb_loop_stop_async may be called on it from other threads. */
+sb_loop *sb_server_loop(const sb_server *s, int i);
+/** Write the server's counters in the Prometheus text exposition format
+ * (version 0.0.4) into out[0..n): per-worker series labelled worker="i".
+ * Safe from any thread while the server runs. Returns the length (which
+ * may exceed n - 1: the text was cut; call again with more room) or a
+ * negative error. */
+int sb_server_metrics(const sb_server *s, char *out, size_t n);
+/** The metrics listener's bound address (sb_server_opts.metrics, useful
+ * with port 0) into out[0..n). Returns its length, -ENOENT when metrics
+ * are off, or -ENOSPC. */
+int sb_server_metrics_address(const sb_server *s, char *out, size_t n);
 /** Close the listener and free the server (not while sb_server_run runs;
  * NULL is a no-op). */
 void sb_server_free(sb_server *s);
