@@ -141,11 +141,15 @@ void sb__conn_free(sb_conn *c)
 /* ------------------------------------------------------------------ */
 /* Message delivery                                                    */
 
-/* Add a batch's messages to the owner's counter: one atomic per read, not
- * one per message. */
+/* Add a batch's messages to the owner's counter: once per read, not once
+ * per message. */
 static void conn_count(sb_conn *c, uint64_t n)
 {
-    if (n && c->owner && c->owner->messages)
+    if (!n || c->owner == NULL || c->owner->messages == NULL)
+        return;
+    if (c->owner->stats) /* a worker's own counter: one writer, a plain add */
+        sb__stat_add(c->owner->messages, n);
+    else
         __atomic_fetch_add(c->owner->messages, n, __ATOMIC_RELAXED);
 }
 
