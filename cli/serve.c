@@ -41,6 +41,9 @@ static const char serve_usage[] =
     "  --no-file-cache        http: open and read every file on every request\n"
     "  -h, --help             this text\n"
     "\n"
+    "Started by systemd socket activation (LISTEN_FDS) without --listen, it\n"
+    "serves the socket systemd passed.\n"
+    "\n"
     "SIGINT or SIGTERM stops the server cleanly: it stops accepting (connections\n"
     "already queued are still served), closes idle connections, lets each busy\n"
     "one finish the message under way, cuts the rest after --drain-timeout and\n"
@@ -88,6 +91,7 @@ typedef struct {
     sb_app_config cfg;
     const char *app;
     int frame_given;
+    int listen_given;
 } serve_args;
 
 static int parse_one(serve_args *a, int opt, const char *val)
@@ -106,6 +110,7 @@ static int parse_one(serve_args *a, int opt, const char *val)
             return -1;
         }
         a->so.listen = val;
+        a->listen_given = 1;
         return 0;
     }
     case O_APP: a->app = val; return 0;
@@ -299,6 +304,10 @@ int cmd_serve(int argc, char **argv)
         cli_error(app->name, "%s: %s", why ? why : "cannot start", sb_strerror(rc));
         return 1;
     }
+    /* systemd socket activation: the first socket passed, unless --listen
+     * names another address. */
+    if (!a.listen_given && sb_listen_fds() > 0)
+        a.so.listen_fd = 3;
     if (a.so.backend && a.so.model != SB_MODEL_EVENT)
         cli_error("--backend", "ignored: it applies to --model event only");
     if (a.so.workers != 0 && a.so.workers != 1 && a.so.model != SB_MODEL_EVENT)

@@ -183,10 +183,13 @@ static int workers_count(const sb_server_opts *o)
 /* Worker 0 listens on the server's socket; over TCP with more workers,
  * each other one binds its own SO_REUSEPORT listener to the same address
  * (the port the first one got, when it asked for port 0). A unix: socket
- * cannot be shared that way: every worker watches the one listener. */
+ * cannot be shared that way, nor can a listener handed over by systemd:
+ * there every worker watches the one listener, and none closes it on stop
+ * (the others still watch it; systemd keeps its queue for the next
+ * instance). */
 static int workers_new(sb_server *s)
 {
-    int unix_sock = strncmp(s->listen, "unix:", 5) == 0;
+    int unix_sock = strncmp(s->listen, "unix:", 5) == 0 || s->o.listen_fd > 0;
 
     if (posix_memalign((void **)&s->w, 64, (size_t)s->nworkers * sizeof(*s->w)) != 0) {
         s->w = NULL;
@@ -231,11 +234,16 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
     sb_server *s = sb__calloc(1, sizeof(*s));
     int rc = -ENOMEM;
 
-    if (s == NULL)
+    if (s == NULL) {
+        if (o->listen_fd > 0)
+            sb__sys.close(o->listen_fd);
         return -ENOMEM;
+    }
     s->o = *o;
     s->h = h;
     s->lfd = s->spare_fd = s->pipe[0] = s->pipe[1] = -1;
+    if (o->listen_fd > 0)
+        s->lfd = o->listen_fd;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     sb__link_init(&s->conns);
@@ -256,11 +264,13 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
         rc = -errno;
         goto fail;
     }
-    rc = sb__listen_opt(s->listen, o->backlog, o->reuseport || s->nworkers > 1);
-    if (rc < 0)
-        goto fail;
-    s->lfd = rc;
-    s->bound = 1;
+    if (o->listen_fd <= 0) {
+        rc = sb__listen_opt(s->listen, o->backlog, o->reuseport || s->nworkers > 1);
+        if (rc < 0)
+            goto fail;
+        s->lfd = rc;
+        s->bound = 1;
+    }
     sb_set_nonblock(s->lfd, 1);
     s->port = sb_local_port(s->lfd);
     if ((rc = listener_address(s->lfd, s->where, sizeof(s->where))) < 0)
@@ -445,6 +455,18 @@ int sb_server_metrics_address(const sb_server *s, char *out, size_t n)
         return -ENOSPC;
     memcpy(out, a, len + 1);
     return (int)len;
+}
+
+int sb_listen_fds(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    char *end;
+    long n;
+
+    if (pid == NULL || fds == NULL || strtol(pid, &end, 10) != (long)getpid() || *end)
+        return 0;
+    n = strtol(fds, &end, 10);
+    return *end || n < 0 || n > 64 ? 0 : (int)n;
 }
 
 int sb_server_workers(const sb_server *s)

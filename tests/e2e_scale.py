@@ -14,6 +14,7 @@
 - restart with --reuseport: a client loop (a new connection per request)
   runs while a second instance starts on the same port and the first gets
   SIGTERM: no refused connection, no lost request.
+- systemd socket activation: a socket passed as fd 3 (LISTEN_FDS) is served.
 - --proxy-protocol: v1 and v2 headers (whole or split) make the client in the
   header the peer (the access log shows it); a connection without a valid
   header is closed unanswered and counted.
@@ -468,6 +469,41 @@ def check_proxy_echo():
         eq(srv.stop()[0], 0, "exit")
 
 
+def check_socket_activation():
+    """systemd hands over a listening socket as fd 3 (LISTEN_FDS=1,
+    LISTEN_PID = the server's pid): served by every worker, no bind."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(64)
+    port = ls.getsockname()[1]
+    fd = ls.fileno()
+
+    def as_systemd():  # in the child: fd 3 and LISTEN_PID = its own pid (kept by exec)
+        os.dup2(fd, 3)
+        os.putenv("LISTEN_PID", str(os.getpid()))
+        os.putenv("LISTEN_FDS", "1")
+
+    p = subprocess.Popen([BIN, "serve", "--workers", "2"], pass_fds=sorted({fd, 3}),
+                         preexec_fn=as_systemd,
+                         stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        ls.close()  # the server holds the socket now
+        for i in range(20):
+            c = socket.create_connection(("127.0.0.1", port), timeout=5)
+            c.sendall(b"sa%d\n" % i)
+            eq(recv_msgs(c, LINE.decoder(), 1), [b"sa%d" % i], "echo")
+            c.close()
+        p.send_signal(signal.SIGTERM)
+        eq(p.wait(timeout=10), 0, "exit")
+        err = p.stderr.read().decode()
+        if f"listening on 127.0.0.1:{port}" not in err:
+            raise AssertionError(f"listening line: {err!r}")
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
 r.check("workers: --workers 2 spreads 1,000 connections, max/min <= 1.3 (/metrics)", check_spread)
 for n in (1, 2, 4):
     r.check(f"echo on {n} workers", check_echo, n)
@@ -481,4 +517,5 @@ r.check("SIGTERM drains: idle closed, in-flight finished, silent cut, exit 0 in 
 r.check("restart with --reuseport: no refused connection, no lost request", check_restart)
 r.check("PROXY v1/v2 in front of http: the header's client in the access log", check_proxy_http)
 r.check("PROXY in front of echo: data after the header kept, bad headers closed", check_proxy_echo)
+r.check("systemd socket activation: LISTEN_FDS, fd 3, two workers", check_socket_activation)
 sys.exit(r.finish())

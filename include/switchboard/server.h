@@ -64,6 +64,11 @@ typedef struct sb_server_opts {
      * (sb_conn_peer). A connection without a valid header within 5 seconds
      * is closed. Event model only. */
     int proxy_protocol;
+    /** > 0: serve this socket, already bound and listening, instead of
+     * binding listen (systemd socket activation hands over fd 3: see
+     * sb_listen_fds). The server owns it from sb_server_new on, even when
+     * that fails. Every worker watches it. */
+    int listen_fd;
     /** "HOST:PORT": serve Prometheus metrics at http://HOST:PORT/metrics
      * on a thread of their own (NULL: off). */
     const char *metrics;
@@ -107,6 +112,10 @@ int sb_server_port(const sb_server *s);
 int sb_server_address(const sb_server *s, char *out, size_t n);
 /** Copy the counters into *st; safe from any thread while it runs. */
 void sb_server_stats_get(const sb_server *s, sb_server_stats *st);
+/** systemd socket activation: the number of listening sockets passed
+ * to this process (LISTEN_FDS, when LISTEN_PID is this process; they are
+ * fds 3, 4, ...), or 0. The variables are left as they are. */
+int sb_listen_fds(void);
 /** The number of workers (event loops) the server runs: 1 outside the
  * event model. */
 int sb_server_workers(const sb_server *s);
