@@ -320,6 +320,12 @@ def check_multihost():
             if p.wait(10) != 0:
                 raise AssertionError(f"{p.name} exit: {p.stderr()!r}")
         haproxy.kill(signal.SIGTERM)
+        # Sanitizer builds: any report from any switchboard process fails.
+        pat = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|WARNING: ThreadSanitizer"
+                         r"|runtime error:|SUMMARY: \w+Sanitizer")
+        for p in procs:
+            if p.name != "haproxy" and pat.search(p.stderr()):
+                raise AssertionError(f"sanitizer report from {p.name}:\n{p.stderr()[-3000:]}")
     finally:
         teardown()
         shutil.rmtree(tmp, ignore_errors=True)
