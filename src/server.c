@@ -34,6 +34,7 @@
 #define SB_THREAD_STACK (256 * 1024)
 #define SB_LOG_PER_SEC 5
 #define SB_WORKERS_MAX 256
+#define SB_DRAIN_ACCEPT_MAX 65536 /* accepts at most when a stop empties a listener's queue */
 
 /* One event loop and its thread (event model). Everything in it belongs to
  * the worker's thread except stats (read by the exporter) and loop (read
@@ -659,10 +660,10 @@ static void ev_handed(sb_loop *l, void *ud)
     sb__worker *w = h->w;
 
     __atomic_sub_fetch(&w->incoming, 1, __ATOMIC_RELAXED);
-    if (w->done || w->draining)
-        sb__sys.close(h->fd); /* too late: the worker is ending */
+    if (w->done)
+        sb__sys.close(h->fd); /* run by sb_loop_free: the worker has ended */
     else
-        ev_take(w, h->fd);
+        ev_take(w, h->fd);    /* draining or not: it was accepted, it is served */
     sb__free(h);
 }
 
@@ -709,12 +710,14 @@ static void ev_dispatch(sb__worker *w, int fd)
     ev_take(w, fd);
 }
 
-/* Accept up to a batch; all == 1 (a drain) takes everything queued. */
+/* Accept up to a batch; all == 1 (a drain) takes what is queued, up to
+ * SB_DRAIN_ACCEPT_MAX (a flood still arriving must not hold the stop). */
 static void ev_accept_batch(sb__worker *w, int all)
 {
     sb_server *s = w->s;
+    int max = all ? SB_DRAIN_ACCEPT_MAX : SB_ACCEPT_BATCH;
 
-    for (int i = 0; all || i < SB_ACCEPT_BATCH; i++) {
+    for (int i = 0; i < max; i++) {
         if (!all && __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
             return;
         int fd = accept_one(s, w->lfd, SOCK_NONBLOCK, &w->stats);
@@ -1182,7 +1185,7 @@ static void fork_reap(sb_server *s)
 
     while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
         fds_del(s, (int)pid);
-        s->active--;
+        count(&s->active, -1);
     }
 }
 
@@ -1227,7 +1230,7 @@ static void fork_spawn(sb_server *s, int fd)
         srv_log(s, "connection dropped: fork: %s", sb_strerror(-errno));
         return;
     }
-    s->active++;
+    count(&s->active, 1);
     if (fds_add(s, (int)pid) < 0)
         srv_log(s, "out of memory tracking child %d", (int)pid);
 }
@@ -1253,7 +1256,7 @@ static void fork_stop(sb_server *s)
         if (pid < 0)
             break;
         fds_del(s, (int)pid);
-        s->active--;
+        count(&s->active, -1);
     }
 }
 
