@@ -6,9 +6,15 @@
  *   SB_MODEL_THREADS  one thread per connection, capped at max_conns
  *   SB_MODEL_FORK     one process per connection, capped, children reaped
  *
- * All run the same sb_handler. SIGINT and SIGTERM stop the server cleanly:
- * the listener closes, open connections get up to `grace_ms` to finish and
- * are then closed, and sb_server_run returns 0.
+ * All run the same sb_handler. The event model runs `workers` loops, one
+ * thread each, every connection on one loop for its whole life.
+ *
+ * SIGINT and SIGTERM (or sb_server_stop) stop the server cleanly. Event
+ * model: each worker serves the connections already queued on its
+ * listener and closes it; idle connections close at once; one with a
+ * message under way (or not yet sent its first) is answered first; after
+ * `grace_ms` the rest are cut. The blocking models close every connection
+ * after its replies, within `grace_ms`. Then sb_server_run returns 0.
  *
  * sb_server_new sets SIGPIPE to ignored for the process: replies sent
  * with sendfile(2) cannot ask for MSG_NOSIGNAL. A unix: listener's socket
@@ -42,7 +48,7 @@ typedef struct sb_server_opts {
     const char *backend;  /**< event model: loop backend, NULL = default */
     int backlog;          /**< <= 0: SOMAXCONN */
     int max_conns;        /**< 0: 1024 (threads, fork), 100000 (event) */
-    int grace_ms;         /**< shutdown grace period (0: 2000) */
+    int grace_ms;         /**< stop: the longest drain, ms (0: 2000; CLI --drain-timeout) */
     int keepalive_s;      /**< > 0: TCP keepalive on accepted connections, first probe
                            * after this many idle seconds (HOWTO 4.1: a peer that
                            * vanished is found even with no timeout set) */
