@@ -47,28 +47,15 @@ void sb_conn_opts_default(sb_conn_opts *o)
 
 /* Keep the peer's address: compactly for TCP, as text for the rare rest
  * (a named unix client, a scoped IPv6 address). */
-static _Thread_local struct sockaddr_storage next_peer;
-static _Thread_local socklen_t next_peer_len;
-
-void sb__conn_next_peer(const struct sockaddr *sa, socklen_t len)
-{
-    if (sa == NULL || len > sizeof(next_peer))
-        len = 0;
-    if (len)
-        memcpy(&next_peer, sa, len);
-    next_peer_len = len;
-}
-
-static void conn_take_peer(sb_conn *c)
+static void conn_take_peer(sb_conn *c, const struct sockaddr *peer, socklen_t plen)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     char text[128];
 
-    if (next_peer_len) {
-        memcpy(&ss, &next_peer, next_peer_len);
-        len = next_peer_len;
-        next_peer_len = 0;
+    if (peer != NULL && plen > 0 && plen <= sizeof(ss)) {
+        memcpy(&ss, peer, plen);
+        len = plen;
     } else if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
         return;
     if (ss.ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
@@ -100,7 +87,8 @@ static void conn_take_peer(sb_conn *c)
     }
 }
 
-sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow)
+sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow,
+                        const struct sockaddr *peer, socklen_t plen)
 {
     sb_conn *c = sb__calloc(1, sizeof(*c));
 
@@ -117,7 +105,7 @@ sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__
         sb__free(c);
         return NULL;
     }
-    conn_take_peer(c);
+    conn_take_peer(c, peer, plen);
     return c;
 }
 

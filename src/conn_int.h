@@ -92,9 +92,13 @@ struct sb__conn_owner {
     sb__stats *stats;
 };
 
-/* sb_conn_open / sb_conn_run_blocking with an owner. */
+/* sb_conn_open / sb_conn_run_blocking with an owner. peer (NULL: the
+ * socket's own, from getpeername) is the address the connection reports
+ * from the start (sb_conn_peer, on_open included): for a server behind a
+ * load balancer, the client a PROXY header named. */
 int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h,
-                  sb__conn_owner *ow, sb_conn **out);
+                  sb__conn_owner *ow, const struct sockaddr *peer, socklen_t plen,
+                  sb_conn **out);
 /* wake_fd: from sb__conn_wake_new (owned from now on), or -1 to make one
  * here. A server that accepts on one thread and runs connections on others
  * makes it where it accepts, so that running out of descriptors is met in
@@ -115,12 +119,6 @@ void sb__conn_list_walk(sb__link *head, void (*cb)(sb_conn *c, void *ud), void *
 /* Replace the connection's transport (see transport.h) before any I/O -
  * the hook a TLS layer uses. The connection owns state from now on. */
 void sb__conn_set_transport(sb_conn *c, const struct sb__transport *tp, void *state);
-
-/* The peer the connection reports (sb_conn_peer, on_open): for a server
- * behind a load balancer, the client named by the PROXY header rather than
- * the socket's. Set before sb__conn_open: the next connection opened on
- * this thread takes it (NULL/0: the socket's own). */
-void sb__conn_next_peer(const struct sockaddr *sa, socklen_t len);
 
 /* Drain (event model, owner thread): an idle connection (messages
  * delivered before, none half received) closes now; one with a message
@@ -274,7 +272,8 @@ static inline void sb__conn_kick(sb_conn *c)
 }
 
 /* conn.c */
-sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow);
+sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow,
+                        const struct sockaddr *peer, socklen_t plen);
 void sb__conn_free(sb_conn *c);
 void sb__conn_mark_close(sb_conn *c, int err, int graceful);
 int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);

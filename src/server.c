@@ -616,9 +616,7 @@ static void ev_adopt(sb__worker *w, int fd, const struct sockaddr *peer, socklen
     sb_conn *c = NULL;
     int rc;
 
-    sb__conn_next_peer(peer, plen);
-    rc = sb__conn_open(w->loop, fd, &s->o.conn, s->h, &w->owner, &c);
-    sb__conn_next_peer(NULL, 0);
+    rc = sb__conn_open(w->loop, fd, &s->o.conn, s->h, &w->owner, peer, plen, &c);
     if (rc == SB_EFDSETSIZE) {
         count(&s->refused, 1);
         srv_log(s, "connection refused: fd %d >= FD_SETSIZE (%d), the select backend's limit; "
