@@ -23,6 +23,7 @@ static const char serve_usage[] =
     "  --idle-timeout S       close a connection silent for S seconds (off)\n"
     "  --read-timeout S       close when a started message stalls S seconds (off)\n"
     "  --write-timeout S      close when replies make no progress for S seconds (off)\n"
+    "                         (the three take fractions of a second: 0.25)\n"
     "  --keepalive S          TCP keepalive probes after S idle seconds (off)\n"
     "  --out-cap BYTES        disconnect a peer whose unread replies pass this (4M + max-msg)\n"
     "  --backlog N            listen backlog (SOMAXCONN)\n"
@@ -58,12 +59,17 @@ static void serve_log(void *ud, const char *msg)
     fprintf(stderr, "switchboard: %s\n", msg);
 }
 
-static int seconds_ms(const char *opt, const char *val, int *out)
+/* Seconds, fractions allowed, to the nearest millisecond (the options are
+ * milliseconds inside); a timeout asked for never rounds down to "off". */
+static int timeout_ms(const char *opt, const char *val, int *out)
 {
-    long v;
-    if (cli_parse_long(opt, val, 0, 86400, &v) < 0)
+    double s;
+
+    if (cli_parse_seconds(opt, val, 0, 86400, &s) < 0)
         return -1;
-    *out = (int)(v * 1000);
+    *out = (int)(s * 1000 + 0.5);
+    if (*out == 0 && s > 0)
+        *out = 1;
     return 0;
 }
 
@@ -156,9 +162,9 @@ static int parse_one(serve_args *a, int opt, const char *val)
             return -1;
         a->cfg.work_us = (int)v;
         return 0;
-    case O_IDLE: return seconds_ms("--idle-timeout", val, &a->so.conn.idle_timeout_ms);
-    case O_READ: return seconds_ms("--read-timeout", val, &a->so.conn.read_timeout_ms);
-    case O_WRITE: return seconds_ms("--write-timeout", val, &a->so.conn.write_timeout_ms);
+    case O_IDLE: return timeout_ms("--idle-timeout", val, &a->so.conn.idle_timeout_ms);
+    case O_READ: return timeout_ms("--read-timeout", val, &a->so.conn.read_timeout_ms);
+    case O_WRITE: return timeout_ms("--write-timeout", val, &a->so.conn.write_timeout_ms);
     case O_ROOT: a->cfg.root = val; return 0;
     case O_LOG: a->cfg.access_log = val; return 0;
     case O_NOCACHE: a->cfg.no_file_cache = 1; return 0;
@@ -220,26 +226,40 @@ static int serve_parse(serve_args *a, int argc, char **argv)
     return 0;
 }
 
+/* The listening line is what a script or supervisor waits for: printed
+ * from on_ready, when the server handles its signals and is complete. */
+static void serve_ready(sb_server *s, void *ud)
+{
+    const serve_args *a = ud;
+    char where[160], mwhere[160];
+
+    sb_server_address(s, where, sizeof(where));
+    /* Before the listening line: whoever waits for it finds these too. */
+    if (sb_server_workers(s) > 1)
+        fprintf(stderr, "switchboard: %d workers\n", sb_server_workers(s));
+    if (sb_server_metrics_address(s, mwhere, sizeof(mwhere)) > 0)
+        fprintf(stderr, "switchboard: metrics on http://%s/metrics\n", mwhere);
+    fprintf(stderr, "switchboard: listening on %s\n", where);
+    if (isatty(STDERR_FILENO))
+        fprintf(stderr, "switchboard: %s app, %s model; try: switchboard send %s hello  (Ctrl-C stops)\n",
+                a->app, sb_model_name(a->so.model), where);
+}
+
 static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
 {
     sb_server *s;
     sb_server_stats st;
-    char where[160], mwhere[160];
-    int rc = sb_server_new(&s, &a->so, h);
+    char where[160];
+    int rc;
 
+    a->so.on_ready = serve_ready;
+    a->so.on_ready_ud = a;
+    rc = sb_server_new(&s, &a->so, h);
     if (rc < 0) {
         cli_error(a->so.listen, "%s", sb_strerror(rc));
         return 1;
     }
     sb_server_address(s, where, sizeof(where));
-    fprintf(stderr, "switchboard: listening on %s\n", where);
-    if (sb_server_workers(s) > 1)
-        fprintf(stderr, "switchboard: %d workers\n", sb_server_workers(s));
-    if (sb_server_metrics_address(s, mwhere, sizeof(mwhere)) > 0)
-        fprintf(stderr, "switchboard: metrics on http://%s/metrics\n", mwhere);
-    if (isatty(STDERR_FILENO))
-        fprintf(stderr, "switchboard: %s app, %s model; try: switchboard send %s hello  (Ctrl-C stops)\n",
-                app->name, sb_model_name(a->so.model), where);
     rc = sb_server_run(s);
     sb_server_stats_get(s, &st);
     sb_server_free(s);

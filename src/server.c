@@ -72,6 +72,8 @@ struct sb_server {
     uint64_t *shared;          /* [0] messages; MAP_SHARED so fork children add too */
     uint64_t accepted, refused, active;
     int stopping;              /* atomic: set by sb_server_stop (any thread, signal handlers) */
+    int took_signals;          /* SIGINT/SIGTERM are ours until free (o.handle_signals) */
+    struct sigaction old_int, old_term; /* their dispositions before, restored by free */
     pthread_mutex_t mu;        /* threads model: conns, stop_phase; fork: fds[]; log state */
     pthread_cond_t cv;         /* threads model: active dropped */
     sb__link conns;            /* threads model: open connections (under mu) */
@@ -156,14 +158,55 @@ static void on_sigchld(int signo)
     errno = saved;
 }
 
-static void install(int signo, void (*fn)(int))
+static int install(int signo, void (*fn)(int), struct sigaction *old)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = fn;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    sigaction(signo, &sa, NULL);
+    return sigaction(signo, &sa, old) < 0 ? -errno : 0;
+}
+
+/* Once per run, when the model is complete and about to wait. */
+static void ready(sb_server *s)
+{
+    if (s->o.on_ready)
+        s->o.on_ready(s, s->o.on_ready_ud);
+}
+
+/* The signals are taken in sb_server_new, not in run: whoever learns of
+ * the server from a line printed between the two (a supervisor, a script)
+ * may signal it at once, and that signal must stop it, not kill it. A
+ * signal before run only sets `stopping`, and run returns 0 at once. The
+ * event model's loop takes them over while it runs (sb_loop_signal keeps
+ * these as the dispositions to restore). */
+static int take_signals(sb_server *s)
+{
+    int rc;
+
+    sb__signal_server = s;
+    rc = install(SIGINT, on_signal, &s->old_int);
+    if (rc == 0) {
+        rc = install(SIGTERM, on_signal, &s->old_term);
+        if (rc < 0)
+            sigaction(SIGINT, &s->old_int, NULL);
+    }
+    if (rc < 0)
+        sb__signal_server = NULL;
+    s->took_signals = rc == 0;
+    return rc;
+}
+
+static void give_back_signals(sb_server *s)
+{
+    if (s->took_signals) {
+        sigaction(SIGTERM, &s->old_term, NULL);
+        sigaction(SIGINT, &s->old_int, NULL);
+        s->took_signals = 0;
+    }
+    if (sb__signal_server == s)
+        sb__signal_server = NULL;
 }
 
 /* SB_WORKERS_AUTO: the CPUs this process may run on (taskset, cgroup
@@ -286,6 +329,8 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
         rc = -errno;
         goto fail;
     }
+    if (o->handle_signals && (rc = take_signals(s)) < 0)
+        goto fail;
     *out = s;
     return 0;
 fail:
@@ -297,8 +342,7 @@ void sb_server_free(sb_server *s)
 {
     if (s == NULL)
         return;
-    if (sb__signal_server == s)
-        sb__signal_server = NULL;
+    give_back_signals(s);
     sb__exporter_free(s->exporter);
     workers_free(s);
     if (s->lfd >= 0)
@@ -322,6 +366,8 @@ void sb_server_free(sb_server *s)
 void sb_server_stop(sb_server *s)
 {
     int saved = errno;
+    /* Sequentially consistent, as in worker_setup: a stop racing a loop's
+     * creation either sees the loop and wakes it, or is seen by the setup. */
     __atomic_store_n(&s->stopping, 1, __ATOMIC_SEQ_CST);
     for (int i = 0; s->w && i < s->nworkers; i++) {
         sb_loop *l = __atomic_load_n(&s->w[i].loop, __ATOMIC_SEQ_CST);
@@ -543,7 +589,7 @@ static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st)
         count(&s->refused, 1);
         if (st)
             sb__stat_add(&st->shed_cap, 1);
-        srv_log(s, "connection shed: --max-conns %d reached", s->o.max_conns);
+        srv_log(s, "connection shed: max_conns (%d) connections open", s->o.max_conns);
         sb__sys.close(fd);
         return -EINTR;
     }
@@ -619,8 +665,8 @@ static void ev_adopt(sb__worker *w, int fd, const struct sockaddr *peer, socklen
     rc = sb__conn_open(w->loop, fd, &s->o.conn, s->h, &w->owner, peer, plen, &c);
     if (rc == SB_EFDSETSIZE) {
         count(&s->refused, 1);
-        srv_log(s, "connection refused: fd %d >= FD_SETSIZE (%d), the select backend's limit; "
-                   "use --backend poll or epoll", fd, FD_SETSIZE);
+        srv_log(s, "connection refused: fd %d >= FD_SETSIZE (%d), the select backend's limit "
+                   "(the poll and epoll backends have none)", fd, FD_SETSIZE);
         return;
     }
     if (rc < 0 || c == NULL) {
@@ -963,9 +1009,10 @@ static int run_event(sb_server *s)
         } else
             s->w[i].started = 1;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        ready(s);
         worker_main(&s->w[0]);
-    else
+    } else
         sb_server_stop(s);
     for (int i = 1; i < s->nworkers; i++)
         if (s->w[i].started) {
@@ -1161,6 +1208,7 @@ static int run_threads(sb_server *s)
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, SB_THREAD_STACK);
+    ready(s);
     while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
         int fd = blk_next(s, -1);
         if (fd >= 0)
@@ -1205,7 +1253,7 @@ static void fork_child(sb_server *s, int fd)
 
     sb__child_fd = fd;
     signal(SIGINT, SIG_DFL);
-    install(SIGTERM, on_child_term);
+    install(SIGTERM, on_child_term, NULL);
     signal(SIGCHLD, SIG_DFL);
     sb__signal_server = NULL;
     sb__sys.close(s->lfd);
@@ -1260,7 +1308,8 @@ static void fork_stop(sb_server *s)
 
 static int run_fork(sb_server *s)
 {
-    install(SIGCHLD, on_sigchld);
+    install(SIGCHLD, on_sigchld, NULL);
+    ready(s);
     while (!__atomic_load_n(&s->stopping, __ATOMIC_RELAXED)) {
         int fd;
         fork_reap(s); /* before accepting: the cap counts live children only */
@@ -1281,22 +1330,9 @@ int sb_server_run(sb_server *s)
 
     if (s->exporter && (rc = sb__exporter_start(s->exporter)) < 0)
         return rc;
-
-    if (s->o.handle_signals) {
-        sb__signal_server = s;
-        if (s->o.model != SB_MODEL_EVENT) {
-            install(SIGINT, on_signal);
-            install(SIGTERM, on_signal);
-        }
-    }
     switch (s->o.model) {
-    case SB_MODEL_THREADS: rc = run_threads(s); break;
-    case SB_MODEL_FORK: rc = run_fork(s); break;
-    default: rc = run_event(s); break;
+    case SB_MODEL_THREADS: return run_threads(s);
+    case SB_MODEL_FORK: return run_fork(s);
+    default: return run_event(s);
     }
-    if (s->o.handle_signals && s->o.model != SB_MODEL_EVENT) {
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-    }
-    return rc;
 }

@@ -83,14 +83,15 @@ def want_msg(fr, payload, mtype):
 
 def exchange(srv, fr, items, how="one", sock=None, timeout=5.0):
     """Send [(payload, type)] framed on a connection and check the echo.
-    how: "one" (one sendall), "split" (many small sends with sleeps)."""
+    how: "one" (one sendall), "split" (many small sends, each read by the
+    server before the next)."""
     own = sock is None
     s = srv.connect() if own else sock
     try:
         if fr.kind == "eof":
             data = b"".join(p for p, _ in items)
             if how == "split":
-                sbtest.send_split(s, data, pieces=min(len(data), 20))
+                sbtest.send_pieces(srv, s, data, pieces=20)
             else:
                 s.sendall(data)
             s.shutdown(socket.SHUT_WR)
@@ -99,12 +100,7 @@ def exchange(srv, fr, items, how="one", sock=None, timeout=5.0):
         data = b"".join(fr.encode(p, t) for p, t in items)
         if how == "split":
             # the first bytes one by one (headers split), then small chunks
-            head = data[:12]
-            for i in range(len(head)):
-                s.sendall(head[i:i + 1])
-                time.sleep(0.005)
-            if len(data) > 12:
-                sbtest.send_split(s, data[12:], pieces=min(len(data) - 12, 16))
+            sbtest.send_pieces(srv, s, data, pieces=16, head=12)
         else:
             s.sendall(data)
         if fr.kind == "raw":
@@ -238,7 +234,7 @@ def run_cell(model, backend, spec):
             s = srv.connect()
             try:
                 s.sendall(data[:cut])
-                time.sleep(0.05)
+                srv.wait_read(s)
                 s.sendall(data[cut:])
                 eq(recv_msgs(s, fr.decoder(), 3), [want_msg(fr, p, t) for p, t in items])
             finally:
@@ -270,7 +266,7 @@ def run_cell(model, backend, spec):
                 s = srv.connect()
                 try:
                     s.sendall(frame[:-1])
-                    time.sleep(0.1)
+                    srv.wait_read(s)
                     s.sendall(frame[-1:])
                     eq(recv_msgs(s, fr.decoder(), 1, 10), [big_payload(MAX)])
                 finally:
@@ -445,7 +441,8 @@ def clean_shutdown(model, backend, sig=signal.SIGTERM):
         try:
             idle.sendall(b"only message\n")
             eq(recv_msgs(idle, fr.decoder(), 1), [b"only message"])
-            time.sleep(0.2)
+            if not sbtest.wait_until(srv.quiet, 5, 0.005):
+                raise AssertionError("the server did not go back to waiting")
             t = time.monotonic()
             rc, err = srv.stop(timeout=10, sig=sig)
             dt = time.monotonic() - t
@@ -467,9 +464,49 @@ def clean_shutdown(model, backend, sig=signal.SIGTERM):
         srv.kill()
 
 
+def sigterm_at_once(model, backend, tries=40):
+    """The listening line is the signal a supervisor acts on: a SIGTERM sent
+    the moment it appears must stop the server cleanly (exit 0), never kill
+    it. Tight loop: the line is read from a pipe and the signal sent at once."""
+    if "thread" in sbtest.sanitizers(args.build):
+        # TSan's runtime defers an async signal that arrives outside a
+        # blocking call and sometimes never delivers it: a 20-line program
+        # (sigaction, print a line, poll until the flag is set) loses the
+        # SIGTERM in about 1 of 300 starts under -fsanitize=thread, in none
+        # without. The plain and ASan runs cover this; test_server's
+        # signal-before-run case runs under TSan too.
+        raise sbtest.SkipCheck("ThreadSanitizer can drop an async signal (see comment)")
+    for i in range(tries):
+        p = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", *margs(model, backend)],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            line = p.stderr.readline()
+            if b"switchboard: listening on " not in line:
+                raise AssertionError(f"try {i}: first line {line!r}, not the listening line")
+            p.send_signal(signal.SIGTERM)
+            err = p.stderr.read().decode("utf-8", "replace")
+            rc = p.wait(timeout=10)
+            if rc != 0:
+                how = (f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit {rc}")
+                raise AssertionError(f"try {i}: SIGTERM right after the listening line: "
+                                     f"{how}; stderr: {err.strip()!r}")
+            if not SERVED_RE.search(err):
+                raise AssertionError(f"try {i}: no served line in {err!r}")
+        finally:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            p.stderr.close()
+    print(f"     {tries} of {tries} stopped cleanly", flush=True)
+
+
+IDLE = 0.5  # --idle-timeout in the idle checks: seconds, fractions allowed
+
+
 def idle_timeout(model, backend):
     srv = sbtest.start_server(BIN, *margs(model, backend), "--frame", "line",
-                              "--idle-timeout", "1")
+                              "--idle-timeout", str(IDLE))
     fr = Framing("line")
     try:
         silent = srv.connect()
@@ -478,26 +515,27 @@ def idle_timeout(model, backend):
             half.sendall(b"half a mess")  # a peer that dies mid-message
             t = time.monotonic()
             if not expect_closed(silent, 6):
-                raise AssertionError("a silent connection was not closed within 6 s "
-                                     "(--idle-timeout 1)")
+                raise AssertionError(f"a silent connection was not closed within 6 s "
+                                     f"(--idle-timeout {IDLE})")
             dt = time.monotonic() - t
             print(f"     silent connection closed after {dt:.2f}s", flush=True)
-            if dt < 0.5:
-                raise AssertionError(f"closed after {dt:.2f}s, before the 1 s idle timeout")
+            if dt < IDLE / 2:
+                raise AssertionError(f"closed after {dt:.2f}s, before the {IDLE} s idle timeout")
             if not expect_closed(half, 4):
                 raise AssertionError("a connection stuck mid-message was not closed")
             print("     connection stuck mid-message closed too", flush=True)
         finally:
             silent.close()
             half.close()
-        # activity keeps a connection open: exchange every 0.25 s for 2.5 s
+        # activity keeps a connection open: an exchange every IDLE/5 s for
+        # 2.4 idle timeouts
         s = srv.connect()
         try:
-            for i in range(10):
+            for i in range(12):
                 s.sendall(b"tick %d\n" % i)
                 eq(recv_msgs(s, fr.decoder(), 1), [b"tick %d" % i])
-                time.sleep(0.25)
-            print("     an active connection stayed open for 2.5 s", flush=True)
+                time.sleep(IDLE / 5)
+            print(f"     an active connection stayed open for {12 * IDLE / 5:.1f} s", flush=True)
         finally:
             s.close()
         exchange(srv, fr, [(b"still serving", None)])
@@ -560,7 +598,7 @@ def max_conns(model, backend, cap=3):
         finally:
             extra.close()
         print(f"     connection {cap + 1} shed; stderr: "
-              f"{[ln for ln in srv.stderr_text().splitlines() if 'max-conns' in ln][:1]}",
+              f"{[ln for ln in srv.stderr_text().splitlines() if 'max_conns' in ln][:1]}",
               flush=True)
         exchange(srv, fr, [(b"still held", None)], sock=held[0])
         held.pop().close()
@@ -671,13 +709,13 @@ def cli_send_timeout():
     ls.listen(8)  # never accepted, never answered
     try:
         t = time.monotonic()
-        res = sbtest.run_cli(BIN, "send", f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "1",
+        res = sbtest.run_cli(BIN, "send", f"127.0.0.1:{ls.getsockname()[1]}", "--timeout", "0.3",
                              "anyone there?", timeout=15)
         dt = time.monotonic() - t
         print(f"     {res} after {dt:.2f}s", flush=True)
         eq(res.rc, 1, "exit code")
         if dt > 6:
-            raise AssertionError(f"took {dt:.1f}s with --timeout 1")
+            raise AssertionError(f"took {dt:.1f}s with --timeout 0.3")
         if not res.err.startswith("switchboard: ") or "timed out" not in res.err:
             raise AssertionError(f"stderr should say it timed out: {res.err!r}")
     finally:
@@ -707,6 +745,23 @@ def cli_usage(cmd, want_rc=2):
         if want_rc == 2 and not res.err.startswith("switchboard: ") and "usage" not in res.err:
             raise AssertionError(f"no error message on stderr: {res.err!r}")
     return f
+
+
+def cli_bad_timeouts():
+    """Timeouts are plain decimal seconds, fractions allowed, at most a day:
+    anything else is a usage error naming the option (exit 2)."""
+    bad = ["1.2.3", "-1", "-0.5", "nan", "inf", "1e3", "0x10", "+1", " 1", "", ".",
+           "86400.001", "99999999999999999999999", "1,5", "1s"]
+    for opt in ("--idle-timeout", "--read-timeout", "--write-timeout"):
+        for v in bad:
+            res = sbtest.run_cli(BIN, "serve", "--listen", "127.0.0.1:0", opt, v, timeout=10)
+            if res.rc != 2 or f" {opt}: '" not in res.err:
+                raise AssertionError(f"{opt} {v!r}: want a usage error (exit 2), got {res}")
+    for v in bad + ["0", "0.000"]:  # send: a timeout must be above 0 too
+        res = sbtest.run_cli(BIN, "send", "127.0.0.1:9", "--timeout", v, "x", timeout=10)
+        if res.rc != 2 or " --timeout: '" not in res.err:
+            raise AssertionError(f"send --timeout {v!r}: want a usage error (exit 2), got {res}")
+    print(f"     {len(bad)} bad values refused for each of the four", flush=True)
 
 
 def cli_help(sub):
@@ -759,13 +814,21 @@ def bench_threads(threads):
     runs on the main thread) or T + 1 (a supervisor and T workers)."""
     srv = sbtest.start_server(BIN, "--frame", "len32")
     try:
-        cmd = [BIN, "bench", srv.addr_str, "--conns", "8", "--duration", "1", "--warmup", "0.2",
-               "--frame", "len32", "--threads", str(threads), "--marks", "--json"]
+        cmd = [BIN, "bench", srv.addr_str, "--conns", "8", "--duration", "0.5",
+               "--warmup", "0.1", "--frame", "len32", "--threads", str(threads), "--marks",
+               "--json"]
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.7)
+        # threads counted inside the measured window
+        first = b""
+        while b"window begins" not in first:
+            line = p.stderr.readline()
+            if not line:
+                break
+            first += line
         with open(f"/proc/{p.pid}/status") as f:
             nthreads = int(re.search(r"^Threads:\s+(\d+)", f.read(), re.M).group(1))
         out, err = p.communicate(timeout=20)
+        err = first + err
         eq(p.returncode, 0, f"bench exit code (stderr {err!r})")
         # ThreadSanitizer's runtime adds a thread of its own once a thread is started.
         extra = 1 if threads > 1 and "thread" in sbtest.sanitizers(args.build) else 0
@@ -836,7 +899,7 @@ def main():
     for sub in ([], ["serve"], ["send"], ["get"], ["bench"]):
         r.check(f"cli: {' '.join(sub + ['--help'])} exits 0", cli_help(sub))
     r.check("cli: send to a closed port exits 1 with 'connection refused'", cli_refused)
-    r.check("cli: send --timeout 1 to a server that never replies exits 1, timed out",
+    r.check("cli: send --timeout 0.3 to a server that never replies exits 1, timed out",
             cli_send_timeout, limit=30)
     r.check("cli: send a message the server refuses (too big) exits 1", cli_send_oversize)
     r.check("cli: send --frame bogus exits 2",
@@ -849,6 +912,8 @@ def main():
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--model", "bogus"]))
     r.check("cli: serve --bogus-option exits 2",
             cli_usage(["serve", "--listen", "127.0.0.1:0", "--bogus-option"]))
+    r.check("cli: serve and send timeouts: not plain decimal seconds exits 2",
+            cli_bad_timeouts)
 
     r.check("bench --threads 1: one thread, marks, replies = served", bench_threads, 1, limit=30)
     r.check("bench --threads 2: three threads, marks, replies = served", bench_threads, 2,
@@ -866,6 +931,8 @@ def main():
                 model, backend, limit=40)
         r.check(f"[{m}] SIGTERM with an idle connection open: exit 0, served line",
                 clean_shutdown, model, backend, limit=30)
+        r.check(f"[{m}] SIGTERM as soon as the listening line appears: exit 0 (40 tries)",
+                sigterm_at_once, model, backend, limit=60)
         r.check(f"[{m}] SIGTERM with 20 connections open: exit 0, all closed",
                 shutdown_many, model, backend, limit=30)
         r.check(f"[{m}] --max-conns 3: the 4th connection is shed, others served",

@@ -20,6 +20,7 @@
 
 import os
 import resource
+import select
 import selectors
 import socket
 import struct
@@ -234,7 +235,8 @@ def emfile(backend, nfd=64, n=100):
     try:
         echo_once(srv, b"before the storm")
         socks = open_many(srv, n)
-        time.sleep(0.5)
+        # the server at its limit, done with the backlog for now
+        sbtest.wait_until(lambda: srv.fd_count() >= nfd - 1 and srv.quiet(), 5, 0.01)
         if not srv.alive():
             raise AssertionError(f"server died at EMFILE: {srv.stderr_text()[-400:]!r}")
         c0 = srv.cpu_seconds()
@@ -284,22 +286,24 @@ def chat_sync(sender, others, decs):
     sync messages are dropped."""
     for k in range(40):
         sender.sendall(b"sync %d\n" % k)
-        time.sleep(0.05 if k < 10 else 0.25)
-        ok = True
-        for s, d in zip(others, decs):
-            s.setblocking(False)
-            try:
-                while True:
-                    data = s.recv(65536)
-                    if not data:
-                        raise AssertionError("a chat client was disconnected during sync")
-                    d.feed(data)
-            except BlockingIOError:
-                pass
-            finally:
-                s.setblocking(True)
-            if b"sync %d\n" % k not in bytes(d.buf):
-                ok = False
+        want = b"sync %d\n" % k
+        # up to 0.05 s (0.25 s after ten rounds) for every client to have it
+        deadline = time.monotonic() + (0.05 if k < 10 else 0.25)
+        waiting = list(zip(others, decs))
+        while waiting:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            r, _, _ = select.select([s for s, _ in waiting], [], [], left)
+            for s, d in waiting:
+                if s not in r:
+                    continue
+                data = s.recv(65536)
+                if not data:
+                    raise AssertionError("a chat client was disconnected during sync")
+                d.feed(data)
+            waiting = [(s, d) for s, d in waiting if want not in bytes(d.buf)]
+        ok = not waiting
         if ok:
             for d in decs:
                 d.buf.clear()
@@ -338,16 +342,17 @@ def chat_three(model, backend):
                 eq(mine, want, f"client {j}: messages of client {i}, in order")
         print("     a 600-message burst: everyone got the others' messages in order",
               flush=True)
-        # nothing comes back to a sender
+        # nothing comes back to a sender. Every message so far has reached
+        # the others, so the server has handled all of them; a fence sent now
+        # by each client comes after anything those messages put on a
+        # connection: what a client reads before the others' fences would be
+        # its own messages coming back.
+        for i, s in enumerate(cl):
+            s.sendall(b"fence %d\n" % i)
         for j, t in enumerate(cl):
-            if sbtest.readable(t, 0.3):
-                t.setblocking(False)
-                try:
-                    extra_bytes = t.recv(4096)
-                except BlockingIOError:
-                    extra_bytes = b""
-                raise AssertionError(f"client {j} got unexpected bytes {extra_bytes!r} "
-                                     f"(its own message echoed?)")
+            got = recv_msgs(t, decs[j], 2, 10)
+            eq(sorted(got), [b"fence %d" % i for i in range(3) if i != j],
+               f"client {j}: only the others' fences (its own message echoed?)")
         print("     no sender got its own message", flush=True)
     finally:
         close_all(cl)
@@ -539,19 +544,26 @@ def never_reader(backend, rss_bound_mib=64):
     hog = None
     try:
         rss0 = srv.rss_kib()
-        hog = srv.connect(timeout=2)
-        frame = fr.encode(b"h" * 65536)
+        hog = srv.connect(timeout=0.5)
+        frame = memoryview(fr.encode(b"h" * 65536))
         sent = 0
         t = time.monotonic()
         rss_max = rss0
         stalled = False
-        while time.monotonic() - t < 20 and sent < (256 << 20):
-            try:
-                hog.sendall(frame)
-            except socket.timeout:
-                stalled = True  # the sendall blocked for 2 s: the server stopped reading
-                break
-            sent += len(frame)
+        while time.monotonic() - t < 20 and sent < (256 << 20) and not stalled:
+            off = 0
+            while off < len(frame):
+                try:
+                    off += hog.send(frame[off:])
+                except socket.timeout:
+                    # blocked for 0.5 s: stalled if the server is asleep with
+                    # our bytes unread - it stopped reading from us
+                    if sbtest.unsent(hog) > 0 and srv.quiet():
+                        stalled = True
+                        break
+            if stalled:
+                break  # the partial last frame is not counted
+            sent += off
             if (sent >> 16) % 32 == 0:
                 rss_max = max(rss_max, srv.rss_kib())
         rss_max = max(rss_max, srv.rss_kib())
@@ -614,7 +626,7 @@ def reset_mid_message(backend, rounds=50):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, lg)
                 s.close()
             print(f"     {rounds} peers reset with 200 replies pending", flush=True)
-            time.sleep(0.3)
+            sbtest.wait_until(srv.quiet, 5, 0.01)  # the resets handled
             if not srv.alive():
                 raise AssertionError(f"server died: {srv.stderr_text()[-400:]!r}")
             ex(before, b"connected before, still served")

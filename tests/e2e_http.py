@@ -672,7 +672,7 @@ def check_slowloris(srv):
     t = threading.Thread(target=trickle, daemon=True)
     t.start()
     try:
-        time.sleep(2.5)
+        sbtest.wait_until(lambda: all(sbtest.bytes_acked(s) >= 2 for s in socks), 10)  # begun
         t0 = time.monotonic()
         st, _, body = one(srv, get("/a.txt"))
         took = time.monotonic() - t0

@@ -8,14 +8,14 @@ Every check talks to loopback only and is bounded in count and time.
     closed once about max-msg bytes came in, the server's RSS stays bounded,
     another client is served all along;
   - 1,000 slowloris connections (a partial line, then nothing) against
-    `serve --read-timeout 2`: a normal client keeps getting answers within its
+    `serve --read-timeout 1`: a normal client keeps getting answers within its
     timeout, and the slow ones are closed by the read timeout;
   - an fd-leak soak under RLIMIT_NOFILE 32: 4,000 connect / exchange / close
     cycles, with resets (SO_LINGER 0), bursts past the fd limit and connects
     refused by a closed port; the server's fd count returns to its baseline,
     it never crashes and still serves;
   - a peer that vanishes without closing (a child process stopped with
-    SIGSTOP after its first exchange) is dropped by `--idle-timeout 1`.
+    SIGSTOP after its first exchange) is dropped by `--idle-timeout 0.5`.
 
 Each runs under the event model; the ones where the model matters also under
 threads and fork.
@@ -62,7 +62,7 @@ def echo_once(srv, payload, timeout=5.0):
 
 def settle_fds(srv, baseline, timeout=15.0):
     """Wait (bounded) for the server's fd count to come back to baseline."""
-    n = sbtest.wait_until(lambda: srv.fd_count() <= baseline, timeout)
+    n = sbtest.wait_until(lambda: srv.fd_count() <= baseline, timeout, 0.005)
     if not n:
         raise AssertionError(f"fd count {srv.fd_count()} did not return to {baseline}: "
                              f"{sorted(os.listdir(f'/proc/{srv.pid}/fd'))}")
@@ -70,7 +70,7 @@ def settle_fds(srv, baseline, timeout=15.0):
 
 def settle_children(srv, timeout=15.0):
     """fork model: every connection's child has ended and none is a zombie."""
-    if not sbtest.wait_until(lambda: not srv.children(), timeout):
+    if not sbtest.wait_until(lambda: not srv.children(), timeout, 0.01):
         raise AssertionError(f"children left: {srv.children()}")
 
 
@@ -166,10 +166,14 @@ def desync(model):
 # --------------------------------------------------------------------------
 # slowloris
 
+READ_TIMEOUT = 1  # slowloris: seconds a started line may stall
+IDLE_TIMEOUT = 0.5  # stopped peer: seconds of silence before the drop
+
+
 def slowloris(model, n=1000):
     sbtest.raise_nofile(4 * n + 256)
     srv = sbtest.start_server(BIN, *model_args(model), "--frame", "line",
-                              "--read-timeout", "2", "--max-conns", str(n + 64))
+                              "--read-timeout", str(READ_TIMEOUT), "--max-conns", str(n + 64))
     slow = []
     try:
         baseline = srv.settled_fd_count()
@@ -185,7 +189,7 @@ def slowloris(model, n=1000):
         # ones, each a thread to create - about 5 ms apiece under a
         # sanitizer runtime - so there its timeout is 15 s.
         timeout = 15.0 if sanitized() and model == "threads" else 3.0
-        t_end = time.monotonic() + 1.5
+        t_end = time.monotonic() + READ_TIMEOUT / 2
         answered = 0
         while True:
             echo_once(srv, b"normal %d" % answered, timeout=timeout)
@@ -208,7 +212,7 @@ def slowloris(model, n=1000):
                 open_.remove(s)
         if open_:
             raise AssertionError(f"{len(open_)} of {n} slow connections still open")
-        print(f"     {n} slow connections closed by --read-timeout 2; "
+        print(f"     {n} slow connections closed by --read-timeout {READ_TIMEOUT}; "
               f"{answered} normal exchanges answered meanwhile", flush=True)
         for s in slow:
             s.close()
@@ -350,7 +354,7 @@ print("closed" if d == b"" else "data", flush=True)
 
 def stopped_peer(model):
     srv = sbtest.start_server(BIN, *model_args(model), "--frame", "line",
-                              "--idle-timeout", "1")
+                              "--idle-timeout", str(IDLE_TIMEOUT))
     child = None
     try:
         baseline = srv.settled_fd_count()
@@ -374,7 +378,8 @@ def stopped_peer(model):
         out, _ = child.communicate(timeout=30)
         if out.strip() != b"closed":
             raise AssertionError(f"continued peer saw {out!r}, not a closed connection")
-        print(f"     stopped peer dropped after {dt:.1f}s (idle timeout 1 s)", flush=True)
+        print(f"     stopped peer dropped after {dt:.2f}s (idle timeout {IDLE_TIMEOUT} s)",
+              flush=True)
         stop_clean(srv)
     finally:
         if child and child.poll() is None:
@@ -396,7 +401,8 @@ def main():
         r.check(f"[{m}] fd soak under RLIMIT_NOFILE 32: 4000 cycles, resets, refused, "
                 "bursts; fds back to baseline", fd_soak, m, limit=240)
     for m in ("event/epoll", "threads", "fork"):
-        r.check(f"[{m}] a SIGSTOPped peer is dropped by --idle-timeout 1", stopped_peer, m,
+        r.check(f"[{m}] a SIGSTOPped peer is dropped by --idle-timeout {IDLE_TIMEOUT}",
+                stopped_peer, m,
                 limit=60)
     sys.exit(r.finish())
 

@@ -45,12 +45,18 @@ Framing (pure Python, socket module only, the way the HOWTO reads):
     sbtest.recv_until_eof(sock, timeout=5, limit=...) -> bytes
     sbtest.expect_closed(sock, timeout=5) -> True if the peer closed/reset within timeout
     sbtest.send_split(sock, data, pieces=..., delay=0.01)   many small sends with sleeps
+    sbtest.send_pieces(srv, sock, data, pieces=16, head=0)  many small sends, each read by
+                                      the server before the next (no sleeps)
+    srv.wait_read(sock) -> True once the server has read what was sent on sock
+    sbtest.unsent(sock), sbtest.bytes_acked(sock)   what the peer has not got / has got
+    srv.quiet() -> True when every thread of the server and its children sleeps
     sbtest.raise_nofile(n) -> the soft RLIMIT_NOFILE now in force (inherited by servers)
     sbtest.wait_until(pred, timeout, interval=0.05) -> last value of pred() (truthy on success)
 """
 
 import argparse
 import atexit
+import fcntl
 import os
 import re
 import resource
@@ -61,13 +67,15 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import traceback
 
 __all__ = [
     "parse_args", "Runner", "start_server", "Server", "run_cli", "CliResult",
     "Framing", "Decoder", "FrameError", "recv_msgs", "recv_exact", "recv_until_eof",
-    "expect_closed", "send_split", "raise_nofile", "wait_until", "proc_children",
+    "expect_closed", "send_split", "send_pieces", "unsent", "bytes_acked", "raise_nofile",
+    "wait_until", "proc_children",
     "SkipCheck",
 ]
 
@@ -225,6 +233,39 @@ def _procs_where(field, value):
     return out
 
 
+def _tree_states(pid):
+    """States of every thread of pid and of its child processes (the fork
+    model's connections), from /proc/PID/task/TID/{stat,children}."""
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            out.append(_stat_fields(f"{pid}/task/{tid}")[0])
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                kids = f.read().split()
+        except (OSError, IndexError):
+            continue
+        for kid in kids:
+            out += _tree_states(int(kid))
+    return out
+
+
+def unsent(sock):
+    """Bytes sent on sock that the peer has not got yet: for TCP not yet
+    acknowledged, for a unix socket not yet read (SIOCOUTQ)."""
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+
+
+def bytes_acked(sock):
+    """Payload bytes sent on a TCP socket and acknowledged by the peer
+    (tcp_info.tcpi_bytes_acked, Linux 4.1+): the peer has them."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    return struct.unpack_from("Q", info, 120)[0]
+
+
 def proc_children(ppid):
     """[(pid, state)] of the processes whose parent is ppid."""
     return _procs_where(1, ppid)
@@ -265,7 +306,7 @@ class Server:
                 break
             if self.proc.poll() is not None:
                 break
-            time.sleep(0.02)
+            time.sleep(0.002)
         if self.addr_str is None:
             rc = self.proc.poll()
             self.kill()
@@ -329,22 +370,31 @@ class Server:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def settled_fd_count(self, timeout=5.0):
-        """The fd count once it has not changed for 0.3 s (bounded): the
-        baseline to compare with later. The server prints its listening
-        line before its model has set up (a loop's epoll fd, eventfd and
-        signal pipe), so a count taken at once can be short of them."""
-        last = self.fd_count()
-        deadline = time.monotonic() + timeout
-        stable = 0
-        while time.monotonic() < deadline and stable < 3:
-            time.sleep(0.1)
-            n = self.fd_count()
-            stable = stable + 1 if n == last else 0
-            last = n
-        return last
+        """The baseline fd count to compare with later. The server prints
+        its listening line once its model is set up (a loop's epoll fd,
+        eventfd and signal pipe exist), so the count now is the whole of it."""
+        return self.fd_count()
 
     def children(self):
         return proc_children(self.pid)
+
+    def quiet(self):
+        """True when every thread of the server and of its children is
+        asleep (state S; a child that has exited, Z, counts as asleep):
+        whatever woke it has been handled."""
+        return all(st in ("S", "Z") for st in _tree_states(self.pid))
+
+    def wait_read(self, sock, timeout=2.0):
+        """Wait (bounded) until the server has read what was sent on sock:
+        sock's send queue is empty (the bytes were delivered - a peer's
+        wakeup comes before its ACK) and the server is quiet again (it woke,
+        read and went back to wait). Returns True, or False on timeout."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if unsent(sock) == 0 and self.quiet():
+                return True
+            time.sleep(0.0002)
+        return False
 
     def zombies(self):
         return [c for c in self.children() if c[1] == "Z"]
@@ -732,6 +782,24 @@ def send_split(sock, data, pieces=None, delay=0.01, max_time=3.0):
         sock.sendall(data[i:i + step])
         if delay:
             time.sleep(delay)
+
+
+def send_pieces(srv, sock, data, pieces=16, head=0):
+    """Send data as `head` one-byte sends and then `pieces` chunks, each one
+    read by the server before the next is sent (Server.wait_read), so its
+    decoder sees every split. Bounded: a piece the server has not read
+    within 2 s is followed by the next anyway."""
+    cuts = list(range(min(head, len(data))))
+    rest = len(data) - len(cuts)
+    if rest > 0:
+        n = max(1, min(pieces, rest))
+        step = -(-rest // n)
+        cuts += list(range(len(cuts), len(data), step))
+    cuts.append(len(data))
+    srv.wait_read(sock)  # the connection accepted (a fork child started) first
+    for a, b in zip(cuts, cuts[1:]):
+        sock.sendall(data[a:b])
+        srv.wait_read(sock)
 
 
 def readable(sock, timeout):

@@ -92,6 +92,34 @@ static void *client(void *p)
 
 static int g_workers; /* sb_server_opts.workers for run_model */
 
+/* What the server logged (the shedding reports): the library names its
+ * own options (max_conns), never a CLI flag. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char log_seen[1024];
+
+static void record_log(void *ud, const char *msg)
+{
+    pthread_mutex_lock(&log_mu);
+    if (strlen(log_seen) + strlen(msg) + 2 < sizeof(log_seen)) {
+        strcat(log_seen, msg);
+        strcat(log_seen, "\n");
+    }
+    pthread_mutex_unlock(&log_mu);
+}
+
+/* on_ready: called once per run, from run, before any connection. */
+static int ready_calls;
+
+static void note_ready(sb_server *s, void *ud)
+{
+    sb_server_stats st;
+
+    sb_server_stats_get(s, &st);
+    CHECK_EQ(st.accepted, 0);
+    CHECK(ud == &ready_calls);
+    ready_calls++;
+}
+
 static void run_model(sb_model model, const char *backend, int max_conns)
 {
     sb_server_opts o;
@@ -108,6 +136,12 @@ static void run_model(sb_model model, const char *backend, int max_conns)
     o.max_conns = max_conns;
     o.grace_ms = 300;
     o.workers = g_workers;
+
+    o.log = record_log;
+    log_seen[0] = '\0';
+    o.on_ready = note_ready;
+    o.on_ready_ud = &ready_calls;
+    ready_calls = 0;
     CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
     j.spec = o.conn.frame;
     j.max_conns = max_conns;
@@ -122,15 +156,22 @@ static void run_model(sb_model model, const char *backend, int max_conns)
     if (max_conns) {
         CHECK_EQ(j.shed_seen, 1);
         CHECK(st.refused >= 1);
+        fprintf(stderr, "    logged: %s", log_seen);
+        CHECK(strstr(log_seen, "connection shed: max_conns (2)") != NULL);
+        CHECK(strstr(log_seen, "--") == NULL);
     } else {
         CHECK_EQ(j.ok, CONNS * ROUNDS);
         CHECK_EQ(st.messages, CONNS * ROUNDS);
         CHECK_EQ(st.accepted, CONNS);
     }
     CHECK_EQ(st.active, 0);
+    CHECK_EQ(ready_calls, 1);
     sb_server_free(j.s);
-    /* fork: every child reaped, none left behind. */
-    CHECK(waitpid(-1, NULL, WNOHANG) <= 0);
+    /* fork: every child reaped, none left behind - no zombie (a pid back)
+     * and no live child (0 back): the process has no child at all. */
+    errno = 0;
+    CHECK_EQ(waitpid(-1, NULL, WNOHANG), -1);
+    CHECK_EQ(errno, ECHILD);
 }
 
 static void test_models(void)
@@ -325,6 +366,42 @@ static void test_accept_emfile(void)
     sb_server_free(j.s);
 }
 
+/* handle_signals: from sb_server_new on, SIGTERM is the server's, so a
+ * supervisor that signals as soon as the server says it listens (the CLI
+ * prints that line between new and run) stops it cleanly instead of
+ * killing it. A signal before run is kept: run returns 0 at once. */
+static void test_signal_before_run(void)
+{
+    sb_model models[] = {SB_MODEL_EVENT, SB_MODEL_THREADS, SB_MODEL_FORK};
+
+    for (int i = 0; i < 3; i++) {
+        sb_server_opts o;
+        sb_server_stats st;
+        sb_server *s;
+        struct sigaction sa;
+        int64_t t0;
+
+        fprintf(stderr, "    %s\n", sb_model_name(models[i]));
+        sb_server_opts_default(&o);
+        o.listen = "127.0.0.1:0";
+        o.model = models[i];
+        o.handle_signals = 1;
+        CHECK_EQ(sb_server_new(&s, &o, &echo_handler), 0);
+        CHECK_EQ(raise(i == 1 ? SIGINT : SIGTERM), 0);
+        t0 = sb_now_ms();
+        CHECK_EQ(sb_server_run(s), 0);
+        CHECK(sb_now_ms() - t0 < 5000);
+        sb_server_stats_get(s, &st);
+        CHECK_EQ(st.accepted, 0);
+        sb_server_free(s);
+        /* free hands the signals back as they were */
+        CHECK_EQ(sigaction(SIGTERM, NULL, &sa), 0);
+        CHECK(sa.sa_handler == SIG_DFL);
+        CHECK_EQ(sigaction(SIGINT, NULL, &sa), 0);
+        CHECK(sa.sa_handler == SIG_DFL);
+    }
+}
+
 /* A stop must not name a connection's fd after the connection closed it:
  * between a connection thread's close and its leaving the server's books,
  * the number can already belong to something else. This close wrapper
@@ -499,5 +576,6 @@ int main(void)
     RUN(test_accept_emfile);
     RUN(test_stop_names_no_closed_fd);
     RUN(test_stop_races_connection_ends);
+    RUN(test_signal_before_run);
     return 0;
 }

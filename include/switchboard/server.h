@@ -40,8 +40,10 @@ typedef enum sb_model {
     SB_MODEL_FORK     /**< a process per connection */
 } sb_model;
 
-/** What sb_server_new needs; sb_server_opts_default fills it. */
+/** A listening server (opaque). */
+typedef struct sb_server sb_server;
 
+/** What sb_server_new needs; sb_server_opts_default fills it. */
 typedef struct sb_server_opts {
     const char *listen;   /**< ADDR (default "127.0.0.1:7000") */
     sb_model model;       /**< dispatch model (default SB_MODEL_EVENT) */
@@ -52,7 +54,11 @@ typedef struct sb_server_opts {
     int keepalive_s;      /**< > 0: TCP keepalive on accepted connections, first probe
                            * after this many idle seconds (HOWTO 4.1: a peer that
                            * vanished is found even with no timeout set) */
-    int handle_signals;   /**< install SIGINT/SIGTERM handlers (CLI: 1) */
+    int handle_signals;   /**< SIGINT/SIGTERM stop the server (CLI: 1). Taken by
+                           * sb_server_new, so a signal that comes before
+                           * sb_server_run is kept and run returns 0 at once;
+                           * sb_server_free restores the dispositions found.
+                           * One server at a time should ask for this. */
     /** Event model: event loops, each on its own thread (0 or 1: one, on
      * the thread calling sb_server_run; SB_WORKERS_AUTO: one per CPU the
      * process may run on). A connection lives on one loop for its whole
@@ -85,6 +91,13 @@ typedef struct sb_server_opts {
      * that saw the event; messages are rate limited to a few per second. */
     void (*log)(void *ud, const char *msg);
     void *log_ud;         /**< passed to log */
+    /** Called once by sb_server_run, on its thread, when the server serves:
+     * the model is set up (the event loop and its descriptors exist), the
+     * listener is watched, and it is about to wait for the first
+     * connection. The place to announce the address: whoever acts on the
+     * announcement finds the server complete. NULL: not called. */
+    void (*on_ready)(sb_server *s, void *ud);
+    void *on_ready_ud;    /**< passed to on_ready */
 } sb_server_opts;
 
 /** sb_server_opts.workers: one worker per CPU in the affinity mask. */
@@ -97,9 +110,6 @@ typedef struct sb_server_stats {
     uint64_t messages;    /**< messages delivered to the handler */
     uint64_t active;      /**< connections open now */
 } sb_server_stats;
-
-/** A listening server (opaque). */
-typedef struct sb_server sb_server;
 
 /** The defaults: 127.0.0.1:7000, line framing, event model, sb_conn_opts_default. */
 void sb_server_opts_default(sb_server_opts *o);
