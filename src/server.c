@@ -1002,6 +1002,10 @@ static int run_event(sb_server *s)
         sb_loop_signal(s->w[0].loop, SIGINT, ev_signal, s);
         sb_loop_signal(s->w[0].loop, SIGTERM, ev_signal, s);
     }
+    /* Ready when every loop exists and watches its listener, before any
+     * worker thread runs: no connection is served before on_ready. */
+    if (rc == 0)
+        ready(s);
     for (int i = 1; i < s->nworkers && rc == 0; i++) {
         if (pthread_create(&s->w[i].thread, NULL, worker_main, &s->w[i]) != 0) {
             rc = -EAGAIN;
@@ -1009,10 +1013,9 @@ static int run_event(sb_server *s)
         } else
             s->w[i].started = 1;
     }
-    if (rc == 0) {
-        ready(s);
+    if (rc == 0)
         worker_main(&s->w[0]);
-    } else
+    else
         sb_server_stop(s);
     for (int i = 1; i < s->nworkers; i++)
         if (s->w[i].started) {
