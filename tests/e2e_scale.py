@@ -192,7 +192,9 @@ def check_chat(n):
 def check_chat_slow_reader(n):
     """A client that never reads is cut at the out-cap; readers on every
     worker get every line, and keep getting them promptly."""
-    with sbtest.start_server(BIN, "--app", "chat", "--workers", str(n), "--out-cap", "256K") as srv:
+    with sbtest.start_server(BIN, "--app", "chat", "--workers", str(n), "--out-cap", "256K",
+                             "--metrics", "127.0.0.1:0") as srv:
+        maddr = metrics_addr(srv)
         slow = srv.connect(rcvbuf=4096)
         readers = [srv.connect() for _ in range(2 * n)]
         talker = srv.connect()
@@ -209,6 +211,10 @@ def check_chat_slow_reader(n):
             closed = closed_unanswered(slow, timeout=10)
             if len(closed) >= count * (len(line) + 1):
                 raise AssertionError("the non-reader got everything: the cap did not act")
+            ok = sbtest.wait_until(lambda: total(scrape(maddr), "switchboard_connection_errors_total",
+                                                 cause="out_cap") == 1, 5)
+            if not ok:
+                raise AssertionError(f"out_cap not counted once: {scrape(maddr)}")
         finally:
             for s in readers + [talker, slow]:
                 s.close()
@@ -285,7 +291,7 @@ def check_metrics_vs_bench():
 
 
 def check_metrics_errors():
-    """Errors by cause: a malformed frame and an out-cap cut are counted."""
+    """Errors by cause: a malformed frame (over --max-msg) and a timeout."""
     with sbtest.start_server(BIN, "--frame", "len16", "--max-msg", "100", "--metrics",
                              "127.0.0.1:0") as srv:
         maddr = metrics_addr(srv)
@@ -297,8 +303,16 @@ def check_metrics_errors():
                                              cause="malformed") == 1, 5)
         if not ok:
             raise AssertionError(f"{scrape(maddr)}")
-        with urllib.request.urlopen(f"http://{maddr}/metrics") as f:
-            pass
+        eq(srv.stop()[0], 0, "exit")
+    with sbtest.start_server(BIN, "--idle-timeout", "0.2", "--metrics", "127.0.0.1:0") as srv:
+        maddr = metrics_addr(srv)
+        s = srv.connect()
+        closed_unanswered(s)  # cut after 0.2 s of silence
+        s.close()
+        ok = sbtest.wait_until(lambda: total(scrape(maddr), "switchboard_connection_errors_total",
+                                             cause="timeout") == 1, 5)
+        if not ok:
+            raise AssertionError(f"{scrape(maddr)}")
         try:
             urllib.request.urlopen(f"http://{maddr}/other")
             raise AssertionError("/other answered")
@@ -571,7 +585,7 @@ for n in (1, 2, 4):
 r.check("chat on 2 workers: a non-reader is cut at the out-cap, readers get everything",
         check_chat_slow_reader, 2)
 r.check("metrics: counters agree with bench -n --json", check_metrics_vs_bench)
-r.check("metrics: errors by cause; other paths 404", check_metrics_errors)
+r.check("metrics: errors by cause (malformed, timeout); other paths 404", check_metrics_errors)
 r.check("SIGTERM drains: idle closed, in-flight finished, silent cut, exit 0 in time", check_drain)
 r.check("restart with --reuseport: no refused connection, no lost request", check_restart)
 r.check("PROXY v1/v2 in front of http: the header's client in the access log", check_proxy_http)
