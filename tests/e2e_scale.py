@@ -321,6 +321,34 @@ def check_metrics_errors():
         eq(srv.stop()[0], 0, "exit")
 
 
+def check_metrics_emfile():
+    """A server out of descriptors sheds the newcomers and counts them."""
+    import resource
+
+    def low_nofile():
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, hard))
+
+    with sbtest.start_server(BIN, "--workers", "2", "--metrics", "127.0.0.1:0",
+                             preexec_fn=low_nofile) as srv:
+        maddr = metrics_addr(srv)
+        socks = []
+        try:
+            for _ in range(80):
+                socks.append(srv.connect())
+            # The last ones are shed: accepted and closed at once.
+            eq(closed_unanswered(socks[-1]), b"", "a connection over the limit")
+        finally:
+            for s in socks:
+                s.close()
+        ok = sbtest.wait_until(lambda: total(scrape(maddr), "switchboard_connections_shed_total",
+                                             cause="emfile") > 0, 5)
+        if not ok:
+            raise AssertionError(f"no EMFILE shed counted: {scrape(maddr)}")
+        echo_ok(srv)
+        eq(srv.stop()[0], 0, "exit")
+
+
 # ---------------------------------------------------------------- life cycle
 
 def check_drain():
@@ -586,6 +614,7 @@ r.check("chat on 2 workers: a non-reader is cut at the out-cap, readers get ever
         check_chat_slow_reader, 2)
 r.check("metrics: counters agree with bench -n --json", check_metrics_vs_bench)
 r.check("metrics: errors by cause (malformed, timeout); other paths 404", check_metrics_errors)
+r.check("metrics: EMFILE sheds counted", check_metrics_emfile)
 r.check("SIGTERM drains: idle closed, in-flight finished, silent cut, exit 0 in time", check_drain)
 r.check("restart with --reuseport: no refused connection, no lost request", check_restart)
 r.check("PROXY v1/v2 in front of http: the header's client in the access log", check_proxy_http)
