@@ -67,7 +67,8 @@ struct sb_server {
     int bound;                 /* we created the listener (and its unix socket file) */
     int port;                  /* the bound port, kept: listeners close on stop */
     char where[160];           /* the bound address, kept for the same reason */
-    int spare_fd;              /* reserve fd, given up to shed on EMFILE (atomic exchange) */
+    int spare_fd;              /* reserve fd, given up to shed on EMFILE (workers: under accept_lock) */
+    pthread_rwlock_t accept_lock; /* workers: accepts read-lock, a shed write-locks */
     int pipe[2];               /* blocking models: wakes the accept loop */
     uint64_t *shared;          /* [0] messages; MAP_SHARED so fork children add too */
     uint64_t accepted, refused, active;
@@ -290,6 +291,7 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
         s->lfd = o->listen_fd;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
+    pthread_rwlock_init(&s->accept_lock, NULL);
     sb__link_init(&s->conns);
     s->nworkers = workers_count(o);
     s->listen = strdup(o->listen ? o->listen : "127.0.0.1:7000");
@@ -358,6 +360,7 @@ void sb_server_free(sb_server *s)
         munmap(s->shared, 4096);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cv);
+    pthread_rwlock_destroy(&s->accept_lock);
     free(s->listen);
     sb__free(s->fds);
     sb__free(s);
@@ -548,29 +551,34 @@ static void count(uint64_t *v, int delta)
 /* EMFILE/ENFILE: the pending connection cannot be accepted, and leaving
  * it in the backlog would make the listener readable forever (a spinning
  * loop). Give up the spare fd, accept and close the connection (shed it),
- * take the spare back. Workers share the one spare: whoever takes it
- * (an atomic exchange) sheds; the others pause. Returns 0 if shed, -1 if
- * even that failed. */
+ * take the spare back. With several workers the slot the spare frees must
+ * not go to another worker's accept (the spare would be lost, and with it
+ * every later shed): shedding holds accept_lock for writing, every accept
+ * holds it for reading. A spare lost anyway (a file opened by an app in
+ * that instant) is opened again on the next shed. Returns 0 if shed, -1
+ * if even that failed. */
 static int shed_one(sb_server *s, int lfd, sb__stats *st)
 {
-    int fd, spare = __atomic_exchange_n(&s->spare_fd, -1, __ATOMIC_ACQ_REL);
+    int fd = -1, spare;
 
     count(&s->refused, 1);
     if (st)
         sb__stat_add(&st->shed_emfile, 1);
     srv_log(s, "connection shed: %s", sb_strerror(-EMFILE));
-    if (spare < 0)
-        return -1;
-    sb__sys.close(spare);
-    fd = sb_accept(lfd, NULL, 0);
-    if (fd >= 0)
-        sb__sys.close(fd);
-    spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (spare >= 0)
-        spare = __atomic_exchange_n(&s->spare_fd, spare, __ATOMIC_ACQ_REL);
-    if (spare >= 0)
+    if (s->nworkers > 1)
+        pthread_rwlock_wrlock(&s->accept_lock);
+    spare = s->spare_fd >= 0 ? s->spare_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (spare >= 0) {
         sb__sys.close(spare);
-    return fd >= 0 && __atomic_load_n(&s->spare_fd, __ATOMIC_RELAXED) >= 0 ? 0 : -1;
+        fd = sb_accept(lfd, NULL, 0);
+        if (fd >= 0)
+            sb__sys.close(fd);
+        s->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    spare = s->spare_fd;
+    if (s->nworkers > 1)
+        pthread_rwlock_unlock(&s->accept_lock);
+    return fd >= 0 && spare >= 0 ? 0 : -1;
 }
 
 /* Accept one connection: returns an fd or a negative code: -EAGAIN (none),
@@ -579,7 +587,13 @@ static int shed_one(sb_server *s, int lfd, sb__stats *st)
  * counters (event model) or NULL. */
 static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st)
 {
-    int fd = sb_accept(lfd, NULL, flags);
+    int fd;
+
+    if (s->nworkers > 1)
+        pthread_rwlock_rdlock(&s->accept_lock);
+    fd = sb_accept(lfd, NULL, flags);
+    if (s->nworkers > 1)
+        pthread_rwlock_unlock(&s->accept_lock);
 
     if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
         return shed_one(s, lfd, st) == 0 ? -EINTR : -EBUSY;
