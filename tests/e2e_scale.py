@@ -7,7 +7,9 @@
   chat across workers: every message reaches every other client, and a
   client that never reads is cut at the out-cap without stalling the rest).
 - /metrics agrees with `switchboard bench -n N --json`: messages and bytes
-  received, connections accepted.
+  received, connections accepted; errors and sheds are counted by cause
+  (malformed, timeout, out-cap, EMFILE - where 4 workers out of descriptors
+  serve or shed every one of 200 connections, leaving none in a queue).
 - SIGTERM drains: an idle connection is closed at once, a message under way
   is finished and answered, a silent connection is cut at --drain-timeout
   (fractional), and the server exits 0 within it.
