@@ -267,6 +267,10 @@ static void workers_free(sb_server *s)
         sb__worker *w = &s->w[i];
         if (w->own_lfd && w->lfd >= 0 && w->lfd != s->lfd)
             sb__sys.close(w->lfd);
+        /* Hand-offs still posted run inside sb_loop_free: they must close
+         * their fd, not open a connection on a loop that is going away
+         * (a worker whose thread never started never set done). */
+        w->done = 1;
         if (w->loop)
             sb_loop_free(w->loop);
     }
