@@ -31,7 +31,10 @@
  *       o  blk->wake_fd: written (one eventfd increment) by any thread that
  *          needs the owner to look again; read only by the owner.
  *       o  everything else (flags, err, in, fs, read_hint, last_io,
- *          msg_start, data, peer, link when on a loop): the owner only.
+ *          msg_start, peer, link when on a loop): the owner only.
+ *       o  data: the app's (sb_conn_set_data); the library stores it and
+ *          never reads it, so an app that reaches another thread's
+ *          connection (chat, under its own mutex) synchronises it itself.
  *   - link: on the loop's list of connections (event model, loop thread) or
  *     on the owner's list (blocking models, under the owner's lock: see
  *     sb__conn_list_add).

@@ -780,24 +780,106 @@ static int num2(const char *s, int *out)
     return 0;
 }
 
+static int month_of(const char *s)
+{
+    for (int i = 0; i < 12; i++)
+        if (memcmp(s, months[i], 3) == 0)
+            return i;
+    return -1;
+}
+
+/* "08:49:37" */
+static int clock_of(const char *s, int *hh, int *mm, int *ss)
+{
+    if (s[2] != ':' || s[5] != ':' || num2(s, hh) || num2(s + 3, mm) || num2(s + 6, ss))
+        return -1;
+    return *hh > 23 || *mm > 59 || *ss > 60 ? -1 : 0;
+}
+
+/* rfc850-date has two digits of year. RFC 9110 5.6.7: one that would be
+ * more than 50 years in the future is the most recent past year with those
+ * digits. The only input from outside the bytes is this clock read. */
+static int full_year(int yy)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    int cur, y;
+
+    gmtime_r(&now, &tm);
+    cur = tm.tm_year + 1900;
+    y = cur - cur % 100 + yy;
+    if (y > cur + 50)
+        y -= 100;
+    else if (y <= cur - 50)
+        y += 100;
+    return y;
+}
+
+/* "Sun, 06 Nov 1994 08:49:37 GMT" */
+static int imf_fixdate(const char *s, int *day, int *mon, int *year)
+{
+    int yh, yl;
+
+    if (s[3] != ',' || s[4] != ' ' || s[7] != ' ' || s[11] != ' ' || s[16] != ' ' ||
+        memcmp(s + 25, " GMT", 4) != 0 || (*mon = month_of(s + 8)) < 0 ||
+        num2(s + 5, day) || num2(s + 12, &yh) || num2(s + 14, &yl))
+        return -1;
+    *year = yh * 100 + yl;
+    return 17;
+}
+
+/* "Sunday, 06-Nov-94 08:49:37 GMT": returns where the clock starts */
+static int rfc850_date(const char *s, size_t len, int *day, int *mon, int *year)
+{
+    static const char *const names[7] = {"Sunday", "Monday", "Tuesday", "Wednesday",
+                                         "Thursday", "Friday", "Saturday"};
+    size_t n = len - 24;   /* the day name's length: the rest is 24 bytes */
+    int yy, known = 0;
+    const char *d = s + n;
+
+    for (int i = 0; i < 7; i++)
+        known |= strlen(names[i]) == n && memcmp(s, names[i], n) == 0;
+    if (!known || d[0] != ',' || d[1] != ' ' || d[4] != '-' || d[8] != '-' || d[11] != ' ' ||
+        memcmp(d + 20, " GMT", 4) != 0 || (*mon = month_of(d + 5)) < 0 ||
+        num2(d + 2, day) || num2(d + 9, &yy))
+        return -1;
+    *year = full_year(yy);
+    return (int)n + 12;
+}
+
+/* "Sun Nov  6 08:49:37 1994" (the day is space-padded) */
+static int asctime_date(const char *s, int *day, int *mon, int *year)
+{
+    int yh, yl;
+
+    if (s[3] != ' ' || s[7] != ' ' || s[10] != ' ' || s[19] != ' ' ||
+        (*mon = month_of(s + 4)) < 0 || num2(s + 20, &yh) || num2(s + 22, &yl))
+        return -1;
+    if (s[8] == ' ' && s[9] >= '1' && s[9] <= '9')
+        *day = s[9] - '0';
+    else if (num2(s + 8, day))
+        return -1;
+    *year = yh * 100 + yl;
+    return 11;
+}
+
+/* All three forms of RFC 9110 5.6.7, which a recipient MUST accept (an
+ * If-Modified-Since from an old client may carry either obsolete one). */
 int sb_http_parse_date(const char *s, size_t len, time_t *t)
 {
-    int day, mon = -1, yh, yl, hh, mm, ss;
+    int day, mon, year, hh, mm, ss, at;
 
-    /* "Sun, 06 Nov 1994 08:49:37 GMT" */
-    if (len != SB_HTTP_DATE_LEN || s[3] != ',' || s[4] != ' ' || s[7] != ' ' ||
-        s[11] != ' ' || s[16] != ' ' || s[19] != ':' || s[22] != ':' ||
-        memcmp(s + 25, " GMT", 4) != 0)
+    if (len == SB_HTTP_DATE_LEN && s[3] == ',')
+        at = imf_fixdate(s, &day, &mon, &year);
+    else if (len == 24 && s[3] == ' ')
+        at = asctime_date(s, &day, &mon, &year);
+    else if (len >= 30 && len <= 33)
+        at = rfc850_date(s, len, &day, &mon, &year);
+    else
+        at = -1;
+    if (at < 0 || clock_of(s + at, &hh, &mm, &ss) < 0 || day < 1 || day > 31)
         return SB_EHTTP;
-    for (int i = 0; i < 12; i++)
-        if (memcmp(s + 8, months[i], 3) == 0)
-            mon = i;
-    if (mon < 0 || num2(s + 5, &day) || num2(s + 12, &yh) || num2(s + 14, &yl) ||
-        num2(s + 17, &hh) || num2(s + 20, &mm) || num2(s + 23, &ss))
-        return SB_EHTTP;
-    if (day < 1 || day > 31 || hh > 23 || mm > 59 || ss > 60)
-        return SB_EHTTP;
-    int64_t days = days_from_civil(yh * 100 + yl, mon + 1, day);
+    int64_t days = days_from_civil(year, mon + 1, day);
     *t = (time_t)(days * 86400 + hh * 3600 + mm * 60 + ss);
     return 0;
 }

@@ -184,9 +184,15 @@ static void ready(sb_server *s)
  * these as the dispositions to restore). */
 static int take_signals(sb_server *s)
 {
+    sb_server *none = NULL;
     int rc;
 
-    sb__signal_server = s;
+    /* A process has one disposition per signal: a second server taking
+     * them would be stopped in the first one's place, and the first one's
+     * free would hand them back under the second. */
+    if (!__atomic_compare_exchange_n(&sb__signal_server, &none, s, 0, __ATOMIC_SEQ_CST,
+                                     __ATOMIC_SEQ_CST))
+        return -EBUSY;
     rc = install(SIGINT, on_signal, &s->old_int);
     if (rc == 0) {
         rc = install(SIGTERM, on_signal, &s->old_term);
@@ -194,20 +200,23 @@ static int take_signals(sb_server *s)
             sigaction(SIGINT, &s->old_int, NULL);
     }
     if (rc < 0)
-        sb__signal_server = NULL;
+        __atomic_store_n(&sb__signal_server, NULL, __ATOMIC_SEQ_CST);
     s->took_signals = rc == 0;
     return rc;
 }
 
 static void give_back_signals(sb_server *s)
 {
+    sb_server *none;
+
     if (s->took_signals) {
         sigaction(SIGTERM, &s->old_term, NULL);
         sigaction(SIGINT, &s->old_int, NULL);
         s->took_signals = 0;
     }
-    if (sb__signal_server == s)
-        sb__signal_server = NULL;
+    none = s;
+    __atomic_compare_exchange_n(&sb__signal_server, &none, NULL, 0, __ATOMIC_SEQ_CST,
+                                __ATOMIC_SEQ_CST);
 }
 
 /* SB_WORKERS_AUTO: the CPUs this process may run on (taskset, cgroup
@@ -1276,7 +1285,7 @@ static void fork_child(sb_server *s, int fd)
     signal(SIGINT, SIG_DFL);
     install(SIGTERM, on_child_term, NULL);
     signal(SIGCHLD, SIG_DFL);
-    sb__signal_server = NULL;
+    __atomic_store_n(&sb__signal_server, NULL, __ATOMIC_SEQ_CST);
     sb__sys.close(s->lfd);
     if (s->spare_fd >= 0)
         sb__sys.close(s->spare_fd);

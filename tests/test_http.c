@@ -534,7 +534,41 @@ static void test_date(void)
         CHECK_EQ(sb_http_parse_date(d, strlen(d), &t), 0);
         CHECK_EQ(t, x);
     }
-    CHECK_EQ(sb_http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 30, &t), SB_EHTTP);
+    /* The two obsolete forms name the same instant (RFC 9110 5.6.7). */
+    t = 0;
+    CHECK_EQ(sb_http_parse_date("Sunday, 06-Nov-94 08:49:37 GMT", 30, &t), 0);
+    CHECK_EQ(t, 784111777);
+    t = 0;
+    CHECK_EQ(sb_http_parse_date("Sun Nov  6 08:49:37 1994", 24, &t), 0);
+    CHECK_EQ(t, 784111777);
+    CHECK_EQ(sb_http_parse_date("Wednesday, 01-Jan-20 00:00:00 GMT", 33, &t), 0);
+    CHECK_EQ(t, 1577836800);
+    CHECK_EQ(sb_http_parse_date("Wed Jan 01 00:00:00 2020", 24, &t), 0);
+    CHECK_EQ(t, 1577836800);
+    /* A two-digit year is within 50 years ahead of the clock, else the
+     * century before: "00" is 2000 as long as this runs before 2050. */
+    CHECK_EQ(sb_http_parse_date("Saturday, 01-Jan-00 00:00:00 GMT", 32, &t), 0);
+    CHECK_EQ(t, 946684800);
+    {
+        time_t now = time(NULL);
+        struct tm tm;
+        char d2[40];
+        gmtime_r(&now, &tm);
+        int ahead = (tm.tm_year + 1900 + 60) % 100, behind_year = tm.tm_year + 1900 + 60 - 100;
+        snprintf(d2, sizeof d2, "Monday, 01-Jan-%02d 00:00:00 GMT", ahead);
+        CHECK_EQ(sb_http_parse_date(d2, strlen(d2), &t), 0);
+        gmtime_r(&t, &tm);
+        CHECK_EQ(tm.tm_year + 1900, behind_year);
+    }
+    const char *bad[] = {
+        "Sunday, 06-Nov-94 08:49:37 UTC", "Sunday, 06 Nov 94 08:49:37 GMT",
+        "Sonday, 06-Nov-94 08:49:37 GMT", "Sun, 06-Nov-94 08:49:37 GMT",
+        "Sunday, 06-Xyz-94 08:49:37 GMT", "Sunday, 06-Nov-94 25:49:37 GMT",
+        "Sun Nov  6 08:49:37 94", "Sun Nov 6 08:49:37 1994 ", "Sun Nov  0 08:49:37 1994",
+        "Sun Xyz  6 08:49:37 1994", "Sun Nov  6 08:49:3x 1994", "Sun Nov 32 08:49:37 1994",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECK_EQ(sb_http_parse_date(bad[i], strlen(bad[i]), &t), SB_EHTTP);
     CHECK_EQ(sb_http_parse_date("Sun, 06 Xyz 1994 08:49:37 GMT", 29, &t), SB_EHTTP);
     CHECK_EQ(sb_http_parse_date("Sun, 06 Nov 1994 08:49:37 UTC", 29, &t), SB_EHTTP);
 }

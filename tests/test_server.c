@@ -402,6 +402,35 @@ static void test_signal_before_run(void)
     }
 }
 
+/* The signals are the process's: one server holds them at a time. A
+ * second one asking for them is refused (it would be stopped in the first
+ * one's place, and the first one's free would hand them back under it);
+ * once the first is freed, they can be taken again. */
+static void test_signals_one_server(void)
+{
+    sb_server_opts o;
+    sb_server *a, *b;
+    struct sigaction sa;
+
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.handle_signals = 1;
+    CHECK_EQ(sb_server_new(&a, &o, &echo_handler), 0);
+    CHECK_EQ(sb_server_new(&b, &o, &echo_handler), -EBUSY);
+    o.handle_signals = 0;
+    CHECK_EQ(sb_server_new(&b, &o, &echo_handler), 0);
+    sb_server_free(b);
+    /* b took nothing, so a still holds SIGTERM */
+    CHECK_EQ(sigaction(SIGTERM, NULL, &sa), 0);
+    CHECK(sa.sa_handler != SIG_DFL);
+    sb_server_free(a);
+    CHECK_EQ(sigaction(SIGTERM, NULL, &sa), 0);
+    CHECK(sa.sa_handler == SIG_DFL);
+    o.handle_signals = 1;
+    CHECK_EQ(sb_server_new(&b, &o, &echo_handler), 0);
+    sb_server_free(b);
+}
+
 /* A stop must not name a connection's fd after the connection closed it:
  * between a connection thread's close and its leaving the server's books,
  * the number can already belong to something else. This close wrapper
@@ -577,5 +606,6 @@ int main(void)
     RUN(test_stop_names_no_closed_fd);
     RUN(test_stop_races_connection_ends);
     RUN(test_signal_before_run);
+    RUN(test_signals_one_server);
     return 0;
 }

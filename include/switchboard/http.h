@@ -217,8 +217,11 @@ int sb_http_parse_ranges(const char *v, size_t len, uint64_t size, sb_http_range
 #define SB_HTTP_DATE_LEN 29
 /** Format t as an IMF-fixdate into out (SB_HTTP_DATE_LEN + 1 bytes). */
 void sb_http_format_date(time_t t, char *out);
-/** Parse an IMF-fixdate (the only form we generate; the obsolete forms are
- * rejected). Returns 0 with *t, or SB_EHTTP. */
+/** Parse an HTTP-date in any of the three forms of RFC 9110 section 5.6.7:
+ * IMF-fixdate (the only one we generate), the obsolete RFC 850 form
+ * "Sunday, 06-Nov-94 08:49:37 GMT" (a two-digit year more than 50 years
+ * ahead of the clock is the century before) and asctime's
+ * "Sun Nov  6 08:49:37 1994". Returns 0 with *t, or SB_EHTTP. */
 int sb_http_parse_date(const char *s, size_t len, time_t *t);
 
 /** Percent-decode src[0..len) into out (which may be src: decoding never

@@ -58,7 +58,9 @@ typedef struct sb_server_opts {
                            * sb_server_new, so a signal that comes before
                            * sb_server_run is kept and run returns 0 at once;
                            * sb_server_free restores the dispositions found.
-                           * One server at a time should ask for this. */
+                           * One server at a time: while one holds them,
+                           * sb_server_new of another asking for them fails
+                           * with -EBUSY. */
     /** Event model: event loops, each on its own thread (0 or 1: one, on
      * the thread calling sb_server_run; SB_WORKERS_AUTO: one per CPU the
      * process may run on). A connection lives on one loop for its whole
@@ -114,7 +116,8 @@ typedef struct sb_server_stats {
 /** The defaults: 127.0.0.1:7000, line framing, event model, sb_conn_opts_default. */
 void sb_server_opts_default(sb_server_opts *o);
 /** Bind and listen now (so the port is known), dispatch on run. The handler
- * must outlive the server. Returns 0 with *out, or an error. */
+ * must outlive the server. Returns 0 with *out, or an error (-EBUSY: it asks
+ * for handle_signals while another server holds them). */
 int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h);
 /** Serve until stopped. Returns 0 after a clean stop, or the negative error
  * that ended it (the loop or the accept step failed). */
