@@ -2,7 +2,7 @@
  * server: a listener plus a dispatch model - the three ways of HOWTO
  * section 2 to run the accept loop:
  *
- *   SB_MODEL_EVENT    one loop thread multiplexes every connection (default)
+ *   SB_MODEL_EVENT    loop threads (`workers`, default one) multiplex every connection (default)
  *   SB_MODEL_THREADS  one thread per connection, capped at max_conns
  *   SB_MODEL_FORK     one process per connection, capped, children reaped
  *
