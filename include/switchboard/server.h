@@ -49,7 +49,9 @@ typedef struct sb_server_opts {
     sb_model model;       /**< dispatch model (default SB_MODEL_EVENT) */
     const char *backend;  /**< event model: loop backend, NULL = default */
     int backlog;          /**< <= 0: SOMAXCONN */
-    int max_conns;        /**< 0: 1024 (threads, fork), 100000 (event) */
+    int max_conns;        /**< 0: 1024 (threads, fork), 100000 (event); with several
+                           * workers checked by each as it accepts, so concurrent
+                           * accepts may pass it by a few for an instant */
     int grace_ms;         /**< stop: the longest drain, ms (0: 2000; CLI --drain-timeout) */
     int keepalive_s;      /**< > 0: TCP keepalive on accepted connections, first probe
                            * after this many idle seconds (HOWTO 4.1: a peer that
