@@ -28,6 +28,15 @@ static const char serve_usage[] =
     "  --out-cap BYTES        cap on a peer's unread replies in memory (4M + max-msg)\n"
     "  --backlog N            listen backlog (SOMAXCONN)\n"
     "  --work-us N            CPU microseconds the echo app spends per message (0)\n"
+    "  --workers N|auto       event model: N loops on N threads; auto = one per CPU\n"
+    "                         this process may use (1)\n"
+    "  --reuseport            SO_REUSEPORT: a new instance may bind the port while\n"
+    "                         this one drains (restarts without a refused connection)\n"
+    "  --drain-timeout S      on SIGTERM: longest wait for messages in flight, in\n"
+    "                         seconds, fractions allowed (2)\n"
+    "  --proxy-protocol       every connection starts with a PROXY v1/v2 header (from\n"
+    "                         HAProxy); its client becomes the peer; others closed\n"
+    "  --metrics ADDR         Prometheus metrics at http://ADDR/metrics (off)\n"
     "  --root DIR             http: directory to serve (.)\n"
     "  --access-log FILE|-    http: Common Log Format access log (off)\n"
     "  --no-file-cache        http: open and read every file on every request\n"
@@ -41,7 +50,13 @@ static const char serve_usage[] =
     "                         it (else read + SSL_write; the choice is logged)\n"
     "  -h, --help             this text\n"
     "\n"
-    "SIGINT or SIGTERM stops the server cleanly.\n"
+    "Started by systemd socket activation (LISTEN_FDS) without --listen, it\n"
+    "serves the socket systemd passed.\n"
+    "\n"
+    "SIGINT or SIGTERM stops the server cleanly: it stops accepting (connections\n"
+    "already queued are still served), closes idle connections, lets each busy\n"
+    "one finish the message under way, cuts the rest after --drain-timeout and\n"
+    "exits 0.\n"
     "\n"
     "Exit status: 0 after a clean stop, 1 when the server cannot start or run\n"
     "(address in use, a name that does not resolve, --root missing), 2 for a\n"
@@ -68,7 +83,8 @@ static int timeout_ms(const char *opt, const char *val, int *out)
 
 enum { O_LISTEN = 256, O_APP, O_MODEL, O_BACKEND, O_FRAME, O_MAXMSG, O_MAXCONNS, O_IDLE,
        O_READ, O_WRITE, O_OUTCAP, O_KEEPALIVE, O_BACKLOG, O_WORK, O_ROOT, O_LOG, O_NOCACHE, O_HELP,
-       O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSHS, O_KTLS };
+       O_TLSCERT, O_TLSKEY, O_TLSCA, O_TLSHS, O_KTLS, O_WORKERS, O_REUSEPORT, O_DRAIN, O_PROXY,
+       O_METRICS };
 
 static const struct option serve_opts[] = {
     {"listen", required_argument, NULL, O_LISTEN},   {"app", required_argument, NULL, O_APP},
@@ -79,6 +95,9 @@ static const struct option serve_opts[] = {
     {"out-cap", required_argument, NULL, O_OUTCAP},  {"keepalive", required_argument, NULL, O_KEEPALIVE},  {"backlog", required_argument, NULL, O_BACKLOG},
     {"work-us", required_argument, NULL, O_WORK},    {"root", required_argument, NULL, O_ROOT},
     {"access-log", required_argument, NULL, O_LOG},  {"no-file-cache", no_argument, NULL, O_NOCACHE},
+    {"workers", required_argument, NULL, O_WORKERS}, {"reuseport", no_argument, NULL, O_REUSEPORT},
+    {"drain-timeout", required_argument, NULL, O_DRAIN}, {"proxy-protocol", no_argument, NULL, O_PROXY},
+    {"metrics", required_argument, NULL, O_METRICS},
     {"help", no_argument, NULL, O_HELP},
     {"tls-cert", required_argument, NULL, O_TLSCERT}, {"tls-key", required_argument, NULL, O_TLSKEY},
     {"tls-client-ca", required_argument, NULL, O_TLSCA},
@@ -92,6 +111,7 @@ typedef struct {
     const char *app;
     int frame_given;
     sb_tls_opts tls;
+    int listen_given;
 } serve_args;
 
 static int parse_one(serve_args *a, int opt, const char *val)
@@ -110,6 +130,7 @@ static int parse_one(serve_args *a, int opt, const char *val)
             return -1;
         }
         a->so.listen = val;
+        a->listen_given = 1;
         return 0;
     }
     case O_APP: a->app = val; return 0;
@@ -170,6 +191,35 @@ static int parse_one(serve_args *a, int opt, const char *val)
         if (cli_parse_seconds("--tls-handshake-timeout", val, 0.001, 86400, &secs) < 0)
             return -1;
         a->tls.handshake_timeout_ms = (int)(secs * 1000 + 0.5);
+        return 0;
+    }
+    case O_WORKERS:
+        if (strcmp(val, "auto") == 0) {
+            a->so.workers = SB_WORKERS_AUTO;
+            return 0;
+        }
+        if (cli_parse_long("--workers", val, 1, 256, &v) < 0)
+            return -1;
+        a->so.workers = (int)v;
+        return 0;
+    case O_REUSEPORT: a->so.reuseport = 1; return 0;
+    case O_DRAIN: {
+        double d;
+        if (cli_parse_seconds("--drain-timeout", val, 0.001, 86400, &d) < 0)
+            return -1;
+        a->so.grace_ms = (int)(d * 1000 + 0.5);
+        if (a->so.grace_ms < 1)
+            a->so.grace_ms = 1;
+        return 0;
+    }
+    case O_PROXY: a->so.proxy_protocol = 1; return 0;
+    case O_METRICS: {
+        sb_addr_spec spec;
+        if (sb_addr_parse(val, &spec) < 0 || strncmp(val, "unix:", 5) == 0) {
+            cli_error("--metrics", "'%s': not HOST:PORT", val);
+            return -1;
+        }
+        a->so.metrics = val;
         return 0;
     }
     default: return -1;
@@ -240,9 +290,14 @@ static int serve_tls(serve_args *a, sb_tls **out)
 static void serve_ready(sb_server *s, void *ud)
 {
     const serve_args *a = ud;
-    char where[160];
+    char where[160], mwhere[160];
 
     sb_server_address(s, where, sizeof(where));
+    /* Before the listening line: whoever waits for it finds these too. */
+    if (sb_server_workers(s) > 1)
+        fprintf(stderr, "switchboard: %d workers\n", sb_server_workers(s));
+    if (sb_server_metrics_address(s, mwhere, sizeof(mwhere)) > 0)
+        fprintf(stderr, "switchboard: metrics on http://%s/metrics\n", mwhere);
     fprintf(stderr, "switchboard: listening on %s\n", where);
     if (isatty(STDERR_FILENO))
         fprintf(stderr, "switchboard: %s app, %s model; try: switchboard send %s hello  (Ctrl-C stops)\n",
@@ -329,8 +384,18 @@ int cmd_serve(int argc, char **argv)
         cli_error(app->name, "%s: %s", why ? why : "cannot start", sb_strerror(rc));
         return 1;
     }
+    /* systemd socket activation: the first socket passed, unless --listen
+     * names another address. */
+    if (!a.listen_given && sb_listen_fds() > 0)
+        a.so.listen_fd = 3;
     if (a.so.backend && a.so.model != SB_MODEL_EVENT)
         cli_error("--backend", "ignored: it applies to --model event only");
+    if (a.so.workers != 0 && a.so.workers != 1 && a.so.model != SB_MODEL_EVENT)
+        cli_error("--workers", "ignored: it applies to --model event only");
+    if (a.so.proxy_protocol && a.so.model != SB_MODEL_EVENT) {
+        cli_error("--proxy-protocol", "needs --model event");
+        return 2;
+    }
     if (serve_tls(&a, &tls) < 0) {
         if (app->fini)
             app->fini();

@@ -83,6 +83,20 @@ def addr_seeds():
     }
 
 
+def proxy_seeds():
+    v2 = b"\r\n\r\n\x00\r\nQUIT\n"
+    v4 = bytes([10, 1, 2, 3, 10, 0, 0, 1]) + struct.pack(">HH", 40000, 80)
+    v6 = bytes(15) + b"\x07" + bytes(15) + b"\x01" + struct.pack(">HH", 1, 2)
+    return {
+        "v1_tcp4": b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\nGET /",
+        "v1_tcp6": b"PROXY TCP6 2001:db8::1 ::1 1 65535\r\n",
+        "v1_unknown": b"PROXY UNKNOWN\r\n",
+        "v2_tcp4": v2 + b"\x21\x11" + struct.pack(">H", 12) + v4 + b"data",
+        "v2_tcp6_tlv": v2 + b"\x21\x21" + struct.pack(">H", 42) + v6 + b"\x01\x00\x03h2x",
+        "v2_local": v2 + b"\x20\x00\x00\x00",
+    }
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -95,3 +109,4 @@ if __name__ == "__main__":
     write("fuzz_frame", frame_seeds())
     write("fuzz_pack", pack_seeds())
     write("fuzz_addr", addr_seeds())
+    write("fuzz_proxy", proxy_seeds())

@@ -17,5 +17,6 @@
 #include "switchboard/server.h"
 #include "switchboard/http.h"
 #include "switchboard/tls.h"
+#include "switchboard/proxy.h"
 
 #endif

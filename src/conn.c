@@ -48,13 +48,16 @@ void sb_conn_opts_default(sb_conn_opts *o)
 
 /* Keep the peer's address: compactly for TCP, as text for the rare rest
  * (a named unix client, a scoped IPv6 address). */
-static void conn_take_peer(sb_conn *c)
+static void conn_take_peer(sb_conn *c, const struct sockaddr *peer, socklen_t plen)
 {
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     char text[128];
 
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
+    if (peer != NULL && plen > 0 && plen <= sizeof(ss)) {
+        memcpy(&ss, peer, plen);
+        len = plen;
+    } else if (getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0)
         return;
     if (ss.ss_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)&ss;
@@ -85,7 +88,8 @@ static void conn_take_peer(sb_conn *c)
     }
 }
 
-sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow)
+sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow,
+                        const struct sockaddr *peer, socklen_t plen)
 {
     sb_conn *c = sb__calloc(1, sizeof(*c));
 
@@ -107,7 +111,7 @@ sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__
         sb__free(c);
         return NULL;
     }
-    conn_take_peer(c);
+    conn_take_peer(c, peer, plen);
     return c;
 }
 
@@ -131,11 +135,15 @@ void sb__conn_free(sb_conn *c)
 /* ------------------------------------------------------------------ */
 /* Message delivery                                                    */
 
-/* Add a batch's messages to the owner's counter: one atomic per read, not
- * one per message. */
+/* Add a batch's messages to the owner's counter: once per read, not once
+ * per message. */
 static void conn_count(sb_conn *c, uint64_t n)
 {
-    if (n && c->owner && c->owner->messages)
+    if (!n || c->owner == NULL || c->owner->messages == NULL)
+        return;
+    if (c->owner->stats) /* a worker's own counter: one writer, a plain add */
+        sb__stat_add(c->owner->messages, n);
+    else
         __atomic_fetch_add(c->owner->messages, n, __ATOMIC_RELAXED);
 }
 
@@ -187,6 +195,8 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
             conn_mark_close(c, 0, 1);
     }
     conn_count(c, count);
+    if (count)
+        c->flags |= F_GOTMSG;
     return r < 0 ? r : (ssize_t)used;
 }
 
@@ -207,6 +217,8 @@ static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int
     if (sb_buf_len(&c->in) == 0) {
         if (c->in.data != NULL)
             sb_buf_free(&c->in);
+        if (c->flags & F_DRAIN)
+            conn_mark_close(c, 0, 1);
         return rc;
     }
     /* What stays is a new message (the old one, if any, was delivered):
@@ -324,6 +336,8 @@ int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
         conn_on_eof(c);
         return 0;
     }
+    if (c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->bytes_in, (uint64_t)n);
     c->read_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
     if (from_in) {
         sb_buf_commit(&c->in, (size_t)n);
@@ -430,6 +444,15 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful)
         return;
     }
     conn_mark_close(c, err, graceful);
+    sb__conn_kick(c);
+}
+
+void sb__conn_drain(sb_conn *c)
+{
+    if (sb_buf_len(&c->in) == 0 && (c->flags & F_GOTMSG))
+        conn_mark_close(c, 0, 1);
+    else
+        c->flags |= F_DRAIN;
     sb__conn_kick(c);
 }
 

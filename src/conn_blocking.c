@@ -292,7 +292,7 @@ int sb__conn_run_blocking(int fd, int wake_fd, const sb_conn_opts *o, const sb_h
 {
     size_t size = 64 * 1024;
     uint8_t *scratch = sb__malloc(size);
-    sb_conn *c = sb__conn_alloc(fd, o, h, ow);
+    sb_conn *c = sb__conn_alloc(fd, o, h, ow, NULL, 0);
     int64_t linger_end = 0;
     int err = wake_fd >= 0 ? 0 : (wake_fd = sb__conn_wake_new());
 

@@ -223,13 +223,14 @@ static void ev_discard(sb_conn *c)
 }
 
 int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h,
-                  sb__conn_owner *ow, sb_conn **out)
+                  sb__conn_owner *ow, const struct sockaddr *peer, socklen_t plen,
+                  sb_conn **out)
 {
     sb_conn *c;
     int rc, tmo;
 
     sb_set_nonblock(fd, 1);
-    c = sb__conn_alloc(fd, o, h, ow);
+    c = sb__conn_alloc(fd, o, h, ow, peer, plen);
     if (c == NULL) {
         sb__sys.close(fd);
         return -ENOMEM;
@@ -273,5 +274,5 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
 
 int sb_conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h, sb_conn **out)
 {
-    return sb__conn_open(l, fd, o, h, NULL, out);
+    return sb__conn_open(l, fd, o, h, NULL, NULL, 0, out);
 }

@@ -50,6 +50,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "switchboard/buf.h"
 #include "switchboard/conn.h"
@@ -58,6 +59,30 @@
 #include "loop_int.h"
 
 struct sb__transport;
+
+/* Counters of one worker (one loop): written only by that loop's thread,
+ * read by any (the metrics exporter) - relaxed atomic loads and stores, no
+ * read-modify-write, no lock. Aligned so that two workers never share a
+ * cache line. */
+typedef struct sb__stats {
+    uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
+    uint64_t accepted, open;
+    uint64_t shed_emfile, shed_cap;   /* refused at accept */
+    uint64_t err_outcap, err_timeout, err_malformed, err_reset, err_other; /* closes by cause */
+    uint64_t proxy_bad;               /* no valid PROXY header */
+} __attribute__((aligned(64))) sb__stats;
+
+/* The owner thread adds n: a plain load and store (the thread is the only
+ * writer), atomic so that the exporter's concurrent load is no data race. */
+static inline void sb__stat_add(uint64_t *v, uint64_t n)
+{
+    __atomic_store_n(v, __atomic_load_n(v, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
+static inline uint64_t sb__stat_get(const uint64_t *v)
+{
+    return __atomic_load_n(v, __ATOMIC_RELAXED);
+}
 
 typedef struct sb__conn_owner sb__conn_owner;
 struct sb__conn_owner {
@@ -71,11 +96,18 @@ struct sb__conn_owner {
     /* Called once when a connection is freed (after on_close). */
     void (*gone)(sb__conn_owner *ow, sb_conn *c);
     void *ud;
+    /* Event model: the worker's counters (bytes and replies; one writer,
+     * the loop's thread). NULL: not counted. */
+    sb__stats *stats;
 };
 
-/* sb_conn_open / sb_conn_run_blocking with an owner. */
+/* sb_conn_open / sb_conn_run_blocking with an owner. peer (NULL: the
+ * socket's own, from getpeername) is the address the connection reports
+ * from the start (sb_conn_peer, on_open included): for a server behind a
+ * load balancer, the client a PROXY header named. */
 int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h,
-                  sb__conn_owner *ow, sb_conn **out);
+                  sb__conn_owner *ow, const struct sockaddr *peer, socklen_t plen,
+                  sb_conn **out);
 /* wake_fd: from sb__conn_wake_new (owned from now on), or -1 to make one
  * here. A server that accepts on one thread and runs connections on others
  * makes it where it accepts, so that running out of descriptors is met in
@@ -96,6 +128,13 @@ void sb__conn_list_walk(sb__link *head, void (*cb)(sb_conn *c, void *ud), void *
 /* Replace the connection's transport (see transport.h) before any I/O -
  * the hook a TLS layer uses. The connection owns state from now on. */
 void sb__conn_set_transport(sb_conn *c, const struct sb__transport *tp, void *state);
+
+/* Drain (event model, owner thread): an idle connection (messages
+ * delivered before, none half received) closes now; one with a message
+ * under way - or that has not sent its first yet: it was accepted for one -
+ * closes once that message is delivered. Replies are flushed before the
+ * close either way; the server's grace timer bounds the wait. */
+void sb__conn_drain(sb_conn *c);
 
 /* Begin a close with reason err (graceful: flush first). Safe from any
  * thread while the connection is alive: from a foreign thread it only
@@ -137,6 +176,8 @@ enum {
     F_LINGER = 1 << 10,    /* closing: our FIN is out, draining the peer's bytes */
     F_HUP = 1 << 11,       /* event model: the loop reported SB_HUP; read to the end */
     F_EOF_LATE = 1 << 12,  /* the peer's end came while messages were held: on_eof waits */
+    F_DRAIN = 1 << 13,     /* close once the message under way is delivered */
+    F_GOTMSG = 1 << 14,    /* at least one message delivered */
 };
 
 typedef struct sb__chunk sb__chunk;
@@ -268,7 +309,8 @@ static inline void sb__conn_kick(sb_conn *c)
 }
 
 /* conn.c */
-sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow);
+sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__conn_owner *ow,
+                        const struct sockaddr *peer, socklen_t plen);
 void sb__conn_free(sb_conn *c);
 void sb__conn_mark_close(sb_conn *c, int err, int graceful);
 int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);

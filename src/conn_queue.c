@@ -237,6 +237,8 @@ int sb__queue_flush(sb_conn *c, size_t budget, int dontwait)
         else
             c->last_io = c->write_since;
     }
+    if (sent > 0 && c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->bytes_out, sent);
     return rc;
 }
 
@@ -326,6 +328,8 @@ int sb_conn_send(sb_conn *c, int type, const void *p, size_t n)
     tl = sb__frame_trailer(s, dst + hl, n, dst + hl + n);
     queue_commit(c, (size_t)hl + n + (size_t)tl);
     rc = conn_queued_more(c);
+    if (rc == 0 && c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->msgs_out, 1);
     conn_unlock(c);
     return rc;
 }

@@ -73,6 +73,7 @@ struct sb_loop {
     atomic_int stop_async;     /* sb_loop_stop_async was called */
     sb_wakeup_cb wake_cb;
     void *wake_ud;
+    struct sb__post *_Atomic posts; /* sb_loop_post: a lock-free stack, newest first */
     struct sb__signals *sig;
     sb__link conns;            /* open connections (conn_event.c), for sb_conn_walk */
 };
@@ -505,6 +506,55 @@ void sb_loop_stop(sb_loop *l)
 
 /* ---- wakeups ----------------------------------------------------------- */
 
+/* A function posted from another thread (sb_loop_post). */
+struct sb__post {
+    struct sb__post *next;
+    sb_post_cb fn;
+    void *ud;
+};
+
+/* Any thread: push onto the stack (one compare-and-swap, no lock), then
+ * wake the loop. The loop takes the whole stack at once with an exchange,
+ * so the pop side has no ABA problem. */
+int sb_loop_post(sb_loop *l, sb_post_cb fn, void *ud)
+{
+    struct sb__post *p = sb__malloc(sizeof *p);
+    if (p == NULL)
+        return -ENOMEM;
+    p->fn = fn;
+    p->ud = ud;
+    p->next = atomic_load_explicit(&l->posts, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&l->posts, &p->next, p, memory_order_release,
+                                                  memory_order_relaxed))
+        ;
+    sb_loop_wakeup(l);
+    return 0;
+}
+
+/* Run what was posted, oldest first (the stack is reversed). Returns how
+ * many ran. */
+static int run_posts(sb_loop *l)
+{
+    struct sb__post *p = atomic_exchange_explicit(&l->posts, NULL, memory_order_acquire);
+    struct sb__post *rev = NULL;
+    int n = 0;
+
+    while (p != NULL) {
+        struct sb__post *next = p->next;
+        p->next = rev;
+        rev = p;
+        p = next;
+    }
+    while (rev != NULL) {
+        struct sb__post *next = rev->next;
+        rev->fn(l, rev->ud);
+        sb__free(rev);
+        rev = next;
+        n++;
+    }
+    return n;
+}
+
 /* Async-signal-safe: an atomic store and write(2), nothing else. The
  * write goes straight to libc, not through sb__sys, which tests may point
  * at code that is not safe in a handler. */
@@ -544,6 +594,7 @@ static void on_wake(sb_loop *l, int fd, int events, void *ud)
     atomic_store(&l->wake_pending, 0);
     should_stop(l);
     l->ncb--;
+    l->ncb += run_posts(l);
     if (l->wake_cb != NULL) {
         l->wake_cb(l, l->wake_ud);
         l->ncb++;
@@ -741,6 +792,7 @@ int sb_loop_new(sb_loop **out, const char *backend)
     sb__link_init(&l->conns);
     atomic_init(&l->wake_pending, 0);
     atomic_init(&l->stop_async, 0);
+    atomic_init(&l->posts, NULL);
     sb_loop_update_time(l);
     int r = loop_setup(l);
     if (r < 0) {
@@ -769,6 +821,10 @@ void sb_loop_free(sb_loop *l)
 {
     if (l == NULL)
         return;
+    /* Posts never run still own their ud: run them, so that it is released
+     * (the loop is whole; nothing is torn down yet). */
+    while (atomic_load(&l->posts) != NULL)
+        run_posts(l);
     signals_free(l);
     forget_registrations(l);
     if (l->wake_fd >= 0)

@@ -21,6 +21,7 @@
 
 #include "switchboard.h"
 #include "sys.h"
+#include "sock_int.h"
 
 /* How many resolved addresses dial and listen consider: a name with more
  * than this many A/AAAA records is unusual, and the rest are ignored. */
@@ -269,7 +270,7 @@ static int is_in6_any(const sb_addr *a)
     return a->family == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
 }
 
-static int listen_addr(const sb_addr *a, int backlog)
+static int listen_addr(const sb_addr *a, int backlog, int reuseport)
 {
     int fd = x_socket(a->family, SOCK_STREAM);
     int r = 0;
@@ -279,6 +280,11 @@ static int listen_addr(const sb_addr *a, int backlog)
     /* SO_REUSEADDR: a restarted server must not wait out TIME_WAIT. */
     if (a->family != AF_UNIX)
         r = x_setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    /* SO_REUSEPORT: one listener per worker, and a new instance binding
+     * while the old one drains. The kernel spreads connections over every
+     * listener of the port by a hash of the 4-tuple. */
+    if (r == 0 && reuseport && a->family != AF_UNIX)
+        r = x_setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, 1);
     /* [::] takes IPv4 too, whatever the system default says. */
     if (r == 0 && is_in6_any(a))
         r = x_setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
@@ -295,6 +301,11 @@ static int listen_addr(const sb_addr *a, int backlog)
 
 int sb_listen(const char *addr, int backlog)
 {
+    return sb__listen_opt(addr, backlog, 0);
+}
+
+int sb__listen_opt(const char *addr, int backlog, int reuseport)
+{
     sb_addr a[SB_MAX_ADDRS];
     int n = sb_addr_resolve(addr, 1, a, SB_MAX_ADDRS);
     int i, fd = n;
@@ -302,7 +313,7 @@ int sb_listen(const char *addr, int backlog)
     /* The first address that can be bound wins: for ":PORT" that is the
      * dual-stack [::], or 0.0.0.0 on a host without IPv6. */
     for (i = 0; i < n; i++) {
-        fd = listen_addr(&a[i], backlog);
+        fd = listen_addr(&a[i], backlog, reuseport);
         if (fd >= 0)
             break;
     }

@@ -282,6 +282,20 @@ def proc_group(pgid):
 _servers = []
 
 
+def _read_shared(f):
+    """Everything in f, a file the server writes through the same open
+    file description (its stdout or stderr). pread, not seek + read: a seek
+    would move the offset the server writes at, and a line it wrote during
+    the read would land over an earlier one."""
+    out, off = [], 0
+    while True:
+        chunk = os.pread(f.fileno(), 1 << 20, off)
+        if not chunk:
+            return b"".join(out)
+        out.append(chunk)
+        off += len(chunk)
+
+
 class Server:
     def __init__(self, bin_path, args, preexec_fn=None, listen_timeout=10.0):
         self.args = list(args)
@@ -349,12 +363,10 @@ class Server:
         return self.proc.poll() is None
 
     def stderr_text(self):
-        self._err.seek(0)
-        return self._err.read().decode("utf-8", "replace")
+        return _read_shared(self._err).decode("utf-8", "replace")
 
     def stdout_bytes(self):
-        self._out.seek(0)
-        return self._out.read()
+        return _read_shared(self._out)
 
     def sanitizer_reports(self):
         """Lines of stderr where a sanitizer reported an error (first 20)."""

@@ -792,6 +792,82 @@ static void test_spare(void)
     sb_loop_free(l);
 }
 
+/* sb_loop_post from two threads: every function runs on the loop's thread,
+ * each thread's in the order posted, none inside sb_loop_post; one left
+ * pending runs in sb_loop_free. */
+#define POSTS 2000
+typedef struct {
+    sb_loop *l;
+    pthread_t loop_thread;
+    int seen[2];      /* loop thread: the next seq expected per poster */
+    int total;
+    int bad;
+} post_state;
+
+typedef struct {
+    post_state *ps;
+    int who, seq;
+} post_arg;
+
+static void post_fn(sb_loop *l, void *ud)
+{
+    post_arg *a = ud;
+    post_state *ps = a->ps;
+    if (!pthread_equal(pthread_self(), ps->loop_thread) || a->seq != ps->seen[a->who])
+        ps->bad++;
+    ps->seen[a->who]++;
+    if (++ps->total == 2 * POSTS)
+        sb_loop_stop(l);
+    free(a);
+}
+
+static void *post_thread(void *p)
+{
+    post_arg *base = p;
+    for (int i = 0; i < POSTS; i++) {
+        post_arg *a = malloc(sizeof(*a));
+        CHECK(a != NULL);
+        a->ps = base->ps;
+        a->who = base->who;
+        a->seq = i;
+        CHECK_EQ(sb_loop_post(base->ps->l, post_fn, a), 0);
+    }
+    return NULL;
+}
+
+static void pending_fn(sb_loop *l, void *ud)
+{
+    (*(int *)ud)++;
+}
+
+static void test_post(void)
+{
+    post_state ps;
+    post_arg args[2];
+    pthread_t th[2];
+    int ran = 0;
+
+    memset(&ps, 0, sizeof(ps));
+    CHECK_EQ(sb_loop_new(&ps.l, g_backend), 0);
+    ps.loop_thread = pthread_self();
+    for (int i = 0; i < 2; i++) {
+        args[i].ps = &ps;
+        args[i].who = i;
+        CHECK_EQ(pthread_create(&th[i], NULL, post_thread, &args[i]), 0);
+    }
+    CHECK_EQ(sb_loop_run(ps.l), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(ps.total, 2 * POSTS);
+    CHECK_EQ(ps.bad, 0);
+    /* Not run inside the call, even on the loop's own thread... */
+    CHECK_EQ(sb_loop_post(ps.l, pending_fn, &ran), 0);
+    CHECK_EQ(ran, 0);
+    /* ... and run by sb_loop_free when never run by the loop. */
+    sb_loop_free(ps.l);
+    CHECK_EQ(ran, 1);
+}
+
 int main(void)
 {
     const char *const *names = sb_loop_backends();
@@ -816,6 +892,7 @@ int main(void)
         RUN(test_defer_order);
         RUN(test_wakeup_thread);
         RUN(test_stop_async_thread);
+        RUN(test_post);
         RUN(test_stop);
         RUN(test_signal);
         RUN(test_fdsetsize);

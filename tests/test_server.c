@@ -1,6 +1,6 @@
 /* test_server: the three dispatch models through the library API - the
  * same handler under event (each backend), threads and fork; the message
- * counter; --max-conns shedding; a stop with an idle connection open, and
+ * counter; --max-conns shedding; workers; a stop with an idle connection open, and
  * one that must not name a connection's fd after its close (threads,
  * and a fork child's SIGTERM handler); a fork child
  * busy with a client that keeps sending ends itself on a stop. The
@@ -93,6 +93,8 @@ static void *client(void *p)
     return NULL;
 }
 
+static int g_workers; /* sb_server_opts.workers for run_model */
+
 /* What the server logged (the shedding reports): the library names its
  * own options (max_conns), never a CLI flag. */
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -136,6 +138,8 @@ static void run_model(sb_model model, const char *backend, int max_conns)
     o.backend = backend;
     o.max_conns = max_conns;
     o.grace_ms = 300;
+    o.workers = g_workers;
+
     o.log = record_log;
     log_seen[0] = '\0';
     o.on_ready = note_ready;
@@ -185,6 +189,46 @@ static void test_models(void)
     run_model(SB_MODEL_THREADS, NULL, 0);
     fprintf(stderr, "    fork\n");
     run_model(SB_MODEL_FORK, NULL, 0);
+}
+
+/* Three workers: every exchange served, the counters summed over them,
+ * each worker's loop reachable, the metrics text per worker (and the
+ * length it needs when the buffer is short). */
+static void test_workers(void)
+{
+    sb_server_opts o;
+    sb_server *s;
+    char text[8192], small[16];
+    int n;
+
+    g_workers = 3;
+    run_model(SB_MODEL_EVENT, NULL, 0);
+    run_model(SB_MODEL_EVENT, NULL, 2); /* --max-conns counts every worker's */
+    g_workers = 0;
+
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.workers = 3;
+    CHECK_EQ(sb_server_new(&s, &o, &echo_handler), 0);
+    CHECK_EQ(sb_server_workers(s), 3);
+    CHECK(sb_server_loop(s, 0) == NULL); /* made by sb_server_run */
+    CHECK(sb_server_loop(s, 3) == NULL);
+    n = sb_server_metrics(s, text, sizeof(text));
+    CHECK(n > 0 && (size_t)n < sizeof(text));
+    CHECK(strstr(text, "switchboard_workers 3\n") != NULL);
+    CHECK(strstr(text, "switchboard_connections_open{worker=\"2\"} 0\n") != NULL);
+    CHECK(strstr(text, "switchboard_connection_errors_total{worker=\"1\",cause=\"out_cap\"} 0\n") != NULL);
+    CHECK_EQ(sb_server_metrics(s, small, sizeof(small)), n);
+    CHECK_EQ(strlen(small), sizeof(small) - 1);
+    CHECK_EQ(sb_server_metrics_address(s, small, sizeof(small)), -ENOENT);
+    sb_server_free(s);
+
+    o.workers = SB_WORKERS_AUTO;
+    o.model = SB_MODEL_THREADS; /* workers apply to the event model only */
+    CHECK_EQ(sb_server_new(&s, &o, &echo_handler), 0);
+    CHECK_EQ(sb_server_workers(s), 1);
+    CHECK(sb_server_loop(s, 0) == NULL);
+    sb_server_free(s);
 }
 
 static void test_max_conns(void)
@@ -713,6 +757,7 @@ int main(void)
     RUN(test_bad_listen);
     RUN(test_models);
     RUN(test_max_conns);
+    RUN(test_workers);
     RUN(test_keepalive);
     RUN(test_accept_emfile);
     RUN(test_stop_names_no_closed_fd);

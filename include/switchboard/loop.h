@@ -12,11 +12,12 @@
  *
  * Each turn: wait for I/O (bounded by the nearest timer), run I/O callbacks,
  * run expired timers, run deferred callbacks. Timers live in a min-heap on
- * the monotonic clock. sb_loop_wakeup() and sb_loop_stop_async() are the
- * only calls that are safe from other threads; sb_loop_signal() delivers signals into the loop as
+ * the monotonic clock. sb_loop_wakeup(), sb_loop_post() and
+ * sb_loop_stop_async() are the only calls that are safe from other threads; sb_loop_signal() delivers signals into the loop as
  * ordinary callbacks (the handler only writes a byte to a pipe).
  *
- * Nothing here is thread-safe except sb_loop_wakeup and sb_loop_stop_async.
+ * Nothing here is thread-safe except sb_loop_wakeup, sb_loop_post and
+ * sb_loop_stop_async.
  */
 #ifndef SWITCHBOARD_LOOP_H
 #define SWITCHBOARD_LOOP_H
@@ -143,6 +144,21 @@ typedef void (*sb_wakeup_cb)(sb_loop *l, void *ud);
 void sb_loop_on_wakeup(sb_loop *l, sb_wakeup_cb cb, void *ud);
 void sb_loop_wakeup(sb_loop *l);
 /** @} */
+
+/** A function run on a loop's thread by sb_loop_post. */
+typedef void (*sb_post_cb)(sb_loop *l, void *ud);
+/** Run fn(l, ud) on l's thread, from any thread: the way to reach a
+ * connection owned by another loop (sb_conn_loop(c)) - sb_conn_send and
+ * every other call on c are for its own loop's thread only. Posted
+ * functions run in the order posted by one thread, at the loop's next
+ * wakeup; none runs inside this call, even from l's own thread. Ownership
+ * of ud passes to fn; a post still pending when the loop is freed runs
+ * inside sb_loop_free (so it can release ud). A connection may be gone by
+ * the time fn runs: post to the loop and find the connection there, never
+ * a bare sb_conn pointer that may be freed. Lock-free (one
+ * compare-and-swap and a coalesced eventfd write); one small allocation.
+ * Returns 0 or -ENOMEM (fn will not run). */
+int sb_loop_post(sb_loop *l, sb_post_cb fn, void *ud);
 
 /** @{ */
 /** Deliver signo into the loop: cb runs in the loop thread. The process-wide

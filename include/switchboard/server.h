@@ -2,13 +2,19 @@
  * server: a listener plus a dispatch model - the three ways of HOWTO
  * section 2 to run the accept loop:
  *
- *   SB_MODEL_EVENT    one loop thread multiplexes every connection (default)
+ *   SB_MODEL_EVENT    loop threads (`workers`, default one) multiplex every connection (default)
  *   SB_MODEL_THREADS  one thread per connection, capped at max_conns
  *   SB_MODEL_FORK     one process per connection, capped, children reaped
  *
- * All run the same sb_handler. SIGINT and SIGTERM stop the server cleanly:
- * the listener closes, open connections get up to `grace_ms` to finish and
- * are then closed, and sb_server_run returns 0.
+ * All run the same sb_handler. The event model runs `workers` loops, one
+ * thread each, every connection on one loop for its whole life.
+ *
+ * SIGINT and SIGTERM (or sb_server_stop) stop the server cleanly. Event
+ * model: each worker serves the connections already queued on its
+ * listener and closes it; idle connections close at once; one with a
+ * message under way (or not yet sent its first) is answered first; after
+ * `grace_ms` the rest are cut. The blocking models close every connection
+ * after its replies, within `grace_ms`. Then sb_server_run returns 0.
  *
  * sb_server_new sets SIGPIPE to ignored for the process: replies sent
  * with sendfile(2) cannot ask for MSG_NOSIGNAL. A unix: listener's socket
@@ -21,6 +27,7 @@
 #include <stdint.h>
 
 #include "conn.h"
+#include "loop.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -42,8 +49,10 @@ typedef struct sb_server_opts {
     sb_model model;       /**< dispatch model (default SB_MODEL_EVENT) */
     const char *backend;  /**< event model: loop backend, NULL = default */
     int backlog;          /**< <= 0: SOMAXCONN */
-    int max_conns;        /**< 0: 1024 (threads, fork), 100000 (event) */
-    int grace_ms;         /**< shutdown grace period (0: 2000) */
+    int max_conns;        /**< 0: 1024 (threads, fork), 100000 (event); with several
+                           * workers checked by each as it accepts, so concurrent
+                           * accepts may pass it by a few for an instant */
+    int grace_ms;         /**< stop: the longest drain, ms (0: 2000; CLI --drain-timeout) */
     int keepalive_s;      /**< > 0: TCP keepalive on accepted connections, first probe
                            * after this many idle seconds (HOWTO 4.1: a peer that
                            * vanished is found even with no timeout set) */
@@ -54,6 +63,31 @@ typedef struct sb_server_opts {
                            * One server at a time: while one holds them,
                            * sb_server_new of another asking for them fails
                            * with -EBUSY. */
+    /** Event model: event loops, each on its own thread (0 or 1: one, on
+     * the thread calling sb_server_run; SB_WORKERS_AUTO: one per CPU the
+     * process may run on). A connection lives on one loop for its whole
+     * life; handlers of different connections may run at once on
+     * different threads - reach another loop's connection through
+     * sb_loop_post. Over TCP each worker has its own SO_REUSEPORT
+     * listener; a unix: listener is shared by the workers. */
+    int workers;
+    /** 1: set SO_REUSEPORT on the listeners, so that a new instance can
+     * bind the port while this one drains (a restart that loses no
+     * connection; see docs/deploy.md). */
+    int reuseport;
+    /** 1: every connection starts with a PROXY protocol header (v1 or v2,
+     * from a load balancer); its source address becomes the peer
+     * (sb_conn_peer). A connection without a valid header within 5 seconds
+     * is closed. Event model only. */
+    int proxy_protocol;
+    /** > 0: serve this socket, already bound and listening, instead of
+     * binding listen (systemd socket activation hands over fd 3: see
+     * sb_listen_fds). The server owns it from sb_server_new on, even when
+     * that fails. Every worker watches it. */
+    int listen_fd;
+    /** "HOST:PORT": serve Prometheus metrics at http://HOST:PORT/metrics
+     * on a thread of their own (NULL: off). */
+    const char *metrics;
     sb_conn_opts conn;    /**< per-connection options */
     /** Where the server reports what it did not do (a shed connection, an
      * fd the select backend cannot hold, accept pausing on EMFILE). The
@@ -69,6 +103,9 @@ typedef struct sb_server_opts {
     void (*on_ready)(sb_server *s, void *ud);
     void *on_ready_ud;    /**< passed to on_ready */
 } sb_server_opts;
+
+/** sb_server_opts.workers: one worker per CPU in the affinity mask. */
+#define SB_WORKERS_AUTO (-1)
 
 /** Counters since sb_server_new (sb_server_stats_get). */
 typedef struct sb_server_stats {
@@ -96,6 +133,28 @@ int sb_server_port(const sb_server *s);
 int sb_server_address(const sb_server *s, char *out, size_t n);
 /** Copy the counters into *st; safe from any thread while it runs. */
 void sb_server_stats_get(const sb_server *s, sb_server_stats *st);
+/** systemd socket activation: the number of listening sockets passed
+ * to this process (LISTEN_FDS, when LISTEN_PID is this process; they are
+ * fds 3, 4, ...), or 0. The variables are left as they are. */
+int sb_listen_fds(void);
+/** The number of workers (event loops) the server runs: 1 outside the
+ * event model. */
+int sb_server_workers(const sb_server *s);
+/** Worker i's loop (0 <= i < sb_server_workers), or NULL outside the
+ * event model or before sb_server_run has created it. Owned by the server;
+ * valid until sb_server_free. Only sb_loop_post, sb_loop_wakeup and
+ * sb_loop_stop_async may be called on it from other threads. */
+sb_loop *sb_server_loop(const sb_server *s, int i);
+/** Write the server's counters in the Prometheus text exposition format
+ * (version 0.0.4) into out[0..n): per-worker series labelled worker="i".
+ * Safe from any thread while the server runs. Returns the length (which
+ * may exceed n - 1: the text was cut; call again with more room) or a
+ * negative error. */
+int sb_server_metrics(const sb_server *s, char *out, size_t n);
+/** The metrics listener's bound address (sb_server_opts.metrics, useful
+ * with port 0) into out[0..n). Returns its length, -ENOENT when metrics
+ * are off, or -ENOSPC. */
+int sb_server_metrics_address(const sb_server *s, char *out, size_t n);
 /** Close the listener and free the server (not while sb_server_run runs;
  * NULL is a no-op). */
 void sb_server_free(sb_server *s);
