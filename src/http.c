@@ -421,21 +421,31 @@ int sb_http_parse_length(const char *s, size_t len, uint64_t *out)
     return 0;
 }
 
-/* Call fn on each element of a comma-separated list (RFC 9110 section
- * 5.6.1), trimmed of OWS; empty elements are skipped as the RFC allows. */
+/* The next element of a comma-separated list (RFC 9110 section 5.6.1)
+ * from *i on, trimmed of OWS, as v[*s..*e) (empty for an empty element,
+ * which the RFC lets a recipient skip); *i moves past its comma. Returns 0
+ * at the end of the list. */
+static int next_element(const char *v, size_t len, size_t *i, size_t *s, size_t *e)
+{
+    if (*i >= len)
+        return 0;
+    *s = *i;
+    while (*i < len && v[*i] != ',')
+        (*i)++;
+    *e = (*i)++;
+    while (*s < *e && (v[*s] == ' ' || v[*s] == '\t'))
+        (*s)++;
+    while (*e > *s && (v[*e - 1] == ' ' || v[*e - 1] == '\t'))
+        (*e)--;
+    return 1;
+}
+
+/* Call fn on each non-empty element of a comma-separated list. */
 static void each_element(const char *v, size_t len, void (*fn)(const char *, size_t, void *), void *ud)
 {
-    size_t i = 0;
+    size_t i = 0, s, e;
 
-    while (i < len) {
-        size_t s = i, e;
-        while (i < len && v[i] != ',')
-            i++;
-        e = i++;
-        while (s < e && (v[s] == ' ' || v[s] == '\t'))
-            s++;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
+    while (next_element(v, len, &i, &s, &e)) {
         if (e > s)
             fn(v + s, e - s, ud);
     }
@@ -674,20 +684,12 @@ static int range_spec(const char *s, size_t len, uint64_t size, sb_http_range *r
 
 int sb_http_parse_ranges(const char *v, size_t len, uint64_t size, sb_http_range *out, size_t max)
 {
-    size_t i = 6, specs = 0, n = 0;
+    size_t i = 6, specs = 0, n = 0, s, e;
     uint64_t total = 0;
 
     if (len < 6 || !eq_lower(v, 5, "bytes") || v[5] != '=')
         return 0;
-    while (i < len) {
-        size_t s = i, e;
-        while (i < len && v[i] != ',')
-            i++;
-        e = i++;
-        while (s < e && (v[s] == ' ' || v[s] == '\t'))
-            s++;
-        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
+    while (next_element(v, len, &i, &s, &e)) {
         if (e == s)
             continue;   /* an empty list element (RFC 9110 section 5.6.1) */
         if (++specs > max)
