@@ -208,9 +208,10 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
         deadline = *linger_end;
     tpev = sb__conn_tp_events(c);
     p[0].fd = c->fd;
-    p[0].events = (short)((want || (tpev & SB_READABLE) ? POLLIN : 0) |
-                          ((queued > 0 && !(tpev & SB__TP_NOWRITE)) || (tpev & SB_WRITABLE)
-                               ? POLLOUT : 0));
+    /* Each side's wait only while that side has work (transport.h). */
+    p[0].events = (short)(want ? POLLIN | (tpev & SB_WRITABLE ? POLLOUT : 0) : 0);
+    if (queued > 0)
+        p[0].events |= tpev & SB__TP_NOWRITE ? POLLIN : POLLOUT;
     p[1].fd = c->blk->wake_fd;
     p[1].events = POLLIN;
     p[0].revents = p[1].revents = 0;
@@ -230,10 +231,10 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
             return 1;
         return sb_now_ms() >= *linger_end;
     }
-    /* The transport's own wait (TLS: a read that had to write first) ends
-     * like a readable socket; its writes are retried by the next flush. */
-    if (p[0].revents & (POLLIN | POLLOUT) & ((tpev & SB_READABLE ? POLLIN : 0) |
-                                              (tpev & SB_WRITABLE ? POLLOUT : 0)))
+    /* The read path's own wait (TLS: a read that had to write first) ends
+     * like a readable socket; the write path's is retried by the next
+     * flush. */
+    if ((p[0].revents & POLLOUT) && (tpev & SB_WRITABLE))
         read_now = want;
     if (want && (read_now || (p[0].revents & (POLLIN | POLLERR | POLLHUP))))
         blk_read(c, scratch, size);

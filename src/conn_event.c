@@ -57,11 +57,13 @@ static void ev_update(sb_conn *c)
 
     if (c->flags & F_CLOSED)
         return;
+    /* Each side's wait only while that side has work: the read path's
+     * (TLS: a handshake to drive, a read that must write) while reading,
+     * the write path's while output is queued. */
     if (ev_want_read(c))
-        mask |= SB_READABLE;
-    if (c->queued > 0 && !(tpev & SB__TP_NOWRITE))
-        mask |= SB_WRITABLE;
-    mask |= tpev & (SB_READABLE | SB_WRITABLE);
+        mask |= SB_READABLE | (tpev & (SB_READABLE | SB_WRITABLE));
+    if (c->queued > 0)
+        mask |= tpev & SB__TP_NOWRITE ? SB_READABLE : SB_WRITABLE;
     /* Edge-triggered where the loop can be: reads go until a short one
      * (the kernel empties a stream socket's queue before it returns short)
      * and ask for another turn when they stop early. An edge missed while
@@ -145,6 +147,7 @@ static void ev_progress(sb_conn *c)
 static void ev_io(sb_loop *l, int fd, int events, void *ud)
 {
     sb_conn *c = ud;
+    int tpev;
 
     if (c->flags & F_LINGER) {
         int rc = sb__conn_linger_read(c, sb__loop_scratch(l), SB_SCRATCH_SIZE);
@@ -157,11 +160,15 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
     c->depth++;
     if (events & SB_HUP)
         c->flags |= F_HUP;
-    /* The transport waited for this readiness on behalf of a read or a
-     * write (TLS: WANT_WRITE in a read, WANT_READ in a write, the
-     * handshake): give both a turn. */
-    if (events & sb__conn_tp_events(c) & (SB_READABLE | SB_WRITABLE))
-        events |= SB_READABLE | SB_WRITABLE;
+    /* The transport's read path may wait for writability (TLS: WANT_WRITE
+     * in a read, the client's handshake) and its write path for
+     * readability (WANT_READ in a write): give the side that waited its
+     * turn. */
+    tpev = sb__conn_tp_events(c);
+    if (events & tpev & (SB_READABLE | SB_WRITABLE))
+        events |= SB_READABLE;
+    if ((events & SB_READABLE) && (tpev & SB__TP_NOWRITE))
+        events |= SB_WRITABLE;
     if ((events & SB_WRITABLE) && c->queued > 0)
         ev_flush(c);
     if ((events & (SB_READABLE | SB_ERROR)) && ev_want_read(c)) {

@@ -427,10 +427,14 @@ static void tp_free(void *state)
     tls_conn_free(state);
 }
 
+/* The read side's wait and the write side's, apart (transport.h): a read
+ * that ended on WANT_READ leaves rwant set until the next read, and a
+ * driver that stopped reading must not be woken by it. A write waiting to
+ * write needs no flag: queued output is watched for writability anyway. */
 static int tp_events(void *state)
 {
     tls_conn *t = state;
-    int ev = t->rwant | t->wwant;
+    int ev = t->rwant;
 
     if (t->held || (!t->dead && !t->drained && SSL_has_pending(t->ssl)))
         ev |= SB__TP_HELD;

@@ -49,12 +49,17 @@ typedef struct sb__transport {
     /* Release state (NULL for the plain transport). */
     void (*free)(void *state);
     /* The rest is NULL for the plain transport. */
-    /* Readiness the transport itself waits for, beyond conn's own
-     * interest: SB_READABLE and/or SB_WRITABLE (a TLS read that must first
-     * write, a write that must first read, a handshake to start), and
-     * SB__TP_HELD when it holds bytes (or an end) to read that no poll of
-     * the socket will report. When the socket reports what it waits for,
-     * the driver tries both reading and writing. */
+    /* What the transport itself waits for, each side on its own: in
+     * SB_READABLE / SB_WRITABLE, what its read path waits for (a TLS read
+     * that must first write, a handshake to start, the next record),
+     * which the driver honours only while it wants to read - a stale
+     * wait of a read nobody will make would wake the driver for bytes it
+     * leaves in the socket, over and over; SB__TP_NOWRITE when its write
+     * path waits for the socket to be readable instead of writable
+     * (honoured only while output is queued); SB__TP_HELD when it holds
+     * bytes (or an end) to read that no poll of the socket will report.
+     * When the socket reports what one side waits for, the driver gives
+     * that side its turn. */
     int (*events)(void *state);
     /* A deadline (ms, sb_now_ms's clock) by which the transport must be
      * ready (the handshake's), INT64_MAX for none. */
@@ -66,8 +71,9 @@ typedef struct sb__transport {
 } sb__transport;
 
 #define SB__TP_HELD 0x100
-/* events(): the write queue cannot move on writability alone (a TLS write
- * waits to read first): watching the socket for it would only spin. */
+/* events(): the write queue moves when the socket is readable, not when it
+ * is writable (a TLS write waits to read first): watching for writability
+ * would only spin. */
 #define SB__TP_NOWRITE 0x200
 
 extern const sb__transport sb__transport_plain;

@@ -10,6 +10,8 @@
  *     connection resumed after a pause (every backend);
  *   - a greeting queued before the client's hello does not spin the
  *     server's wait (blocking driver, poll, select, epoll);
+ *   - a server stopped by backpressure while its peer keeps sending does
+ *     not spin on the readable socket it is not reading;
  *   - a blocking-model server (sb_conn_run_blocking) and a blocking client
  *     session (sb_tls_connect, send_all, recv_some, shutdown);
  *   - truncation: an `eof` message ended by a FIN without close_notify is
@@ -293,6 +295,7 @@ static int counting_poll(struct pollfd *fds, nfds_t n, int timeout)
 typedef struct spin {
     int fd;
     const char *backend; /* NULL: the blocking driver */
+    const sb_handler *h; /* NULL: greet, then echo */
     sb_conn_opts o;
     int err;
 } spin;
@@ -308,15 +311,16 @@ static void spin_close(sb_conn *c, int err, void *app)
 static void *spin_server(void *arg)
 {
     spin *sp = arg;
-    sb_handler h = {.on_open = greet_open, .on_message = srv_msg, .on_close = spin_close, .app = sp};
+    sb_handler g = {.on_open = greet_open, .on_message = srv_msg, .on_close = spin_close, .app = sp};
+    const sb_handler *h = sp->h ? sp->h : &g;
     sb_loop *l;
 
     if (sp->backend == NULL) {
-        sb_conn_run_blocking(sp->fd, &sp->o, &h);
+        sb_conn_run_blocking(sp->fd, &sp->o, h);
         return NULL;
     }
     CHECK_EQ(sb_loop_new(&l, sp->backend), 0);
-    CHECK_EQ(sb_conn_open(l, sp->fd, &sp->o, &h, NULL), 0);
+    CHECK_EQ(sb_conn_open(l, sp->fd, &sp->o, h, NULL), 0);
     CHECK_EQ(sb_loop_run(l), 0);
     sb_loop_free(l);
     return NULL;
@@ -368,6 +372,90 @@ static void test_greeting_before_hello_does_not_spin(void)
          * nothing. Valgrind's own cost blurs that: there, polls only. */
         if (getenv("SB_VALGRIND") == NULL)
             CHECK(cpu_ms < 250);
+    }
+    sb_tls_free(s);
+    sb_tls_free(c);
+}
+
+/* A server that stopped reading (backpressure: its echo is stuck behind a
+ * peer that never reads) while the peer keeps sending: the read that last
+ * ended on WANT_READ must not keep the server watching for readability -
+ * the bytes that make the socket readable are the ones it will not read,
+ * so each wait would return at once. The blocking driver (the threads and
+ * fork models) and the poll backend; epoll is edge-triggered and select
+ * shares poll's level-triggered shape. */
+static int stall_msg(sb_conn *c, const sb_msg *m, void *app)
+{
+    return sb_conn_send(c, 0, m->data, m->len);
+}
+
+static void test_stalled_reader_does_not_spin(void)
+{
+    static const char *const drivers[] = {NULL, "poll", "select"};
+    sb_tls *s = server_ctx(), *c = client_ctx(ca, "localhost");
+
+    for (size_t i = 0; i < sizeof drivers / sizeof *drivers; i++) {
+        sb_handler h = {.on_message = stall_msg, .on_close = spin_close};
+        sb_tls_session *ts;
+        pthread_t t;
+        char chunk[8192], why[256];
+        int sv[2], small = 4096, stuck = 0;
+        spin sp;
+
+        if (drivers[i] && !sb_test_backend_ok(drivers[i]))
+            continue;
+        memset(&sp, 0, sizeof sp);
+        for (size_t k = 0; k < sizeof chunk; k++)
+            chunk[k] = k % 64 == 63 ? '\n' : 'x'; /* lines: the default framing */
+        h.app = &sp;
+        sp.h = &h;
+        sp.backend = drivers[i];
+        sb_conn_opts_default(&sp.o);
+        sp.o.tls = s;
+        sp.o.out_high = 16384;
+        CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        for (int k = 0; k < 2; k++) {
+            setsockopt(sv[k], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+            setsockopt(sv[k], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        }
+        sp.fd = sv[0];
+        real_poll = sb__sys.poll;
+        atomic_store(&polls, 0);
+        CHECK_EQ(pthread_create(&t, NULL, spin_server, &sp), 0);
+        CHECK_EQ(sb_tls_connect(&ts, c, sv[1], "localhost", sb_now_ms() + 5000, why, sizeof why), 0);
+        /* Send, never read, until our writes have been stuck for 200 ms:
+         * the server's echo fills both sockets, it stops reading, and
+         * what we sent last waits in its socket. */
+        for (int turns = 0; turns < 500 && stuck < 20; turns++) {
+            ssize_t w = sb_tls_write(ts, chunk, sizeof chunk);
+            if (w == -EAGAIN) {
+                stuck++;
+                usleep(10 * 1000);
+            } else {
+                CHECK(w > 0);
+                stuck = 0;
+            }
+        }
+        CHECK_EQ(stuck, 20);
+        sb__sys.poll = counting_poll;
+        clockid_t cid;
+        struct timespec c0, c1;
+        CHECK_EQ(pthread_getcpuclockid(t, &cid), 0);
+        CHECK_EQ(clock_gettime(cid, &c0), 0);
+        usleep(300 * 1000);
+        CHECK_EQ(clock_gettime(cid, &c1), 0);
+        long waited = atomic_load(&polls);
+        close(sv[1]); /* the server's writes fail: it ends */
+        pthread_join(t, NULL);
+        sb__sys.poll = real_poll;
+        sb_tls_session_free(ts);
+        long cpu_ms = (long)(c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000;
+        fprintf(stderr, "    %s: %ld polls, %ld ms of CPU in 300 ms stalled\n",
+                drivers[i] ? drivers[i] : "blocking", waited, cpu_ms);
+        /* A runaway loop polls thousands of times; a wait a handful. */
+        CHECK(waited < 20);
+        if (getenv("SB_VALGRIND") == NULL)
+            CHECK(cpu_ms < 150);
     }
     sb_tls_free(s);
     sb_tls_free(c);
@@ -777,6 +865,7 @@ int main(void)
     RUN(test_server_speaks_first);
     RUN(test_handshake_timeout);
     RUN(test_greeting_before_hello_does_not_spin);
+    RUN(test_stalled_reader_does_not_spin);
     RUN(test_held_bytes_after_resume);
     RUN(test_blocking_session);
     RUN(test_truncated_eof_message);
