@@ -59,6 +59,7 @@ struct sb_tls {
     int server;
     int handshake_ms;
     int insecure;
+    int no_host_check;   /* client: no name given means the chain alone */
     int ktls;            /* kernel TLS asked for and offered */
     char *server_name;   /* client: default SNI / verified name */
     unsigned char alpn[64]; /* wire form: length-prefixed names */
@@ -256,14 +257,17 @@ static tls_conn *tls_conn_new(const sb_tls *ctx, int fd)
     return t;
 }
 
-/* Client: the name to send (SNI, host names only) and to verify. */
+/* Client: the name to send (SNI, host names only) and to verify. No name
+ * is SB_ETLSCONF for a verifying client that did not opt out: checking the
+ * chain alone would let any certificate the trust store signed stand in
+ * for any server. */
 static int tls_set_host(tls_conn *t, const sb_tls *ctx, const char *host)
 {
     unsigned char ip[16];
     int is_ip;
 
     if (host == NULL || *host == '\0')
-        return 0;
+        return ctx->insecure || ctx->no_host_check ? 0 : SB_ETLSCONF;
     is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
     if (!is_ip && !SSL_set_tlsext_host_name(t->ssl, host))
         return -ENOMEM;
@@ -323,8 +327,8 @@ static ssize_t tls_put(tls_conn *t, const void *p, size_t n)
     size_t k;
     int rc;
 
-    if (t->dead)
-        return -EPIPE;
+    if (t->dead) /* the error that ended it, if one did (no host name: before any I/O) */
+        return t->final < 0 ? t->final : -EPIPE;
     /* A write that drives the handshake reads too, and may read ahead past
      * it: what it brings in has not been seen by a read. */
     if (!SSL_is_init_finished(t->ssl))
@@ -466,12 +470,19 @@ static const sb__transport tls_transport_ktls = {
 int sb__tls_transport_new(const sb_tls *ctx, int fd, const sb__transport **tp, void **state)
 {
     tls_conn *t = tls_conn_new(ctx, fd);
+    int rc;
 
     if (t == NULL)
         return -ENOMEM;
-    if (!ctx->server && tls_set_host(t, ctx, ctx->server_name) < 0) {
-        tls_conn_free(t);
-        return -ENOMEM;
+    if (!ctx->server && (rc = tls_set_host(t, ctx, ctx->server_name)) < 0) {
+        if (rc != SB_ETLSCONF) {
+            tls_conn_free(t);
+            return rc;
+        }
+        /* No name to verify: the connection's first read ends it with
+         * SB_ETLSCONF (on_close says why), before a byte is sent. */
+        t->dead = t->held = 1;
+        t->final = SB_ETLSCONF;
     }
     /* A client speaks first: its read path starts the handshake as soon
      * as the socket is writable, whether or not the handler writes. */
@@ -676,6 +687,7 @@ int sb_tls_client_new(sb_tls **out, const sb_tls_opts *o, char *why, size_t whyl
     if (t == NULL)
         return -ENOMEM;
     t->insecure = o->insecure;
+    t->no_host_check = o->no_host_check;
     if (o->ca_file ? SSL_CTX_load_verify_locations(t->ctx, o->ca_file, NULL) != 1
                    : SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
         why_set(why, whylen, "CA file", o->ca_file);
@@ -756,8 +768,13 @@ int sb_tls_connect(sb_tls_session **out, const sb_tls *ctx, int fd, const char *
         snprintf(why, whylen, "%s", sb_strerror(-ENOMEM));
         return -ENOMEM;
     }
-    if ((rc = tls_set_host(s->t, ctx, host ? host : ctx->server_name)) < 0)
+    if ((rc = tls_set_host(s->t, ctx, host ? host : ctx->server_name)) < 0) {
+        if (rc == SB_ETLSCONF && why && whylen) {
+            snprintf(why, whylen, "no host name to verify (name the host, or set no_host_check)");
+            why = NULL; /* said: session_why leaves it */
+        }
         goto fail;
+    }
     for (;;) {
         ERR_clear_error();
         if (SSL_do_handshake(s->t->ssl) == 1)

@@ -4,6 +4,8 @@
  *     connections on one loop, over a socketpair, on every backend; the
  *     server sees a clean close (close_notify), both sides verified;
  *   - verification failures name what failed (SB_ETLSVERIFY, SB_ETLSHOST);
+ *     a verifying client with no host name fails (SB_ETLSCONF) unless it
+ *     opts out with no_host_check;
  *   - a server that speaks first to a client whose handler writes nothing;
  *   - the handshake timeout, under the loop and the blocking driver;
  *   - bytes read ahead by the engine, with the socket empty, reach a
@@ -667,6 +669,48 @@ static void test_blocking_session(void)
     sb_tls_free(c);
 }
 
+/* A verifying client with no host name fails rather than checking the
+ * chain alone (which any certificate of the trust store passes, whatever
+ * its name); no_host_check opts out. Sessions and connections alike. */
+static void test_host_name_required(void)
+{
+    sb_tls *s = server_ctx(), *c = client_ctx(ca, NULL), *chain;
+    sb_tls_session *ts;
+    sb_tls_opts o;
+    pthread_t t;
+    char why[256] = "", x;
+    blk b;
+    int sv[2], fd;
+    pair p;
+
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(sb_tls_connect(&ts, c, sv[1], NULL, sb_now_ms() + 5000, why, sizeof why), SB_ETLSCONF);
+    CHECK(ts == NULL && strstr(why, "no host name") != NULL);
+    CHECK_EQ(recv(sv[0], &x, 1, MSG_DONTWAIT), -1); /* not a byte of a hello went */
+    CHECK_EQ(errno, EAGAIN);
+    close(sv[0]);
+    close(sv[1]);
+
+    run_pair("poll", s, c, 10, &p);
+    CHECK_EQ(p.client_err, SB_ETLSCONF);
+    CHECK(!p.got_small && p.server_msgs == 0);
+
+    sb_tls_opts_default(&o);
+    o.ca_file = ca;
+    o.no_host_check = 1;
+    CHECK_EQ(sb_tls_client_new(&chain, &o, why, sizeof why), 0);
+    start_blk(&b, &t, s, "line", &fd);
+    CHECK_EQ(sb_tls_connect(&ts, chain, fd, NULL, sb_now_ms() + 5000, why, sizeof why), 0);
+    CHECK_EQ(sb_tls_shutdown(ts, sb_now_ms() + 5000), 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(b.err, 0);
+    sb_tls_session_free(ts);
+    close(fd);
+    sb_tls_free(chain);
+    sb_tls_free(s);
+    sb_tls_free(c);
+}
+
 /* An `eof` exchange: the end is the message's length, so an end without
  * close_notify must not deliver it; with close_notify it is answered. */
 static void test_truncated_eof_message(void)
@@ -868,6 +912,7 @@ int main(void)
     RUN(test_stalled_reader_does_not_spin);
     RUN(test_held_bytes_after_resume);
     RUN(test_blocking_session);
+    RUN(test_host_name_required);
     RUN(test_truncated_eof_message);
     RUN(test_read_fills_across_records);
     RUN(test_client_sees_truncation);

@@ -15,7 +15,8 @@
  *
  * Policy, not options: TLS 1.2 is the oldest version spoken; renegotiation
  * is refused; a client verifies the server's certificate chain and its
- * host name unless told `insecure`; a graceful close sends close_notify;
+ * host name unless told `insecure`, and a client with no name to verify
+ * fails (SB_ETLSCONF) unless told `no_host_check`; a graceful close sends close_notify;
  * an end of stream without close_notify, where only the end marks the
  * length (`eof` framing, a stream read to its end), is SB_ETLSTRUNC.
  *
@@ -47,9 +48,15 @@ typedef struct sb_tls_opts {
                                  *   of these (mutual TLS), NULL: no client certificates;
                                  *   client: trust these instead of the system store */
     const char *server_name;    /**< client: SNI and the name the certificate must match,
-                                 *   for connections of sb_conn_opts (sessions name their own) */
+                                 *   for connections of sb_conn_opts (sessions name their own);
+                                 *   a verifying client connection without one closes with
+                                 *   SB_ETLSCONF before its handshake (see no_host_check) */
     const char *alpn;           /**< protocol offered / selected, e.g. "http/1.1"; NULL: none */
     int insecure;               /**< client: skip certificate and host name verification */
+    int no_host_check;          /**< client: where no host name is given, verify the chain
+                                 *   alone - any certificate the trust store signed passes,
+                                 *   whatever its name. Without it a missing name is an
+                                 *   error (SB_ETLSCONF), never a silent chain-only check */
     int handshake_timeout_ms;   /**< a handshake not done by then closes the connection
                                  *   (-ETIMEDOUT); 0: 10000 */
     int ktls;                   /**< server: use kernel TLS for sendfile where the kernel
@@ -86,8 +93,9 @@ const char *sb_tls_sendfile_mode(const sb_tls *t);
 
 /** Client: TLS over the connected socket fd (not owned, left open by
  * sb_tls_session_free), for host (SNI and the name verified; NULL: the
- * context's server_name; neither: the chain alone is verified, which any
- * certificate the trust store signed passes - name the host). The handshake runs now, waiting in poll until
+ * context's server_name; neither: SB_ETLSCONF, "no host name to verify",
+ * unless the context was made `insecure` or `no_host_check`). The
+ * handshake runs now, waiting in poll until
  * deadline (sb_now_ms() + ms, or SB_NO_DEADLINE). Returns 0 with *out, or
  * SB_ETLSVERIFY / SB_ETLSHOST / SB_ETLS / -ETIMEDOUT / -errno, with the
  * reason in why ("certificate verify failed: self-signed certificate"). */
