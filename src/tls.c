@@ -61,6 +61,7 @@ struct sb_tls {
     int insecure;
     int no_host_check;   /* client: no name given means the chain alone */
     int ktls;            /* kernel TLS asked for and offered */
+    int ktls_missing;    /* kernel TLS asked for, the tls module not loaded */
     char *server_name;   /* client: default SNI / verified name */
     unsigned char alpn[64]; /* wire form: length-prefixed names */
     unsigned alpn_len;
@@ -520,6 +521,8 @@ void sb_tls_opts_default(sb_tls_opts *o)
 
 const char *sb_tls_sendfile_mode(const sb_tls *t)
 {
+    if (t->ktls_missing)
+        return "read+SSL_write (kernel TLS asked for: the tls module is not loaded)";
     return t->ktls ? "ktls" : "read+SSL_write";
 }
 
@@ -566,7 +569,9 @@ static int alpn_encode(sb_tls *t, const char *list)
     return 0;
 }
 
-/* What kernel TLS needs: the kernel's tls module (its ULP is listed). */
+/* What kernel TLS needs: the kernel's tls module (its ULP is listed). The
+ * kernel loads it on first use only for a caller with CAP_NET_ADMIN, so an
+ * unlisted module means no kernel TLS here; the mode text says so. */
 static int ktls_offered(void)
 {
     char buf[256] = "";
@@ -670,6 +675,8 @@ int sb_tls_server_new(sb_tls **out, const sb_tls_opts *o, char *why, size_t whyl
     if (o->ktls && ktls_offered()) {
         SSL_CTX_set_options(t->ctx, SSL_OP_ENABLE_KTLS);
         t->ktls = 1;
+    } else if (o->ktls) {
+        t->ktls_missing = 1;
     }
     *out = t;
     return 0;
@@ -782,7 +789,9 @@ int sb_tls_connect(sb_tls_session **out, const sb_tls *ctx, int fd, const char *
         rc = tls_result(s->t, 0, &want);
         if (rc == -EAGAIN)
             rc = session_wait(s->t, want, deadline);
-        if (rc < 0 || (rc == 0 && s->t->dead))
+        else if (rc == 0) /* the peer ended (close_notify, or not even that) mid-handshake */
+            goto fail;
+        if (rc < 0)
             goto fail;
     }
     s->t->hs_deadline = INT64_MAX;
@@ -815,6 +824,8 @@ ssize_t sb_tls_send_all(sb_tls_session *s, const void *p, size_t n, int64_t dead
 
 ssize_t sb_tls_recv_some(sb_tls_session *s, void *p, size_t n, int64_t deadline)
 {
+    if (n == 0)
+        return 0; /* as recv(2): nothing asked, nothing waited for */
     for (;;) {
         ssize_t r = tls_fill(s->t, p, n);
         if (r == 0 && s->t->unclean)

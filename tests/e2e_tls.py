@@ -398,6 +398,9 @@ def sendfile_mode_logged():
                              "--tls-ktls") as srv:
         err = srv.stderr_text()
         assert "sendfile via ktls" in err or "sendfile via read+SSL_write" in err, err
+        with open("/proc/sys/net/ipv4/tcp_available_ulp") as f:
+            if "tls" not in f.read():  # asked for and absent: the log says why
+                assert "tls module is not loaded" in err, err
         r = subprocess.run(["curl", "-sS", "--cacert", p("ca.pem"),
                             f"https://localhost:{srv.addr[1]}/big.bin"], capture_output=True,
                            timeout=20)

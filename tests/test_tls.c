@@ -16,6 +16,7 @@
  *     not spin on the readable socket it is not reading;
  *   - a blocking-model server (sb_conn_run_blocking) and a blocking client
  *     session (sb_tls_connect, send_all, recv_some, shutdown);
+ *   - a close_notify in the handshake ends sb_tls_connect at once (SB_ETLS);
  *   - truncation: an `eof` message ended by a FIN without close_notify is
  *     SB_ETLSTRUNC, not a message; a client reading to the end of a stream
  *     cut the same way gets SB_ETLSTRUNC after the bytes;
@@ -653,6 +654,7 @@ static void test_blocking_session(void)
     start_blk(&b, &t, s, "line", &fd);
     CHECK_EQ(sb_tls_connect(&ts, c, fd, "localhost", sb_now_ms() + 5000, why, sizeof why), 0);
     CHECK(strncmp(sb_tls_session_version(ts), "TLSv1.", 6) == 0);
+    CHECK_EQ(sb_tls_recv_some(ts, buf, 0, sb_now_ms() + 5000), 0); /* at once, no wait */
     CHECK_EQ(sb_tls_send_all(ts, "one\ntwo\n", 8, sb_now_ms() + 5000), 8);
     while (got < 8 && (n = sb_tls_recv_some(ts, buf + got, sizeof buf - got, sb_now_ms() + 5000)) > 0)
         got += n;
@@ -708,6 +710,43 @@ static void test_host_name_required(void)
     close(fd);
     sb_tls_free(chain);
     sb_tls_free(s);
+    sb_tls_free(c);
+}
+
+/* A peer that answers the hello with a close_notify alert: the handshake
+ * ends there with an error, at once, not in a loop until the deadline or
+ * forever (ZERO_RETURN is no wait). */
+static void *notify_peer(void *arg)
+{
+    static const unsigned char alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00};
+    int fd = *(int *)arg;
+    char hello[4096];
+
+    CHECK(read(fd, hello, sizeof hello) > 0);
+    CHECK_EQ(write(fd, alert, sizeof alert), (ssize_t)sizeof alert);
+    return NULL;
+}
+
+static void test_close_notify_in_handshake(void)
+{
+    sb_tls *c = client_ctx(ca, "localhost");
+    sb_tls_session *ts;
+    pthread_t t;
+    char why[256] = "";
+    int sv[2];
+    int64_t t0;
+
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(pthread_create(&t, NULL, notify_peer, &sv[0]), 0);
+    alarm(20); /* a spinning handshake fails the test, not hangs it */
+    t0 = sb_now_ms();
+    CHECK_EQ(sb_tls_connect(&ts, c, sv[1], NULL, t0 + 3000, why, sizeof why), SB_ETLS);
+    alarm(0);
+    CHECK(sb_now_ms() - t0 < 2000); /* not the deadline's -ETIMEDOUT either */
+    CHECK(strstr(why, "closed during the TLS handshake") != NULL);
+    pthread_join(t, NULL);
+    close(sv[0]);
+    close(sv[1]);
     sb_tls_free(c);
 }
 
@@ -893,6 +932,11 @@ static void test_errors_and_config(void)
     CHECK_EQ(sb_tls_server_new(&t, &o, why, sizeof why), 0);
     CHECK(strcmp(sb_tls_sendfile_mode(t), "read+SSL_write") == 0);
     sb_tls_free(t);
+    o.ktls = 1; /* offered, or the mode says why not */
+    CHECK_EQ(sb_tls_server_new(&t, &o, why, sizeof why), 0);
+    CHECK(strcmp(sb_tls_sendfile_mode(t), "ktls") == 0 ||
+          strstr(sb_tls_sendfile_mode(t), "tls module is not loaded") != NULL);
+    sb_tls_free(t);
     CHECK(strcmp(sb_strerror(SB_ETLSVERIFY), "certificate verify failed") == 0);
     CHECK(strcmp(sb_strerror(SB_ETLSHOST), "host name mismatch") == 0);
 }
@@ -913,6 +957,7 @@ int main(void)
     RUN(test_held_bytes_after_resume);
     RUN(test_blocking_session);
     RUN(test_host_name_required);
+    RUN(test_close_notify_in_handshake);
     RUN(test_truncated_eof_message);
     RUN(test_read_fills_across_records);
     RUN(test_client_sees_truncation);

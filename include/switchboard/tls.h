@@ -61,7 +61,10 @@ typedef struct sb_tls_opts {
                                  *   (-ETIMEDOUT); 0: 10000 */
     int ktls;                   /**< server: use kernel TLS for sendfile where the kernel
                                  *   offers it (then that connection's socket I/O bypasses
-                                 *   the library's system-call table) */
+                                 *   the library's system-call table, and goes through
+                                 *   OpenSSL's socket BIO, which sends without
+                                 *   MSG_NOSIGNAL: the process must ignore SIGPIPE, as
+                                 *   sb_server does) */
 } sb_tls_opts;
 
 /** 1 if this build has TLS, else 0. */
@@ -88,7 +91,9 @@ int sb_tls_client_new(sb_tls **out, const sb_tls_opts *o, char *why, size_t whyl
 void sb_tls_free(sb_tls *t);
 
 /** What a server context uses for sendfile: "ktls" (kernel TLS offered and
- * asked for) or "read+SSL_write". Decided when the context is made. */
+ * asked for) or "read+SSL_write", followed by the reason in parentheses
+ * when kernel TLS was asked for and the kernel's tls module is not
+ * loaded. Decided when the context is made. */
 const char *sb_tls_sendfile_mode(const sb_tls *t);
 
 /** Client: TLS over the connected socket fd (not owned, left open by
@@ -106,7 +111,8 @@ int sb_tls_connect(sb_tls_session **out, const sb_tls *t, int fd, const char *ho
 ssize_t sb_tls_send_all(sb_tls_session *s, const void *p, size_t n, int64_t deadline);
 
 /** Receive up to n bytes (like sb_recv_some): the count, 0 after the peer's
- * close_notify, SB_ETLSTRUNC when the stream ended without one. */
+ * close_notify, SB_ETLSTRUNC when the stream ended without one. n == 0
+ * returns 0 at once, reading and waiting for nothing. */
 ssize_t sb_tls_recv_some(sb_tls_session *s, void *p, size_t n, int64_t deadline);
 
 /** Non-blocking send for a session on a non-blocking socket (a load
