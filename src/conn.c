@@ -432,11 +432,6 @@ void sb__conn_goodbye(sb_conn *c)
         c->tp->shutdown(c->tp_state, c->fd);
 }
 
-int sb__conn_tp_events(const sb_conn *c)
-{
-    return c->tp->events ? c->tp->events(c->tp_state) : 0;
-}
-
 void sb__conn_close_err(sb_conn *c, int err, int graceful)
 {
     if (sb__conn_foreign(c)) {

@@ -57,6 +57,7 @@
 #include "switchboard/sock.h"
 #include "list.h"
 #include "loop_int.h"
+#include "transport.h"
 
 struct sb__transport;
 
@@ -322,8 +323,13 @@ void sb__conn_set_linger0(int fd);
 int64_t sb__conn_deadline(const sb_conn *c);
 int sb__conn_min_timeout(const sb_conn_opts *o);
 void sb__conn_goodbye(sb_conn *c);
-/* What the transport waits for itself (transport.h's events; 0: nothing). */
-int sb__conn_tp_events(const sb_conn *c);
+/* What the transport waits for itself (transport.h's events; 0: nothing).
+ * Inline: the plain transport has no hook, and this is asked on every
+ * update of a connection's watch. */
+static inline int sb__conn_tp_events(const sb_conn *c)
+{
+    return c->tp->events ? c->tp->events(c->tp_state) : 0;
+}
 
 /* conn_queue.c */
 void sb__queue_clear(sb_conn *c);
