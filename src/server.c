@@ -1318,6 +1318,10 @@ static void fork_child(sb_server *s, int fd)
         sb__sys.close(s->spare_fd);
     sb__sys.close(s->pipe[0]);
     sb__sys.close(s->pipe[1]);
+    /* The exporter's listener too: a child holding it would keep the
+     * metrics port bound after the parent exits, and a restart could not
+     * bind --metrics while old connections finish. */
+    sb__exporter_close_child(s->exporter);
     sb__conn_run_blocking(fd, -1, &s->o.conn, s->h, &ow);
     _exit(0);
 }
