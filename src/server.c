@@ -51,8 +51,9 @@ typedef struct sb__worker {
     int draining;              /* stop began on this loop */
     int run_rc;                /* what its loop returned */
     uint64_t active;           /* connections open on this loop (plus PROXY waits) */
-    uint64_t incoming;         /* atomic: connections handed to this worker, not yet taken */
+    uint64_t incoming;         /* atomic: hand-offs posted, not yet taken; | SB_SHUT once closed */
     int done;                  /* its loop has returned: a hand-off now is closed */
+    int cut;                   /* the drain's grace is over */
     sb__conn_owner owner;
     sb_timer accept_timer;     /* resumes accepting after a pause */
     sb_timer grace_timer;      /* ends the drain */
@@ -654,13 +655,39 @@ static void ev_count_end(sb__stats *st, int err)
     sb__stat_add(v, 1);
 }
 
+/* Hand-offs and the end of a drain. A worker's loop may return only when
+ * no connection is open on it and none is on its way to it: a hand-off
+ * posted to a loop that has returned would run in sb_loop_free (closed
+ * unanswered) or, posted in the loop's last turn, open a connection that
+ * nothing will ever serve or close. So a draining worker with nothing open
+ * closes its door by one compare-and-swap of incoming from 0 to SB_SHUT,
+ * and a hand-off is posted only after incrementing incoming while SB_SHUT
+ * is clear (ev_dispatch): the two are ordered on one word, so either the
+ * hand-off is counted first (the worker waits for it and serves it) or
+ * the door is shut first (the sender serves the connection itself). The
+ * bit also makes a shut worker's load look enormous: ev_pick never picks
+ * it. */
+#define SB_SHUT (1ull << 62)
+
+static void ev_maybe_stop(sb__worker *w)
+{
+    uint64_t zero = 0;
+
+    if (w->draining && w->active == 0 &&
+        __atomic_compare_exchange_n(&w->incoming, &zero, SB_SHUT, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED)) {
+        sb_timer_stop(w->loop, &w->grace_timer);
+        sb_loop_stop(w->loop);
+    }
+}
+
 static void ev_active(sb__worker *w, int delta)
 {
     w->active += (uint64_t)(int64_t)delta;
     count(&w->s->active, delta);
     __atomic_store_n(&w->stats.open, w->active, __ATOMIC_RELAXED);
-    if (delta < 0 && w->draining && w->active == 0)
-        sb_loop_stop(w->loop);
+    if (delta < 0)
+        ev_maybe_stop(w);
 }
 
 /* The worker's connections are its loop's: sb_conn_walk lists them. */
@@ -730,12 +757,19 @@ static void ev_handed(sb_loop *l, void *ud)
     handoff *h = ud;
     sb__worker *w = h->w;
 
-    __atomic_sub_fetch(&w->incoming, 1, __ATOMIC_RELAXED);
-    if (w->done)
-        sb__sys.close(h->fd); /* run by sb_loop_free: the worker has ended */
-    else
+    __atomic_sub_fetch(&w->incoming, 1, __ATOMIC_ACQ_REL);
+    if (w->done || w->cut) {
+        /* The loop failed, or never ran (sb_loop_free runs this), or the
+         * drain's grace is over: cut like every other connection. */
+        count(&w->s->refused, 1);
+        srv_log(w->s, "connection closed: handed to a worker that has stopped");
+        sb__sys.close(h->fd);
+    } else {
         ev_take(w, h->fd);    /* draining or not: it was accepted, it is served */
+    }
     sb__free(h);
+    if (!w->done)
+        ev_maybe_stop(w);
 }
 
 static uint64_t ev_load(sb__worker *w)
@@ -762,6 +796,19 @@ static sb__worker *ev_pick(sb__worker *w)
     return mine > min + SB_BALANCE_SLACK(min) ? best : w;
 }
 
+/* Count a hand-off to w unless w has shut its door (see SB_SHUT). */
+static int ev_expect(sb__worker *w)
+{
+    uint64_t v = __atomic_load_n(&w->incoming, __ATOMIC_RELAXED);
+
+    do {
+        if (v & SB_SHUT)
+            return 0;
+    } while (!__atomic_compare_exchange_n(&w->incoming, &v, v + 1, 1, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    return 1;
+}
+
 static void ev_dispatch(sb__worker *w, int fd)
 {
     sb__worker *to = ev_pick(w);
@@ -772,10 +819,13 @@ static void ev_dispatch(sb__worker *w, int fd)
         (h = sb__malloc(sizeof(*h))) != NULL) {
         h->w = to;
         h->fd = fd;
-        __atomic_add_fetch(&to->incoming, 1, __ATOMIC_RELAXED);
-        if (sb_loop_post(l, ev_handed, h) == 0)
-            return;
-        __atomic_sub_fetch(&to->incoming, 1, __ATOMIC_RELAXED);
+        if (ev_expect(to)) {
+            if (sb_loop_post(l, ev_handed, h) == 0)
+                return;
+            /* Not posted: the count goes back. A draining target left
+             * waiting at zero is ended by its grace timer. */
+            __atomic_sub_fetch(&to->incoming, 1, __ATOMIC_ACQ_REL);
+        }
         sb__free(h);
     }
     ev_take(w, fd);
@@ -939,9 +989,9 @@ static void ev_grace_over(sb_loop *l, sb_timer *t)
 
     while (!sb__link_empty(&w->pending))
         px_end(SB__CONTAINER(w->pending.next, sb__pending, link), 0);
+    w->cut = 1;
     sb_conn_walk(l, cut_one, NULL);
-    if (w->active == 0)
-        sb_loop_stop(l);
+    ev_maybe_stop(w);
 }
 
 /* Stop on this worker: take every connection already queued on its own
@@ -967,10 +1017,9 @@ static void ev_begin_stop(sb__worker *w)
         }
     }
     sb_conn_walk(w->loop, drain_one, NULL);
-    if (w->active == 0)
-        sb_loop_stop(w->loop);
-    else
-        sb_timer_start(w->loop, &w->grace_timer, s->o.grace_ms);
+    /* The timer also bounds the wait for hand-offs already on their way. */
+    sb_timer_start(w->loop, &w->grace_timer, s->o.grace_ms);
+    ev_maybe_stop(w);
 }
 
 static void ev_wakeup(sb_loop *l, void *ud)
@@ -1013,6 +1062,8 @@ static void *worker_main(void *arg)
     sb__worker *w = arg;
 
     w->run_rc = sb_loop_run(w->loop);
+    /* Returned on an error perhaps, not drained: no hand-off from now on. */
+    __atomic_fetch_or(&w->incoming, SB_SHUT, __ATOMIC_ACQ_REL);
     w->done = 1;
     if (w->run_rc < 0)
         sb_server_stop(w->s); /* one worker failing ends the server */

@@ -6,6 +6,7 @@
  * busy with a client that keeps sending ends itself on a stop. The
  * server runs on the main thread, clients on a second one. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -737,6 +738,91 @@ static void test_stop_races_connection_ends(void)
     sb_server_free(j.s);
 }
 
+/* Stop while connections are being handed between workers. A burst of
+ * connections on a listener two workers share makes the one that wakes
+ * accept a batch and hand the excess to the other (ev_dispatch), while a
+ * stop lands at a varying point of the burst. Whatever the interleaving,
+ * every connection is either answered or closed (never left open with no
+ * one serving it), and no descriptor outlives the server. */
+#define HANDOFF_CONNS 48
+#define HANDOFF_CYCLES 30
+
+typedef struct {
+    client_job *j;
+    int stop_after;            /* connections dialled before the stop */
+    int hung;                  /* neither answered nor closed in time */
+} handoff_job;
+
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+static void *handoff_client(void *p)
+{
+    handoff_job *hj = p;
+    int fds[HANDOFF_CONNS];
+    uint8_t req[8] = {0, 0, 0, 4, 'p', 'i', 'n', 'g'}, b[8];
+
+    for (int i = 0; i < HANDOFF_CONNS; i++) {
+        if (i == hj->stop_after)
+            sb_server_stop(hj->j->s);
+        fds[i] = sb_dial(hj->j->addr, 2000);
+        if (fds[i] >= 0 && send(fds[i], req, sizeof(req), MSG_NOSIGNAL) < 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    for (int i = 0; i < HANDOFF_CONNS; i++) {
+        if (fds[i] < 0)
+            continue;
+        /* An answer (8 bytes) or an end (0, or a reset) - not silence. */
+        int64_t end = sb_now_ms() + 3000;
+        size_t have = 0;
+        for (;;) {
+            ssize_t n = sb_recv_some(fds[i], b + have, sizeof(b) - have, end);
+            if (n <= 0 || (have += (size_t)n) == sizeof(b)) {
+                if (n == -ETIMEDOUT)
+                    hj->hung++;
+                break;
+            }
+        }
+        close(fds[i]);
+    }
+    return NULL;
+}
+
+static void test_stop_while_handing_off(void)
+{
+    int base = count_fds();
+
+    for (int c = 0; c < HANDOFF_CYCLES; c++) {
+        sb_server_opts o;
+        client_job j;
+        handoff_job hj = {&j, 1 + c % (HANDOFF_CONNS - 1), 0};
+        pthread_t t;
+
+        memset(&j, 0, sizeof(j));
+        sb_server_opts_default(&o);
+        o.listen = "127.0.0.1:0";
+        o.workers = 2;
+        o.grace_ms = 1000;
+        CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
+        CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+        CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+        CHECK_EQ(pthread_create(&t, NULL, handoff_client, &hj), 0);
+        CHECK_EQ(sb_server_run(j.s), 0);
+        pthread_join(t, NULL);
+        sb_server_free(j.s);
+        CHECK_EQ(hj.hung, 0);
+        CHECK_EQ(count_fds(), base);
+    }
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -763,6 +849,7 @@ int main(void)
     RUN(test_stop_names_no_closed_fd);
     RUN(test_fork_child_names_no_closed_fd);
     RUN(test_stop_races_connection_ends);
+    RUN(test_stop_while_handing_off);
     RUN(test_fork_stop_wakes_busy_child);
     RUN(test_signal_before_run);
     RUN(test_signals_one_server);
