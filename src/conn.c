@@ -447,6 +447,13 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful)
     sb__conn_kick(c);
 }
 
+int sb__conn_tls_done(const sb_conn *c)
+{
+    if (c->tp->deadline == NULL)
+        return 0;
+    return c->tp->deadline(c->tp_state) == INT64_MAX ? 1 : -1;
+}
+
 /* Bytes the peer sent that no read has taken yet: in the socket, or held
  * by the transport (TLS records decrypted ahead). They were sent before
  * our FIN: a request among them must be read and answered, not lost to a

@@ -10,6 +10,7 @@
   received, connections accepted; errors and sheds are counted by cause
   (malformed, timeout, out-cap, EMFILE - where 4 workers out of descriptors
   serve or shed every one of 200 connections, leaving none in a queue).
+  TLS handshakes are counted (ok, failed), TLS errors under cause "tls".
   Silent connections to the metrics port do not hold up a scrape; a fork
   child holds none of the exporter's descriptors.
 - SIGTERM drains: an idle connection is closed at once, a message under way
@@ -428,6 +429,42 @@ def check_metrics_fork_child():
         s.close()
 
 
+def check_metrics_tls():
+    """TLS handshakes counted (completed, failed) and TLS errors under
+    their own cause, not "other"."""
+    import ssl
+    with tempfile.TemporaryDirectory() as d:
+        key, cert = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
+        with sbtest.start_server(BIN, "--tls-cert", cert, "--tls-key", key,
+                                 "--metrics", "127.0.0.1:0") as srv:
+            maddr = metrics_addr(srv)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with ctx.wrap_socket(srv.connect(), server_hostname="localhost") as t:
+                t.sendall(b"a\n")
+                eq(recv_msgs(t, LINE.decoder(), 1), [b"a"], "echo over TLS")
+            bad = srv.connect()
+            bad.sendall(b"GET / HTTP/1.1\r\n\r\n")  # not a ClientHello
+            closed_unanswered(bad)
+            bad.close()
+
+            def counted():
+                m = scrape(maddr)
+                return m if total(m, "switchboard_tls_handshakes_total", result="ok") == 1 and \
+                    total(m, "switchboard_tls_handshakes_total", result="failed") == 1 else None
+            m = sbtest.wait_until(counted, 5)
+            if not m:
+                m = scrape(maddr)
+                raise AssertionError("tls_handshakes_total: " + repr(
+                    {k: v for k, v in m.items() if "tls" in k[0] or "errors" in k[0]}))
+            eq(total(m, "switchboard_connection_errors_total", cause="tls"), 1, "errors{cause=tls}")
+            eq(total(m, "switchboard_connection_errors_total", cause="other"), 0, "errors{cause=other}")
+
+
 def check_metrics_stalled():
     """Silent connections to the metrics port do not hold up a scrape."""
     with sbtest.start_server(BIN, "--metrics", "127.0.0.1:0") as srv:
@@ -720,6 +757,7 @@ r.check("metrics: counters agree with bench -n --json", check_metrics_vs_bench)
 r.check("metrics: errors by cause (malformed, timeout); other paths 404", check_metrics_errors)
 r.check("metrics: EMFILE sheds counted", check_metrics_emfile)
 r.check("metrics: a fork child holds no exporter descriptor", check_metrics_fork_child)
+r.check("metrics: TLS handshakes (ok, failed) and TLS errors by cause", check_metrics_tls)
 r.check("metrics: silent connections do not hold up a scrape", check_metrics_stalled)
 r.check("SIGTERM drains: idle closed, in-flight finished, silent cut, exit 0 in time", check_drain)
 r.check("restart with --reuseport: no refused connection, no lost request", check_restart)
