@@ -442,9 +442,32 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful)
     sb__conn_kick(c);
 }
 
+int sb__conn_tls_done(const sb_conn *c)
+{
+    if (c->tp->deadline == NULL)
+        return 0;
+    return c->tp->deadline(c->tp_state) == INT64_MAX ? 1 : -1;
+}
+
+/* Bytes the peer sent that no read has taken yet: in the socket, or held
+ * by the transport (TLS records decrypted ahead). They were sent before
+ * our FIN: a request among them must be read and answered, not lost to a
+ * close. (A TLS close_notify counts too; the read then finds the end.) */
+static int conn_unread(const sb_conn *c)
+{
+    int n = 0;
+
+    if (sb__conn_tp_events(c) & SB__TP_HELD)
+        return 1;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
+/* Idle (nothing in `in`, a message delivered, nothing unread): close now.
+ * Else finish the message under way (or the first one) and close after
+ * its replies. */
 void sb__conn_drain(sb_conn *c)
 {
-    if (sb_buf_len(&c->in) == 0 && (c->flags & F_GOTMSG))
+    if (sb_buf_len(&c->in) == 0 && (c->flags & F_GOTMSG) && !conn_unread(c))
         conn_mark_close(c, 0, 1);
     else
         c->flags |= F_DRAIN;

@@ -50,6 +50,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <sys/socket.h>
 
 #include "switchboard/buf.h"
@@ -65,13 +66,22 @@ struct sb__transport;
  * read by any (the metrics exporter) - relaxed atomic loads and stores, no
  * read-modify-write, no lock. Aligned so that two workers never share a
  * cache line. */
+/* One worker's counters. Lines by who touches them how often: the first
+ * is written on every message; open has a line of its own, because every
+ * other worker reads it on every accept (ev_pick) and a write per message
+ * next to it would make each of those reads a miss. */
 typedef struct sb__stats {
-    uint64_t msgs_in, bytes_in, msgs_out, bytes_out;
-    uint64_t accepted, open;
+    uint64_t msgs_in, bytes_in, msgs_out, bytes_out; /* per message */
+    uint64_t accepted;                /* connections this worker served (adopted) */
     uint64_t shed_emfile, shed_cap;   /* refused at accept */
-    uint64_t err_outcap, err_timeout, err_malformed, err_reset, err_other; /* closes by cause */
+    uint64_t err_outcap, err_timeout, err_malformed, err_reset, err_tls, err_other; /* closes by cause */
     uint64_t proxy_bad;               /* no valid PROXY header */
+    uint64_t tls_ok, tls_failed;      /* TLS connections ended with / without a completed handshake */
+    uint64_t open __attribute__((aligned(64))); /* connections open now */
 } __attribute__((aligned(64))) sb__stats;
+
+_Static_assert(offsetof(sb__stats, open) % 64 == 0 && sizeof(sb__stats) - offsetof(sb__stats, open) == 64,
+               "sb__stats.open must sit alone on its cache line");
 
 /* The owner thread adds n: a plain load and store (the thread is the only
  * writer), atomic so that the exporter's concurrent load is no data race. */
@@ -136,6 +146,10 @@ void sb__conn_set_transport(sb_conn *c, const struct sb__transport *tp, void *st
  * closes once that message is delivered. Replies are flushed before the
  * close either way; the server's grace timer bounds the wait. */
 void sb__conn_drain(sb_conn *c);
+/* 0: not TLS; 1: TLS, the handshake completed; -1: TLS, it did not (yet).
+ * Cheap (no engine call); valid until the connection is freed, so in its
+ * owner's gone callback too. */
+int sb__conn_tls_done(const sb_conn *c);
 
 /* Begin a close with reason err (graceful: flush first). Safe from any
  * thread while the connection is alive: from a foreign thread it only

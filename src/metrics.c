@@ -4,12 +4,16 @@
  * Why a thread and not a worker's loop: a scrape then never takes a turn
  * from a worker (whose latency the scrape is meant to measure), works when
  * every worker is saturated, and needs no connection machinery - the
- * exchange is one short request and one response, so plain blocking I/O
- * with a poll timeout is the simplest correct code. The counters it reads
+ * exchange is one short request and one response. The counters it reads
  * are the workers' own (relaxed atomic loads of single-writer counters:
  * see sb__stats), so the scrape adds no lock and no shared write to the
- * message path. One scrape at a time: a scraper that stalls is cut after
- * SB_SCRAPE_MS. */
+ * message path.
+ *
+ * Up to SB_SCRAPE_CLIENTS connections are served at once from one poll
+ * set, every socket non-blocking: a scraper that stalls (silent, or not
+ * reading its response) holds only its own slot, until SB_SCRAPE_MS or
+ * until a new connection needs the slot more (the oldest still reading
+ * its request is dropped), never the scrapes of others. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -24,8 +28,20 @@
 #include "metrics_int.h"
 #include "sys.h"
 
-#define SB_SCRAPE_MS 2000
-#define SB_SCRAPE_REQ 4096 /* request bytes read at most */
+#define SB_SCRAPE_MS 2000     /* a scrape (request and response) ends by then */
+#define SB_SCRAPE_REQ 4096    /* request bytes read at most */
+#define SB_SCRAPE_CLIENTS 8   /* connections served at once */
+
+/* One scrape connection: the request read into req, then the response
+ * (out, owned) written from off. */
+struct sb__scrape {
+    int fd;            /* -1: slot free */
+    int64_t end;       /* the deadline */
+    size_t have;       /* request bytes in req */
+    char *out;         /* the response, NULL while reading */
+    size_t len, off;
+    char req[SB_SCRAPE_REQ + 1];
+};
 
 struct sb__exporter {
     const sb_server *s;
@@ -36,6 +52,7 @@ struct sb__exporter {
     char where[160];
     char *body;        /* the last exposition, grown as needed */
     size_t cap;
+    struct sb__scrape c[SB_SCRAPE_CLIENTS];
 };
 
 int sb__exporter_new(struct sb__exporter **out, const char *addr, const sb_server *s)
@@ -47,6 +64,8 @@ int sb__exporter_new(struct sb__exporter **out, const char *addr, const sb_serve
         return -ENOMEM;
     e->s = s;
     e->pipe[0] = e->pipe[1] = -1;
+    for (int i = 0; i < SB_SCRAPE_CLIENTS; i++)
+        e->c[i].fd = -1;
     e->lfd = sb_listen(addr, 16);
     if (e->lfd < 0) {
         rc = e->lfd;
@@ -74,49 +93,6 @@ const char *sb__exporter_address(const struct sb__exporter *e)
     return e->where;
 }
 
-/* Read the request line (up to the blank line or SB_SCRATCH bytes) within
- * the deadline. Returns 1 for GET /metrics, 0 for anything else, -1 when
- * the client failed to send a request in time. */
-static int read_request(int fd)
-{
-    char req[SB_SCRAPE_REQ + 1];
-    size_t have = 0;
-    int64_t end = sb_now_ms() + SB_SCRAPE_MS;
-
-    while (have < SB_SCRAPE_REQ) {
-        struct pollfd p = {fd, POLLIN, 0};
-        int64_t left = end - sb_now_ms();
-        ssize_t n;
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-            return -1;
-        n = recv(fd, req + have, SB_SCRAPE_REQ - have, 0);
-        if (n <= 0)
-            return -1;
-        have += (size_t)n;
-        req[have] = '\0';
-        if (strstr(req, "\r\n\r\n") || strstr(req, "\n\n"))
-            break;
-    }
-    req[have] = '\0';
-    return strncmp(req, "GET /metrics ", 13) == 0 || strncmp(req, "GET /metrics?", 13) == 0;
-}
-
-static void send_all_by(int fd, const char *p, size_t n, int64_t end)
-{
-    while (n > 0) {
-        struct pollfd pf = {fd, POLLOUT, 0};
-        int64_t left = end - sb_now_ms();
-        ssize_t w;
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-            return;
-        w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        p += w;
-        n -= (size_t)w;
-    }
-}
-
 /* The exposition into e->body, grown until it fits. Returns its length. */
 static int render(struct sb__exporter *e)
 {
@@ -134,50 +110,158 @@ static int render(struct sb__exporter *e)
     }
 }
 
-static void serve_one(struct sb__exporter *e, int fd)
+static void scrape_end(struct sb__scrape *c)
 {
-    char head[256];
-    int64_t end = sb_now_ms() + SB_SCRAPE_MS;
-    int ok = read_request(fd), n = 0, hl;
+    close(c->fd);
+    free(c->out);
+    c->fd = -1;
+    c->out = NULL;
+}
 
-    if (ok < 0)
-        return;
-    if (ok)
-        n = render(e);
-    if (ok && n >= 0) {
+/* The request is complete: build the whole response into c->out. */
+static void scrape_answer(struct sb__exporter *e, struct sb__scrape *c)
+{
+    static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
+                             "Content-Length: 25\r\nConnection: close\r\n\r\ntry GET /metrics instead\n";
+    int ok = strncmp(c->req, "GET /metrics ", 13) == 0 || strncmp(c->req, "GET /metrics?", 13) == 0;
+    int n = ok ? render(e) : -1;
+    char head[256];
+    int hl = 0;
+
+    if (n >= 0)
         hl = snprintf(head, sizeof(head),
                       "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                       "Content-Length: %d\r\nConnection: close\r\n\r\n", n);
-        send_all_by(fd, head, (size_t)hl, end);
-        send_all_by(fd, e->body, (size_t)n, end);
-    } else {
-        static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
-                                 "Content-Length: 25\r\nConnection: close\r\n\r\ntry GET /metrics instead\n";
-        send_all_by(fd, nf, sizeof(nf) - 1, end);
+    c->len = n >= 0 ? (size_t)hl + (size_t)n : sizeof(nf) - 1;
+    c->out = malloc(c->len);
+    if (c->out == NULL) {
+        scrape_end(c);
+        return;
     }
+    if (n >= 0) {
+        memcpy(c->out, head, (size_t)hl);
+        memcpy(c->out + hl, e->body, (size_t)n);
+    } else
+        memcpy(c->out, nf, c->len);
+    c->off = 0;
+}
+
+/* Readable: take what came; a blank line (or SB_SCRAPE_REQ bytes) ends the
+ * request. */
+static void scrape_read(struct sb__exporter *e, struct sb__scrape *c)
+{
+    ssize_t n = recv(c->fd, c->req + c->have, SB_SCRAPE_REQ - c->have, MSG_DONTWAIT);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        scrape_end(c);
+        return;
+    }
+    c->have += (size_t)n;
+    c->req[c->have] = '\0';
+    if (c->have == SB_SCRAPE_REQ || strstr(c->req, "\r\n\r\n") || strstr(c->req, "\n\n"))
+        scrape_answer(e, c);
+}
+
+static void scrape_write(struct sb__scrape *c)
+{
+    ssize_t w = send(c->fd, c->out + c->off, c->len - c->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+    if (w < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (w <= 0 || (c->off += (size_t)w) == c->len)
+        scrape_end(c);
+}
+
+/* A free slot; when none, the one reading its request the longest is
+ * dropped (a stalled scraper gives way to a new one). NULL: every slot is
+ * writing a response. */
+static struct sb__scrape *scrape_slot(struct sb__exporter *e)
+{
+    struct sb__scrape *old = NULL;
+
+    for (int i = 0; i < SB_SCRAPE_CLIENTS; i++) {
+        struct sb__scrape *c = &e->c[i];
+        if (c->fd < 0)
+            return c;
+        if (c->out == NULL && (old == NULL || c->end < old->end))
+            old = c;
+    }
+    if (old != NULL)
+        scrape_end(old);
+    return old;
+}
+
+static void scrape_accept(struct sb__exporter *e)
+{
+    struct sb__scrape *c;
+    int fd = sb_accept(e->lfd, NULL, SOCK_NONBLOCK);
+
+    if (fd < 0) {
+        if (fd == -EMFILE || fd == -ENFILE)
+            poll(NULL, 0, 100); /* the scraper retries; no spinning */
+        return;
+    }
+    if ((c = scrape_slot(e)) == NULL) {
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->have = 0;
+    c->end = sb_now_ms() + SB_SCRAPE_MS;
+}
+
+/* Poll the stop pipe, the listener and every open scrape until the
+ * nearest deadline. Returns 1 when asked to stop. */
+static int exporter_turn(struct sb__exporter *e)
+{
+    struct pollfd p[2 + SB_SCRAPE_CLIENTS];
+    int idx[SB_SCRAPE_CLIENTS], n = 2, timeout = -1;
+    int64_t now = sb_now_ms();
+
+    p[0] = (struct pollfd){e->pipe[0], POLLIN, 0};
+    p[1] = (struct pollfd){e->lfd, POLLIN, 0};
+    for (int i = 0; i < SB_SCRAPE_CLIENTS; i++) {
+        struct sb__scrape *c = &e->c[i];
+        if (c->fd < 0)
+            continue;
+        if (c->end <= now) {
+            scrape_end(c);
+            continue;
+        }
+        if (timeout < 0 || c->end - now < timeout)
+            timeout = (int)(c->end - now);
+        idx[n - 2] = i;
+        p[n++] = (struct pollfd){c->fd, c->out ? POLLOUT : POLLIN, 0};
+    }
+    if (poll(p, (nfds_t)n, timeout) < 0)
+        return errno != EINTR;
+    if (p[0].revents)
+        return 1;
+    for (int k = 2; k < n; k++) {
+        struct sb__scrape *c = &e->c[idx[k - 2]];
+        if (p[k].revents == 0 || c->fd != p[k].fd)
+            continue;
+        if (c->out == NULL)
+            scrape_read(e, c);
+        else
+            scrape_write(c);
+    }
+    if (p[1].revents & POLLIN)
+        scrape_accept(e);
+    return 0;
 }
 
 static void *exporter_main(void *arg)
 {
     struct sb__exporter *e = arg;
 
-    for (;;) {
-        struct pollfd p[2] = {{e->pipe[0], POLLIN, 0}, {e->lfd, POLLIN, 0}};
-        if (poll(p, 2, -1) < 0 && errno != EINTR)
-            break;
-        if (p[0].revents)
-            break;
-        if (!(p[1].revents & POLLIN))
-            continue;
-        int fd = sb_accept(e->lfd, NULL, 0);
-        if (fd < 0) {
-            if (fd == -EMFILE || fd == -ENFILE)
-                poll(NULL, 0, 100); /* the scraper retries; no spinning */
-            continue;
-        }
-        serve_one(e, fd);
-        close(fd);
-    }
+    while (!exporter_turn(e))
+        ;
+    for (int i = 0; i < SB_SCRAPE_CLIENTS; i++)
+        if (e->c[i].fd >= 0)
+            scrape_end(&e->c[i]);
     return NULL;
 }
 
@@ -206,4 +290,18 @@ void sb__exporter_free(struct sb__exporter *e)
             close(e->pipe[i]);
     free(e->body);
     free(e);
+}
+
+void sb__exporter_close_child(struct sb__exporter *e)
+{
+    if (e == NULL)
+        return;
+    close(e->lfd);
+    close(e->pipe[0]);
+    close(e->pipe[1]);
+    /* Only the forking thread exists in the child: the exporter's thread is
+     * gone, and the slots it left are closed, not served. */
+    for (int i = 0; i < SB_SCRAPE_CLIENTS; i++)
+        if (e->c[i].fd >= 0)
+            close(e->c[i].fd);
 }

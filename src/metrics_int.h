@@ -14,6 +14,11 @@ int sb__exporter_new(struct sb__exporter **out, const char *addr, const sb_serve
 int sb__exporter_start(struct sb__exporter *e);
 /* The bound address ("127.0.0.1:9100"). */
 const char *sb__exporter_address(const struct sb__exporter *e);
+/* In a fork child: close every descriptor the exporter holds (listener,
+ * stop pipe, scrape connections), so that the port is the parent's alone
+ * and a new instance can bind it while this child lives. Frees nothing:
+ * the child exits without sb__exporter_free. */
+void sb__exporter_close_child(struct sb__exporter *e);
 /* Stop the thread, close the listener, free; NULL is a no-op. */
 void sb__exporter_free(struct sb__exporter *e);
 

@@ -51,13 +51,22 @@ typedef struct sb__worker {
     int draining;              /* stop began on this loop */
     int run_rc;                /* what its loop returned */
     uint64_t active;           /* connections open on this loop (plus PROXY waits) */
-    uint64_t incoming;         /* atomic: connections handed to this worker, not yet taken */
     int done;                  /* its loop has returned: a hand-off now is closed */
+    int cut;                   /* the drain's grace is over */
     sb__conn_owner owner;
     sb_timer accept_timer;     /* resumes accepting after a pause */
     sb_timer grace_timer;      /* ends the drain */
     sb__link pending;          /* connections waiting for their PROXY header */
+    /* Last and alone on its line: other workers write it on every hand-off
+     * and read it on every accept (ev_pick), while owner, above, is read
+     * on every message (c->owner->stats). */
+    uint64_t incoming __attribute__((aligned(64))); /* atomic: hand-offs posted, not yet taken; | SB_SHUT once closed */
 } __attribute__((aligned(64))) sb__worker;
+
+_Static_assert(offsetof(sb__worker, stats) == 0 && offsetof(sb__worker, incoming) % 64 == 0 &&
+                   sizeof(sb__worker) - offsetof(sb__worker, incoming) == 64 &&
+                   offsetof(sb__worker, owner) / 64 != offsetof(sb__worker, incoming) / 64,
+               "sb__worker.incoming must sit alone on its cache line");
 
 struct sb_server {
     sb_server_opts o;
@@ -68,7 +77,8 @@ struct sb_server {
     int port;                  /* the bound port, kept: listeners close on stop */
     char where[160];           /* the bound address, kept for the same reason */
     int spare_fd;              /* reserve fd, given up to shed on EMFILE (workers: under accept_lock) */
-    pthread_rwlock_t accept_lock; /* workers: accepts read-lock, a shed write-locks */
+    pthread_rwlock_t accept_lock; /* workers, once shed_seen: accepts read-lock, a shed write-locks */
+    int shed_seen;             /* atomic: a shed has happened (accepts take accept_lock from now on) */
     int pipe[2];               /* blocking models: wakes the accept loop */
     uint64_t *shared;          /* [0] messages; MAP_SHARED so fork children add too */
     uint64_t accepted, refused, active;
@@ -287,6 +297,23 @@ static void workers_free(sb_server *s)
     s->w = NULL;
 }
 
+/* A restart by SO_REUSEPORT (docs/deploy.md) resets a connection queued
+ * on the old instance's listener when it closes, unless the kernel moves
+ * it to another listener of the port: net.ipv4.tcp_migrate_req. Said once
+ * when it is 0; nothing when the file is absent (not Linux, or older). */
+static void warn_migrate(sb_server *s)
+{
+    char v = 0;
+    int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return;
+    if (read(fd, &v, 1) == 1 && v == '0')
+        srv_log(s, "reuseport: net.ipv4.tcp_migrate_req is 0: a restart can reset a connection "
+                   "queued on the old instance's listener (sysctl -w net.ipv4.tcp_migrate_req=1)");
+    close(fd);
+}
+
 int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
 {
     sb_server *s = sb__calloc(1, sizeof(*s));
@@ -334,6 +361,8 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
     s->port = sb_local_port(s->lfd);
     if ((rc = listener_address(s->lfd, s->where, sizeof(s->where))) < 0)
         goto fail;
+    if (o->reuseport && s->port > 0)
+        warn_migrate(s);
     if ((rc = workers_new(s)) < 0)
         goto fail;
     if (o->metrics && (rc = sb__exporter_new(&s->exporter, o->metrics, s)) < 0)
@@ -444,13 +473,14 @@ static void mput(mbuf *b, const char *fmt, ...)
 /* One family: HELP, TYPE, then a sample per worker (cause: an extra
  * label, or NULL). field: the offset of the counter in sb__stats. */
 typedef struct {
-    const char *name, *type, *help, *cause;
+    const char *name, *type, *help, *label, *value; /* label="value", or no label */
     size_t field;
 } mfamily;
 
-#define MF(n, t, h, c, f) {n, t, h, c, offsetof(sb__stats, f)}
+#define MF(n, t, h, c, f) {n, t, h, "cause", c, offsetof(sb__stats, f)}
+#define MR(n, t, h, r, f) {n, t, h, "result", r, offsetof(sb__stats, f)}
 static const mfamily families[] = {
-    MF("switchboard_connections_accepted_total", "counter", "Connections accepted.", NULL, accepted),
+    MF("switchboard_connections_accepted_total", "counter", "Connections accepted, counted on the worker that serves them.", NULL, accepted),
     MF("switchboard_connections_open", "gauge", "Connections open now (including those waiting for a PROXY header).", NULL, open),
     MF("switchboard_messages_received_total", "counter", "Messages delivered to the handler.", NULL, msgs_in),
     MF("switchboard_messages_sent_total", "counter", "Framed messages queued to peers (sb_conn_send).", NULL, msgs_out),
@@ -462,8 +492,11 @@ static const mfamily families[] = {
     MF("switchboard_connection_errors_total", NULL, NULL, "timeout", err_timeout),
     MF("switchboard_connection_errors_total", NULL, NULL, "malformed", err_malformed),
     MF("switchboard_connection_errors_total", NULL, NULL, "reset", err_reset),
+    MF("switchboard_connection_errors_total", NULL, NULL, "tls", err_tls),
     MF("switchboard_connection_errors_total", NULL, NULL, "proxy_header", proxy_bad),
     MF("switchboard_connection_errors_total", NULL, NULL, "other", err_other),
+    MR("switchboard_tls_handshakes_total", "counter", "TLS connections ended, by whether their handshake had completed.", "ok", tls_ok),
+    MR("switchboard_tls_handshakes_total", NULL, NULL, "failed", tls_failed),
 };
 
 /* The blocking models count only the server-wide totals: reported as
@@ -497,8 +530,8 @@ int sb_server_metrics(const sb_server *s, char *out, size_t n)
             mput(&b, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name, m->type);
         for (int i = 0; i < s->nworkers; i++) {
             unsigned long long v = (unsigned long long)metric_value(s, i, m->field);
-            if (m->cause)
-                mput(&b, "%s{worker=\"%d\",cause=\"%s\"} %llu\n", m->name, i, m->cause, v);
+            if (m->value)
+                mput(&b, "%s{worker=\"%d\",%s=\"%s\"} %llu\n", m->name, i, m->label, m->value, v);
             else
                 mput(&b, "%s{worker=\"%d\"} %llu\n", m->name, i, v);
         }
@@ -567,8 +600,12 @@ static void count(uint64_t *v, int delta)
  * take the spare back. With several workers the slot the spare frees must
  * not go to another worker's accept (the spare would be lost, and with it
  * every later shed): shedding holds accept_lock for writing, every accept
- * holds it for reading. A spare lost anyway (a file opened by an app in
- * that instant) is opened again on the next shed. Returns 0 if shed, -1
+ * holds it for reading - but only once a first shed has happened
+ * (shed_seen): a server that never runs out of descriptors pays nothing
+ * per accept, not even a shared atomic write. An accept already past that
+ * check when the first shed begins may take the freed slot; that spare,
+ * like one lost to a file an app opens in that instant, is opened again
+ * on the next shed. Returns 0 if shed, -1
  * if even that failed. */
 static int shed_one(sb_server *s, int lfd, sb__stats *st)
 {
@@ -578,8 +615,10 @@ static int shed_one(sb_server *s, int lfd, sb__stats *st)
     if (st)
         sb__stat_add(&st->shed_emfile, 1);
     srv_log(s, "connection shed: %s", sb_strerror(-EMFILE));
-    if (s->nworkers > 1)
+    if (s->nworkers > 1) {
+        __atomic_store_n(&s->shed_seen, 1, __ATOMIC_SEQ_CST);
         pthread_rwlock_wrlock(&s->accept_lock);
+    }
     spare = s->spare_fd >= 0 ? s->spare_fd : open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (spare >= 0) {
         sb__sys.close(spare);
@@ -602,10 +641,12 @@ static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st)
 {
     int fd;
 
-    if (s->nworkers > 1)
+    int locked = s->nworkers > 1 && __atomic_load_n(&s->shed_seen, __ATOMIC_RELAXED);
+
+    if (locked)
         pthread_rwlock_rdlock(&s->accept_lock);
     fd = sb_accept(lfd, NULL, flags);
-    if (s->nworkers > 1)
+    if (locked)
         pthread_rwlock_unlock(&s->accept_lock);
 
     if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM)
@@ -620,9 +661,7 @@ static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st)
         sb__sys.close(fd);
         return -EINTR;
     }
-    count(&s->accepted, 1);
-    if (st)
-        sb__stat_add(&st->accepted, 1);
+    count(&s->accepted, 1); /* the per-worker count is the serving worker's: ev_take */
     return fd;
 }
 
@@ -649,9 +688,36 @@ static void ev_count_end(sb__stats *st, int err)
     case SB_EMALFORMED: case SB_ETOOBIG: case SB_EHTTP: case SB_EBADTYPE:
     case SB_EOVERFLOW: case SB_ETRUNCATED: v = &st->err_malformed; break;
     case -ECONNRESET: case -EPIPE: v = &st->err_reset; break;
+    case SB_ETLS: case SB_ETLSVERIFY: case SB_ETLSHOST: case SB_ETLSTRUNC: v = &st->err_tls; break;
     default: v = &st->err_other; break;
     }
     sb__stat_add(v, 1);
+}
+
+/* Hand-offs and the end of a drain. A worker's loop may return only when
+ * no connection is open on it and none is on its way to it: a hand-off
+ * posted to a loop that has returned would run in sb_loop_free (closed
+ * unanswered) or, posted in the loop's last turn, open a connection that
+ * nothing will ever serve or close. So a draining worker with nothing open
+ * closes its door by one compare-and-swap of incoming from 0 to SB_SHUT,
+ * and a hand-off is posted only after incrementing incoming while SB_SHUT
+ * is clear (ev_dispatch): the two are ordered on one word, so either the
+ * hand-off is counted first (the worker waits for it and serves it) or
+ * the door is shut first (the sender serves the connection itself). The
+ * bit also makes a shut worker's load look enormous: ev_pick never picks
+ * it. */
+#define SB_SHUT (1ull << 62)
+
+static void ev_maybe_stop(sb__worker *w)
+{
+    uint64_t zero = 0;
+
+    if (w->draining && w->active == 0 &&
+        __atomic_compare_exchange_n(&w->incoming, &zero, SB_SHUT, 0, __ATOMIC_ACQ_REL,
+                                    __ATOMIC_RELAXED)) {
+        sb_timer_stop(w->loop, &w->grace_timer);
+        sb_loop_stop(w->loop);
+    }
 }
 
 static void ev_active(sb__worker *w, int delta)
@@ -659,15 +725,18 @@ static void ev_active(sb__worker *w, int delta)
     w->active += (uint64_t)(int64_t)delta;
     count(&w->s->active, delta);
     __atomic_store_n(&w->stats.open, w->active, __ATOMIC_RELAXED);
-    if (delta < 0 && w->draining && w->active == 0)
-        sb_loop_stop(w->loop);
+    if (delta < 0)
+        ev_maybe_stop(w);
 }
 
 /* The worker's connections are its loop's: sb_conn_walk lists them. */
 static void ev_gone(sb__conn_owner *ow, sb_conn *c)
 {
     sb__worker *w = ow->ud;
+    int tls = sb__conn_tls_done(c);
 
+    if (tls)
+        sb__stat_add(tls > 0 ? &w->stats.tls_ok : &w->stats.tls_failed, 1);
     ev_count_end(&w->stats, c->err);
     ev_active(w, -1);
 }
@@ -730,12 +799,19 @@ static void ev_handed(sb_loop *l, void *ud)
     handoff *h = ud;
     sb__worker *w = h->w;
 
-    __atomic_sub_fetch(&w->incoming, 1, __ATOMIC_RELAXED);
-    if (w->done)
-        sb__sys.close(h->fd); /* run by sb_loop_free: the worker has ended */
-    else
+    __atomic_sub_fetch(&w->incoming, 1, __ATOMIC_ACQ_REL);
+    if (w->done || w->cut) {
+        /* The loop failed, or never ran (sb_loop_free runs this), or the
+         * drain's grace is over: cut like every other connection. */
+        count(&w->s->refused, 1);
+        srv_log(w->s, "connection closed: handed to a worker that has stopped");
+        sb__sys.close(h->fd);
+    } else {
         ev_take(w, h->fd);    /* draining or not: it was accepted, it is served */
+    }
     sb__free(h);
+    if (!w->done)
+        ev_maybe_stop(w);
 }
 
 static uint64_t ev_load(sb__worker *w)
@@ -762,6 +838,19 @@ static sb__worker *ev_pick(sb__worker *w)
     return mine > min + SB_BALANCE_SLACK(min) ? best : w;
 }
 
+/* Count a hand-off to w unless w has shut its door (see SB_SHUT). */
+static int ev_expect(sb__worker *w)
+{
+    uint64_t v = __atomic_load_n(&w->incoming, __ATOMIC_RELAXED);
+
+    do {
+        if (v & SB_SHUT)
+            return 0;
+    } while (!__atomic_compare_exchange_n(&w->incoming, &v, v + 1, 1, __ATOMIC_ACQ_REL,
+                                          __ATOMIC_RELAXED));
+    return 1;
+}
+
 static void ev_dispatch(sb__worker *w, int fd)
 {
     sb__worker *to = ev_pick(w);
@@ -772,10 +861,13 @@ static void ev_dispatch(sb__worker *w, int fd)
         (h = sb__malloc(sizeof(*h))) != NULL) {
         h->w = to;
         h->fd = fd;
-        __atomic_add_fetch(&to->incoming, 1, __ATOMIC_RELAXED);
-        if (sb_loop_post(l, ev_handed, h) == 0)
-            return;
-        __atomic_sub_fetch(&to->incoming, 1, __ATOMIC_RELAXED);
+        if (ev_expect(to)) {
+            if (sb_loop_post(l, ev_handed, h) == 0)
+                return;
+            /* Not posted: the count goes back. A draining target left
+             * waiting at zero is ended by its grace timer. */
+            __atomic_sub_fetch(&to->incoming, 1, __ATOMIC_ACQ_REL);
+        }
         sb__free(h);
     }
     ev_take(w, fd);
@@ -908,8 +1000,12 @@ static void px_wait(sb__worker *w, int fd)
     ev_active(w, 1);
 }
 
+/* Where a connection starts to be this worker's: counted here, so that
+ * accepted_total is the connections each worker served, whichever worker's
+ * accept took it from the kernel. */
 static void ev_take(sb__worker *w, int fd)
 {
+    sb__stat_add(&w->stats.accepted, 1);
     if (w->s->o.proxy_protocol)
         px_wait(w, fd);
     else
@@ -939,9 +1035,9 @@ static void ev_grace_over(sb_loop *l, sb_timer *t)
 
     while (!sb__link_empty(&w->pending))
         px_end(SB__CONTAINER(w->pending.next, sb__pending, link), 0);
+    w->cut = 1;
     sb_conn_walk(l, cut_one, NULL);
-    if (w->active == 0)
-        sb_loop_stop(l);
+    ev_maybe_stop(w);
 }
 
 /* Stop on this worker: take every connection already queued on its own
@@ -967,10 +1063,9 @@ static void ev_begin_stop(sb__worker *w)
         }
     }
     sb_conn_walk(w->loop, drain_one, NULL);
-    if (w->active == 0)
-        sb_loop_stop(w->loop);
-    else
-        sb_timer_start(w->loop, &w->grace_timer, s->o.grace_ms);
+    /* The timer also bounds the wait for hand-offs already on their way. */
+    sb_timer_start(w->loop, &w->grace_timer, s->o.grace_ms);
+    ev_maybe_stop(w);
 }
 
 static void ev_wakeup(sb_loop *l, void *ud)
@@ -1013,6 +1108,8 @@ static void *worker_main(void *arg)
     sb__worker *w = arg;
 
     w->run_rc = sb_loop_run(w->loop);
+    /* Returned on an error perhaps, not drained: no hand-off from now on. */
+    __atomic_fetch_or(&w->incoming, SB_SHUT, __ATOMIC_ACQ_REL);
     w->done = 1;
     if (w->run_rc < 0)
         sb_server_stop(w->s); /* one worker failing ends the server */
@@ -1318,6 +1415,10 @@ static void fork_child(sb_server *s, int fd)
         sb__sys.close(s->spare_fd);
     sb__sys.close(s->pipe[0]);
     sb__sys.close(s->pipe[1]);
+    /* The exporter's listener too: a child holding it would keep the
+     * metrics port bound after the parent exits, and a restart could not
+     * bind --metrics while old connections finish. */
+    sb__exporter_close_child(s->exporter);
     sb__conn_run_blocking(fd, -1, &s->o.conn, s->h, &ow);
     _exit(0);
 }

@@ -10,6 +10,9 @@
   received, connections accepted; errors and sheds are counted by cause
   (malformed, timeout, out-cap, EMFILE - where 4 workers out of descriptors
   serve or shed every one of 200 connections, leaving none in a queue).
+  TLS handshakes are counted (ok, failed), TLS errors under cause "tls".
+  Silent connections to the metrics port do not hold up a scrape; a fork
+  child holds none of the exporter's descriptors.
 - SIGTERM drains: an idle connection is closed at once, a message under way
   is finished and answered, a silent connection is cut at --drain-timeout
   (fractional), and the server exits 0 within it.
@@ -374,6 +377,121 @@ def check_metrics_emfile():
 
 # ---------------------------------------------------------------- life cycle
 
+def listen_inodes(port):
+    """Socket inodes LISTENing on port (any address), from /proc/net/tcp*."""
+    out = set()
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(f).read().splitlines()[1:]
+        except OSError:
+            continue
+        for ln in lines:
+            fs = ln.split()
+            if int(fs[1].rsplit(":", 1)[1], 16) == port and fs[3] == "0A":
+                out.add(fs[9])
+    return out
+
+
+def fd_inodes(pid):
+    out = set()
+    d = f"/proc/{pid}/fd"
+    for fd in os.listdir(d):
+        try:
+            m = re.match(r"socket:\[(\d+)\]", os.readlink(f"{d}/{fd}"))
+        except OSError:
+            continue
+        if m:
+            out.add(m.group(1))
+    return out
+
+
+def check_metrics_fork_child():
+    """A fork child holds none of the exporter's descriptors: the metrics
+    port stays the parent's alone (a restart can bind it while old
+    connections finish)."""
+    with sbtest.start_server(BIN, "--model", "fork", "--metrics", "127.0.0.1:0") as srv:
+        maddr = metrics_addr(srv)
+        mport = int(maddr.rsplit(":", 1)[1])
+        scrape(maddr)  # the exporter thread has run
+        s = srv.connect()
+        s.sendall(b"a\n")
+        eq(recv_msgs(s, LINE.decoder(), 1), [b"a"], "echo")
+        kids = sbtest.wait_until(lambda: srv.children(), 5)
+        if not kids:
+            raise AssertionError("no fork child")
+        lis = listen_inodes(mport)
+        if not lis & fd_inodes(srv.proc.pid):
+            raise AssertionError("the parent holds no listener on the metrics port")
+        for kid, _state in kids:
+            held = lis & fd_inodes(kid)
+            if held:
+                raise AssertionError(f"child {kid} holds the metrics listener {held}")
+        s.close()
+
+
+def check_metrics_tls():
+    """TLS handshakes counted (completed, failed) and TLS errors under
+    their own cause, not "other"."""
+    import ssl
+    with tempfile.TemporaryDirectory() as d:
+        key, cert = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost"], check=True, capture_output=True)
+        with sbtest.start_server(BIN, "--tls-cert", cert, "--tls-key", key,
+                                 "--metrics", "127.0.0.1:0") as srv:
+            maddr = metrics_addr(srv)
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            with ctx.wrap_socket(srv.connect(), server_hostname="localhost") as t:
+                t.sendall(b"a\n")
+                eq(recv_msgs(t, LINE.decoder(), 1), [b"a"], "echo over TLS")
+            bad = srv.connect()
+            bad.sendall(b"GET / HTTP/1.1\r\n\r\n")  # not a ClientHello
+            closed_unanswered(bad)
+            bad.close()
+
+            def counted():
+                m = scrape(maddr)
+                return m if total(m, "switchboard_tls_handshakes_total", result="ok") == 1 and \
+                    total(m, "switchboard_tls_handshakes_total", result="failed") == 1 else None
+            m = sbtest.wait_until(counted, 5)
+            if not m:
+                m = scrape(maddr)
+                raise AssertionError("tls_handshakes_total: " + repr(
+                    {k: v for k, v in m.items() if "tls" in k[0] or "errors" in k[0]}))
+            eq(total(m, "switchboard_connection_errors_total", cause="tls"), 1, "errors{cause=tls}")
+            eq(total(m, "switchboard_connection_errors_total", cause="other"), 0, "errors{cause=other}")
+
+
+def check_metrics_stalled():
+    """Silent connections to the metrics port do not hold up a scrape."""
+    with sbtest.start_server(BIN, "--metrics", "127.0.0.1:0") as srv:
+        maddr = metrics_addr(srv)
+        host, port = maddr.rsplit(":", 1)
+        silent = []
+        try:
+            for _ in range(12):  # more than the exporter's slots
+                silent.append(socket.create_connection((host, int(port)), timeout=5))
+            half = socket.create_connection((host, int(port)), timeout=5)
+            half.sendall(b"GET /metr")  # a request that never ends
+            silent.append(half)
+            time.sleep(0.1)
+            t0 = time.monotonic()
+            m = scrape(maddr)
+            dt = time.monotonic() - t0
+            if not per_worker(m, "switchboard_connections_accepted_total"):
+                raise AssertionError("no accepted_total series")
+            # Bounded wait, not a performance threshold: a serial exporter
+            # answers only after every silent connection's 2 s timeout.
+            if dt > 1.5:
+                raise AssertionError(f"scrape took {dt:.2f}s behind {len(silent)} silent connections")
+        finally:
+            for c in silent:
+                c.close()
+
+
 def check_drain():
     with sbtest.start_server(BIN, "--workers", "2", "--drain-timeout", "1.5") as srv:
         idle = srv.connect()
@@ -638,6 +756,9 @@ r.check("chat on 2 workers: a non-reader is cut at the out-cap, readers get ever
 r.check("metrics: counters agree with bench -n --json", check_metrics_vs_bench)
 r.check("metrics: errors by cause (malformed, timeout); other paths 404", check_metrics_errors)
 r.check("metrics: EMFILE sheds counted", check_metrics_emfile)
+r.check("metrics: a fork child holds no exporter descriptor", check_metrics_fork_child)
+r.check("metrics: TLS handshakes (ok, failed) and TLS errors by cause", check_metrics_tls)
+r.check("metrics: silent connections do not hold up a scrape", check_metrics_stalled)
 r.check("SIGTERM drains: idle closed, in-flight finished, silent cut, exit 0 in time", check_drain)
 r.check("restart with --reuseport: no refused connection, no lost request", check_restart)
 r.check("PROXY v1/v2 in front of http: the header's client in the access log", check_proxy_http)

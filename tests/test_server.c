@@ -2,10 +2,13 @@
  * same handler under event (each backend), threads and fork; the message
  * counter; --max-conns shedding; workers; a stop with an idle connection open, and
  * one that must not name a connection's fd after its close (threads,
- * and a fork child's SIGTERM handler); a fork child
+ * and a fork child's SIGTERM handler); a stop while connections are
+ * handed between workers; a drain with a request unread; a fork child
  * busy with a client that keeps sending ends itself on a stop. The
  * server runs on the main thread, clients on a second one. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -737,6 +740,172 @@ static void test_stop_races_connection_ends(void)
     sb_server_free(j.s);
 }
 
+/* Stop while connections are being handed between workers. A burst of
+ * connections on a listener two workers share makes the one that wakes
+ * accept a batch and hand the excess to the other (ev_dispatch), while a
+ * stop lands at a varying point of the burst. Whatever the interleaving,
+ * every connection is either answered or closed (never left open with no
+ * one serving it), and no descriptor outlives the server. */
+#define HANDOFF_CONNS 48
+#define HANDOFF_CYCLES 30
+
+typedef struct {
+    client_job *j;
+    int stop_after;            /* connections dialled before the stop */
+    int hung;                  /* neither answered nor closed in time */
+} handoff_job;
+
+static int count_fds(void)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            n++;
+    return n;
+}
+
+static void *handoff_client(void *p)
+{
+    handoff_job *hj = p;
+    int fds[HANDOFF_CONNS];
+    uint8_t req[8] = {0, 0, 0, 4, 'p', 'i', 'n', 'g'}, b[8];
+
+    for (int i = 0; i < HANDOFF_CONNS; i++) {
+        if (i == hj->stop_after)
+            sb_server_stop(hj->j->s);
+        fds[i] = sb_dial(hj->j->addr, 2000);
+        if (fds[i] >= 0 && send(fds[i], req, sizeof(req), MSG_NOSIGNAL) < 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    for (int i = 0; i < HANDOFF_CONNS; i++) {
+        if (fds[i] < 0)
+            continue;
+        /* An answer (8 bytes) or an end (0, or a reset) - not silence. */
+        int64_t end = sb_now_ms() + 3000;
+        size_t have = 0;
+        for (;;) {
+            ssize_t n = sb_recv_some(fds[i], b + have, sizeof(b) - have, end);
+            if (n <= 0 || (have += (size_t)n) == sizeof(b)) {
+                if (n == -ETIMEDOUT)
+                    hj->hung++;
+                break;
+            }
+        }
+        close(fds[i]);
+    }
+    return NULL;
+}
+
+static void test_stop_while_handing_off(void)
+{
+    int base = count_fds();
+
+    for (int c = 0; c < HANDOFF_CYCLES; c++) {
+        sb_server_opts o;
+        client_job j;
+        handoff_job hj = {&j, 1 + c % (HANDOFF_CONNS - 1), 0};
+        pthread_t t;
+
+        memset(&j, 0, sizeof(j));
+        sb_server_opts_default(&o);
+        o.listen = "127.0.0.1:0";
+        o.workers = 2;
+        o.grace_ms = 1000;
+        CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
+        CHECK_EQ(sb_server_new(&j.s, &o, &echo_handler), 0);
+        CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+        CHECK_EQ(pthread_create(&t, NULL, handoff_client, &hj), 0);
+        CHECK_EQ(sb_server_run(j.s), 0);
+        pthread_join(t, NULL);
+        sb_server_free(j.s);
+        CHECK_EQ(hj.hung, 0);
+        CHECK_EQ(count_fds(), base);
+    }
+}
+
+/* The drain must not take a connection for idle while a request it has
+ * not read yet waits in the socket: that request was sent before our
+ * FIN and would be lost. Made deterministic: the handler of the first
+ * message asks the server to stop (the loop's wakeup is then ready before
+ * the socket is), and returns only once the second request is in the
+ * socket, so the drain runs with nothing in `in` and a request unread. */
+static sb_server *g_drain_srv;
+
+static int echo_then_stop(sb_conn *c, const sb_msg *m, void *app)
+{
+    static const uint8_t first[9] = {0, 0, 0, 5, 'f', 'i', 'r', 's', 't'};
+    int rc = 0, n = 0;
+
+    if (m->len != 5 || memcmp(m->data, "first", 5) != 0)
+        return sb_conn_send(c, m->type, m->data, m->len);
+    /* The reply straight to the socket (conn would write it after this
+     * returns): the client sends the second request on seeing it. */
+    if (send(sb_conn_fd(c), first, sizeof(first), MSG_NOSIGNAL) != (ssize_t)sizeof(first))
+        rc = -EIO;
+    {
+        sb_server_stop(g_drain_srv);
+        for (int i = 0; i < 2000 && n == 0; i++) {
+            if (ioctl(sb_conn_fd(c), FIONREAD, &n) < 0)
+                break;
+            if (n == 0)
+                usleep(1000);
+        }
+    }
+    return rc;
+}
+
+static const sb_handler echo_stop_handler = {NULL, echo_then_stop, NULL, NULL, NULL};
+
+static void *drain_client(void *p)
+{
+    client_job *j = p;
+    int fd = sb_dial(j->addr, 2000);
+    uint8_t a[9] = {0, 0, 0, 5, 'f', 'i', 'r', 's', 't'};
+    uint8_t b[10] = {0, 0, 0, 6, 's', 'e', 'c', 'o', 'n', 'd'}, got[10];
+
+    CHECK(fd >= 0);
+    CHECK_EQ(sb_send_all(fd, a, sizeof(a), sb_now_ms() + 2000), (ssize_t)sizeof(a));
+    /* The first's reply comes while its handler still runs: only then the
+     * second goes, so that it cannot arrive with the first. */
+    CHECK_EQ(sb_recv_exact(fd, got, sizeof(a), sb_now_ms() + 3000), (ssize_t)sizeof(a));
+    CHECK_EQ(sb_send_all(fd, b, sizeof(b), sb_now_ms() + 2000), (ssize_t)sizeof(b));
+    /* The second was in our socket before the drain began: answered. */
+    if (sb_recv_exact(fd, got, sizeof(b), sb_now_ms() + 3000) == (ssize_t)sizeof(b) &&
+        memcmp(got, b, sizeof(b)) == 0)
+        j->ok = 1;
+    close(fd);
+    return NULL;
+}
+
+static void test_drain_reads_waiting_request(void)
+{
+    const char *backends[] = {"epoll", "poll"};
+
+    for (int i = 0; i < 2; i++) {
+        sb_server_opts o;
+        client_job j;
+        pthread_t t;
+
+        fprintf(stderr, "    %s\n", backends[i]);
+        memset(&j, 0, sizeof(j));
+        sb_server_opts_default(&o);
+        o.listen = "127.0.0.1:0";
+        o.backend = backends[i];
+        o.grace_ms = 2000;
+        CHECK_EQ(sb_frame_parse("len32", &o.conn.frame), 0);
+        CHECK_EQ(sb_server_new(&j.s, &o, &echo_stop_handler), 0);
+        g_drain_srv = j.s;
+        CHECK(sb_server_address(j.s, j.addr, sizeof(j.addr)) > 0);
+        CHECK_EQ(pthread_create(&t, NULL, drain_client, &j), 0);
+        CHECK_EQ(sb_server_run(j.s), 0);
+        pthread_join(t, NULL);
+        sb_server_free(j.s);
+        CHECK_EQ(j.ok, 1);
+    }
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -763,6 +932,8 @@ int main(void)
     RUN(test_stop_names_no_closed_fd);
     RUN(test_fork_child_names_no_closed_fd);
     RUN(test_stop_races_connection_ends);
+    RUN(test_stop_while_handing_off);
+    RUN(test_drain_reads_waiting_request);
     RUN(test_fork_stop_wakes_busy_child);
     RUN(test_signal_before_run);
     RUN(test_signals_one_server);
