@@ -460,13 +460,13 @@ static void spin_to(sb_loop *l, int64_t t)
 /* The read timeout counts from the start of the message still unfinished:
  * a read that completes an old message and starts a new one restarts it.
  * The new message cannot time out before t1 + 200 ms, t1 >= t0 + 150 ms. */
-static void test_read_timeout_restarts(void)
+static int read_timeout_restarts_once(void)
 {
     sb_loop *l = new_loop();
     state s = {0};
     sb_handler h = handler(&s);
     sb_conn_opts o;
-    int sv[2];
+    int sv[2], judged = 0;
     int64_t t0;
 
     opts_for(&o, "line");
@@ -477,13 +477,29 @@ static void test_read_timeout_restarts(void)
     CHECK_EQ(write(sv[1], "first ha", 8), 8);
     spin_to(l, t0 + 150);
     CHECK_EQ(write(sv[1], "lf\nsecond ha", 12), 12);
-    spin_to(l, t0 + 260); /* the first message's deadline is long past */
-    CHECK_EQ(s.messages, 1);
-    CHECK_EQ(s.closes, 0);
-    SPIN_UNTIL(l, s.closes == 1);
-    CHECK_EQ(s.close_err, -ETIMEDOUT);
+    /* A machine too busy to write within the first message's 200 ms has
+     * timed it out rightly: that run cannot judge the restart. */
+    if (sb_now_ms() < t0 + 180) {
+        spin_to(l, t0 + 260); /* the first message's deadline is long past */
+        CHECK_EQ(s.messages, 1);
+        CHECK_EQ(s.closes, 0);
+        SPIN_UNTIL(l, s.closes == 1);
+        CHECK_EQ(s.close_err, -ETIMEDOUT);
+        judged = 1;
+    }
     close(sv[1]);
+    SPIN_UNTIL(l, s.closes == 1);
     sb_loop_free(l);
+    return judged;
+}
+
+static void test_read_timeout_restarts(void)
+{
+    int judged = 0;
+
+    for (int i = 0; i < 20 && !judged; i++)
+        judged = read_timeout_restarts_once();
+    CHECK(judged);
 }
 
 /* The write timeout: a peer that reads nothing while a reply waits in the
