@@ -702,7 +702,9 @@ def http_load(m, rep, server, label, name, size, root, table="HTTP", cafile=None
         m.problems.append("rep %d %s %s %s: %s" % (rep, table, label, server.name, cell["error"]))
         m.cells.append(cell)
         return cell
-    cmd = ["taskset", "-c", "1"] + args.sched_prefix + [
+    # wrk reconnecting under chrt -f (the handshakes cell) was seen to run
+    # on far past -d and starve the machine: it keeps normal priority there.
+    cmd = ["taskset", "-c", "1"] + (args.sched_prefix if not extra else []) + [
         args.wrk, "-t1", "-c%d" % HTTP_CONNS, "-d%ds" % args.http_duration, "--latency"] + list(extra) + [
         "%s://127.0.0.1:%d/%s" % ("https" if cafile else "http", r.port, name)]
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
