@@ -3,11 +3,11 @@
 #
 # Measures switchboard against echo servers of our own on other event
 # libraries (bench/peers/), answers HOWTO section 5.1 with numbers, and
-# measures `serve --app http` against nginx under wrk (`--only http` runs
-# that part alone).
+# measures `serve --app http` against nginx under wrk, over HTTP and over
+# HTTPS (`--only http` / `--only https` runs that part alone).
 # This script prepares the machine and says what it does: the Debian
 # packages of the peers and the HTTP tools (libuv1-dev libevent-dev nginx
-# wrk python3) are installed with apt-get when missing (as root, or through
+# wrk openssl python3) are installed with apt-get when missing (as root, or through
 # sudo), the peer servers are built into build/bench-peers, and the file
 # descriptor limit is raised; then it hands over to bench/runner.py, which runs every
 # workload against every server, interleaved by repetition, and writes
@@ -21,7 +21,7 @@ root=$(cd "$here/.." && pwd)
 # Debian packages the peers and the HTTP tools need; installed only when
 # missing, without questions.
 need=()
-for p in libuv1-dev libevent-dev nginx wrk python3; do
+for p in libuv1-dev libevent-dev nginx wrk openssl python3; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         need+=("$p")
     fi

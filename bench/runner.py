@@ -26,8 +26,14 @@ Workloads (len32 framing, loopback):
   HTTP wrk -t1 -c50 (keep-alive) against `serve --app http` and nginx (one
        process, sendfile on, access log off; and once more with
        open_file_cache), a 30-byte file and a 16 KiB file
+  HTTPS the same over TLS 1.3 (one ECDSA P-256 certificate made at run time
+       for both) against `serve --app http --tls-cert --tls-key` and nginx
+       (one process, ssl_protocols TLSv1.3): both files with keep-alive, and
+       "handshakes" (wrk -H 'Connection: close': a new connection and TLS
+       handshake per request); each pair back to back, order alternating by
+       repetition; and server RSS per idle TLS connection (bench/tls_hold.py)
 
-`--only http` runs the HTTP workload alone.
+`--only http` runs the HTTP workload alone, `--only https` the HTTPS one.
 
 Standard library only.
 """
@@ -365,7 +371,60 @@ class Matrix:
         return cell
 
 
-def plan(args, servers, http_servers=(), http_root=None):
+    def tls_idle(self, rep, server, conns, cafile):
+        """Workload D over HTTPS: server RSS growth over `conns` idle TLS
+        connections, each after one keep-alive GET of the 30-byte file
+        (bench/tls_hold.py, pinned to CPU 1). The runner's own check GET
+        comes first, so one-time costs of the first handshake are not
+        counted."""
+        cell = dict(rep=rep, table="TLSD", server=server.name, workload="TLSD", conns=conns)
+        r, why = self.start(server)
+        if r is not None:
+            try:
+                st, _ = http_fetch(r.port, "/small.txt", cafile=cafile)
+                if st != 200:
+                    raise OSError("status %d" % st)
+            except OSError as e:
+                r.stop()
+                r, why = None, "check failed: %s" % e
+        if r is None:
+            cell["error"] = why
+            self.problems.append("rep %d TLS idle %s: %s" % (rep, server.name, why))
+            self.cells.append(cell)
+            return cell
+        time.sleep(0.1)
+        before = r.rss_kb()
+        after = []
+        cmd = ["taskset", "-c", "1", sys.executable, os.path.join(HERE, "tls_hold.py"), str(r.port),
+               str(conns), str(self.args.hold), cafile, "/small.txt"]
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        err = []
+        for line in p.stderr:
+            err.append(line.rstrip("\n"))
+            if "holding" in line and not after:
+                time.sleep(0.2)
+                after.append(r.rss_kb())
+        out = p.stdout.read()
+        p.wait()
+        r.stop()
+        try:
+            res = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            res = None
+        connected = (res or {}).get("connected", 0)
+        if res is None or not after or not connected or p.returncode != 0:
+            cell["error"] = "tls_hold exit %s: %s" % (p.returncode, " | ".join(err[-3:]))
+        else:
+            cell["rss_before_kb"], cell["rss_after_kb"] = before, after[0]
+            cell["rss_bytes_per_conn"] = (after[0] - before) * 1024.0 / connected
+        if "error" in cell:
+            self.problems.append("rep %d TLS idle %s: %s" % (rep, server.name, cell["error"]))
+        self.cells.append(cell)
+        return cell
+
+
+def plan(args, servers, http_servers=(), http_root=None, https_servers=(), cafile=None):
     """The cells of one repetition, in order: (kind, parameters)."""
     by = {s.name: s for s in servers}
     cells = []
@@ -404,9 +463,14 @@ def plan(args, servers, http_servers=(), http_root=None):
             dnames = ["bare_epoll", "sb event+epoll"]
         for n in dnames:
             cells.append(("idle", by[n], args.idle_conns))
-    for label, name, size in (HTTP_FILES if http_servers else []):
+    for label, name, size in (HTTP_FILES if http_servers and args.only != "https" else []):
         for x in http_servers:
-            cells.append(("http", x, label, name, size, http_root))
+            cells.append(("http", x, label, name, size, http_root, "HTTP", None, ()))
+    for label, name, size, extra in (HTTPS_WORKLOADS if https_servers else []):
+        for x in https_servers:
+            cells.append(("http", x, label, name, size, http_root, "HTTPS", cafile, extra))
+    for x in https_servers:
+        cells.append(("tlsidle", x, args.tls_idle_conns, cafile))
     return cells
 
 
@@ -425,7 +489,7 @@ daemon off;
 master_process off;
 pid {tmp}/nginx-{port}.pid;
 error_log {tmp}/nginx-error.log error;
-events {{ worker_connections 1024; }}
+events {{ worker_connections {worker_connections}; }}
 http {{
     access_log off;
     sendfile on;
@@ -440,27 +504,45 @@ http {{
     uwsgi_temp_path {tmp}/uwsgi;
     scgi_temp_path {tmp}/scgi;
 {extra}    server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_tls};
         root {root};
-    }}
+{server_extra}    }}
 }}
 """
 OPEN_FILE_CACHE = "    open_file_cache max=1000 inactive=20s;\n    open_file_cache_valid 1s;\n"
+# HTTPS: the certificate and key switchboard gets; TLS 1.3 only; OpenSSL's
+# own session cache in the worker at OpenSSL's default size (20,480
+# sessions: what switchboard's context has, untouched) and stateless
+# session tickets (nginx's default, and OpenSSL's, which switchboard keeps).
+# Under TLS 1.3 a resumption uses a ticket either way.
+NGINX_TLS = """\
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1.3;
+        ssl_session_cache builtin:20480;
+        ssl_session_tickets on;
+"""
 
 
 class NginxServer(Server):
     """nginx with a config generated per port (the config names the port)."""
 
-    def __init__(self, name, nginx, tmp, root, extra="", nopush="off", prefix=()):
+    def __init__(self, name, nginx, tmp, root, extra="", nopush="off", prefix=(), tls=None,
+                 worker_connections=1024):
         super().__init__(name, [])
         self.nginx, self.tmp, self.root, self.extra, self.nopush = nginx, tmp, root, extra, nopush
         self.prefix = list(prefix)
+        self.tls = tls              # (cert, key) for HTTPS, else None
+        self.worker_connections = worker_connections
 
     def command(self, port, work_us=0):
         conf = os.path.join(self.tmp, "nginx-%d.conf" % port)
         with open(conf, "w") as f:
-            f.write(NGINX_CONF.format(tmp=self.tmp, port=port, root=self.root,
-                                      extra=self.extra, nopush=self.nopush))
+            f.write(NGINX_CONF.format(
+                tmp=self.tmp, port=port, root=self.root, extra=self.extra, nopush=self.nopush,
+                worker_connections=self.worker_connections,
+                listen_tls=" ssl" if self.tls else "",
+                server_extra=NGINX_TLS.format(cert=self.tls[0], key=self.tls[1]) if self.tls else ""))
         return self.prefix + [self.nginx, "-e", os.path.join(self.tmp, "nginx-error.log"), "-p", self.tmp,
                 "-c", conf]
 
@@ -513,6 +595,44 @@ def make_http_servers(args, tmp):
     return root, servers
 
 
+# ------------------------------------------------------------------- HTTPS
+
+# The HTTPS workload: the same files over TLS 1.3, wrk keep-alive with 50
+# connections, and "handshakes": wrk with `Connection: close`, so each
+# request is a new connection and a new TLS handshake (wrk resumes its
+# session with the ticket of the last connection: see docs/performance.md).
+HTTPS_WORKLOADS = [("30 B", "small.txt", 30, ()), ("16 KiB", "16k.bin", 16384, ()),
+                   ("handshakes", "small.txt", 30, ("-H", "Connection: close"))]
+HTTPS_TARGETS = {"30 B": 1.3, "16 KiB": 1.2, "handshakes": 1.0}
+TLS_IDLE_CONNS = 1000
+
+
+def make_cert(tmp):
+    """A self-signed ECDSA P-256 certificate for localhost and 127.0.0.1,
+    made now with the openssl command; (cert, key) or None."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=localhost", "-addext",
+                        "subjectAltName=DNS:localhost,IP:127.0.0.1"], capture_output=True)
+    return (cert, key) if r.returncode == 0 else None
+
+
+def make_https_servers(args, tmp, root, pair):
+    """nginx and switchboard over TLS, the same certificate for both."""
+    servers = []
+    pre = args.sched_prefix
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+    if nginx:
+        servers.append(NginxServer("nginx", nginx, tmp, root, nopush=args.nginx_nopush, prefix=pre,
+                                   tls=pair, worker_connections=max(1024, args.tls_idle_conns + 100)))
+    servers.append(Server("sb event+epoll", pre + [
+        args.switchboard, "serve", "--listen", "127.0.0.1:{port}", "--app", "http", "--root", root,
+        "--model", "event", "--backend", "epoll", "--tls-cert", pair[0], "--tls-key", pair[1]],
+        sb=True, model="event"))
+    return servers
+
+
 def wrk_parse(out):
     """requests/s, MB/s, latency percentiles (µs), errors from wrk's text."""
     def num(pat, conv=float):
@@ -535,45 +655,58 @@ def wrk_parse(out):
     return res
 
 
-def http_fetch(port, path, timeout=5.0):
-    """One GET with a fresh connection: (status, body)."""
+def http_fetch(port, path, timeout=5.0, cafile=None):
+    """One GET with a fresh connection (HTTPS when cafile is given, which
+    must then negotiate TLS 1.3): (status, body)."""
     import http.client
-    h = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if cafile:
+        import ssl
+        ctx = ssl.create_default_context(cafile=cafile)
+        h = http.client.HTTPSConnection("localhost", port, timeout=timeout, context=ctx)
+    else:
+        h = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         h.request("GET", path)
         r = h.getresponse()
-        return r.status, r.read()
+        body = r.read()
+        if cafile and h.sock is not None and h.sock.version() != "TLSv1.3":
+            raise OSError("negotiated %s, not TLSv1.3" % h.sock.version())
+        return r.status, body
     finally:
         h.close()
 
 
-def http_load(m, rep, server, label, name, size, root):
+def http_load(m, rep, server, label, name, size, root, table="HTTP", cafile=None, extra=()):
     """One wrk run against a fresh server; server CPU sampled over
-    [0.2 s, duration - 0.1 s] of wrk's run, divided by wrk's requests/s."""
+    [0.2 s, duration - 0.1 s] of wrk's run, divided by wrk's requests/s.
+    table HTTPS: https:// (cafile: the certificate), extra: wrk options."""
     args = m.args
-    cell = dict(rep=rep, table="HTTP", server=server.name, workload=label, size=size,
+    cell = dict(rep=rep, table=table, server=server.name, workload=label, size=size,
                 conns=HTTP_CONNS)
     r, why = m.start(server)
     if r is None:
         cell["error"] = why
-        m.problems.append("rep %d HTTP %s %s: %s" % (rep, label, server.name, why))
+        m.problems.append("rep %d %s %s %s: %s" % (rep, table, label, server.name, why))
         m.cells.append(cell)
         return cell
     try:
         with open(os.path.join(root, name), "rb") as f:
             want = f.read()
-        st, body = http_fetch(r.port, "/" + name)
+        st, body = http_fetch(r.port, "/" + name, cafile=cafile)
         if st != 200 or body != want:
             raise OSError("GET /%s: status %d, %d bytes, %s" % (
                 name, st, len(body), "right body" if body == want else "wrong body"))
     except OSError as e:
         r.stop()
         cell["error"] = "check failed: %s" % e
-        m.problems.append("rep %d HTTP %s %s: %s" % (rep, label, server.name, cell["error"]))
+        m.problems.append("rep %d %s %s %s: %s" % (rep, table, label, server.name, cell["error"]))
         m.cells.append(cell)
         return cell
-    cmd = ["taskset", "-c", "1"] + args.sched_prefix + [args.wrk, "-t1", "-c%d" % HTTP_CONNS, "-d%ds" % args.http_duration,
-           "--latency", "http://127.0.0.1:%d/%s" % (r.port, name)]
+    # wrk reconnecting under chrt -f (the handshakes cell) was seen to run
+    # on far past -d and starve the machine: it keeps normal priority there.
+    cmd = ["taskset", "-c", "1"] + (args.sched_prefix if not extra else []) + [
+        args.wrk, "-t1", "-c%d" % HTTP_CONNS, "-d%ds" % args.http_duration, "--latency"] + list(extra) + [
+        "%s://127.0.0.1:%d/%s" % ("https" if cafile else "http", r.port, name)]
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
     samples = []
@@ -607,7 +740,7 @@ def http_load(m, rep, server, label, name, size, root):
         cell["error"] = "wrk exit %s, %s requests, %s socket errors, %s non-2xx: %s" % (
             p.returncode, res.get("requests"), res["socket_errors"], res["non_2xx"],
             " | ".join(out.strip().splitlines()[-2:]))
-        m.problems.append("rep %d HTTP %s %s: %s" % (rep, label, server.name, cell["error"]))
+        m.problems.append("rep %d %s %s %s: %s" % (rep, table, label, server.name, cell["error"]))
     m.cells.append(cell)
     return cell
 
@@ -649,12 +782,92 @@ def http_report(s, servers, fifo=False, verdict=True):
     return L
 
 
+def https_paired(m, label):
+    """sb event+epoll / nginx requests/s of the same repetition (the two
+    cells run back to back, their order alternating by repetition)."""
+    reps = {}
+    for c in m.cells:
+        if c["table"] == "HTTPS" and c["workload"] == label and c.get("wrk") and "error" not in c:
+            reps.setdefault(c["rep"], {})[c["server"]] = c["wrk"].get("requests_per_s")
+    return [p["sb event+epoll"] / p["nginx"] for p in reps.values()
+            if p.get("nginx") and p.get("sb event+epoll")]
+
+
+def https_report(m, s, servers, fifo=False, verdict=True, conns=TLS_IDLE_CONNS):
+    """The HTTPS table, its paired ratios and targets (not with --quick),
+    and memory per idle TLS connection."""
+    L = ["\n## HTTPS (TLS 1.3, wrk, %d conns)\n" % HTTP_CONNS,
+         "The HTTP workload over TLS 1.3, both servers with the same ECDSA P-256 certificate "
+         "(made at run time with `openssl req`): `wrk -t1 -c%d --latency https://...` "
+         "(keep-alive) on CPU 1; \"handshakes\" adds `-H 'Connection: close'`, so every "
+         "request is a new connection and a new TLS handshake (wrk offers the session ticket "
+         "of its previous connection: resumed handshakes with a fresh X25519 exchange). nginx: "
+         "one process, `ssl_protocols TLSv1.3; ssl_session_cache builtin:20480; "
+         "ssl_session_tickets on`; switchboard: `serve --app http --tls-cert --tls-key`, "
+         "event+epoll, one thread. Requests/s (connections/s for handshakes) from wrk; "
+         "server CPU from schedstat, per request.%s\n" % (
+             HTTP_CONNS, " Server and wrk ran under `chrt -f 10` (--fifo)." if fifo else ""),
+         "| workload | server | requests/s | vs nginx | MB/s | p50 µs | p99 µs | server CPU µs/req "
+         "| server CPU % | wrk CPU % |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label, _, _, _ in HTTPS_WORKLOADS:
+        base = (s.get(("HTTPS", label, "nginx")) or {}).get("rps")
+        for x in servers:
+            r = s.get(("HTTPS", label, x.name))
+            if r is None:
+                continue
+            ratio = r["rps"] / base if base and r["rps"] else None
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label, x.name + ("" if r["ok"] == r["reps"] else " (%d/%d ok)" % (r["ok"], r["reps"])),
+                fmt(r["rps"]), fmt(ratio, "%.2f"), fmt(r["mb"], "%.1f"), fmt(r["p50"]),
+                fmt(r["p99"]), fmt(r["cpu"], "%.2f"), fmt(r["cpu_pct"]), fmt(r["wrk_pct"])))
+    lines = []
+    for label, _, _, _ in (HTTPS_WORKLOADS if verdict else []):
+        pr = https_paired(m, label)
+        sb = (s.get(("HTTPS", label, "sb event+epoll")) or {}).get("rps")
+        ng = (s.get(("HTTPS", label, "nginx")) or {}).get("rps")
+        if not (sb and ng and pr):
+            continue
+        target = HTTPS_TARGETS[label]
+        lines.append("- %s: ratio of medians %.2f×, paired median %.2f× (min %.2f, max %.2f, "
+                     "%d pairs); target ≥ %.1f×: %s" % (
+                         label, sb / ng, statistics.median(pr), min(pr), max(pr), len(pr), target,
+                         "met" if statistics.median(pr) >= target else "not met"))
+    if lines:
+        L.append("\nsb event+epoll / nginx over HTTPS (the verdict judges the paired median):\n")
+        L += lines
+    mem = [(x.name, s.get(("TLSD", "TLSD", x.name))) for x in servers]
+    if any(r for _, r in mem):
+        L.append("\n## Memory per idle TLS connection\n")
+        L.append("`bench/tls_hold.py` (CPU 1) opens %d TLS 1.3 connections one by one, one "
+                 "keep-alive GET of the 30-byte file on each, and holds them idle; the server's "
+                 "VmRSS growth from before the first to 0.2 s into the hold, per connection "
+                 "(user space only, as workload D). The same client and the same server "
+                 "configuration as the HTTPS cells (nginx's worker_connections raised to hold "
+                 "them).\n" % conns)
+        L.append("| server | RSS growth per idle TLS connection (bytes) | min | max |")
+        L.append("|---|---:|---:|---:|")
+        for n, r in mem:
+            if r:
+                L.append("| %s | %s | %s | %s |" % (n, fmt(r["rss"]), fmt(r["rss_min"]),
+                                                   fmt(r["rss_max"])))
+    return L
+
+
 def http_summarize(m):
     groups = {}
     for c in m.cells:
-        if c["table"] == "HTTP":
+        if c["table"] == "TLSD":
             groups.setdefault((c["table"], c["workload"], c["server"]), []).append(c)
     out = {}
+    for key, cs in groups.items():
+        v = [c["rss_bytes_per_conn"] for c in cs if "rss_bytes_per_conn" in c and "error" not in c]
+        out[key] = dict(reps=len(cs), ok=len(v), rss=med(v), rss_min=min(v) if v else None,
+                        rss_max=max(v) if v else None)
+    groups = {}
+    for c in m.cells:
+        if c["table"] in ("HTTP", "HTTPS"):
+            groups.setdefault((c["table"], c["workload"], c["server"]), []).append(c)
     for key, cs in groups.items():
         ok = [c for c in cs if c.get("wrk") and "error" not in c]
         w = [c["wrk"] for c in ok]
@@ -684,7 +897,7 @@ def summarize(m):
     """Medians per (table, workload, server)."""
     groups = {}
     for c in m.cells:
-        if c["table"] != "HTTP":
+        if c["table"] not in ("HTTP", "HTTPS", "TLSD"):
             groups.setdefault((c["table"], c["workload"], c["server"]), []).append(c)
     out = http_summarize(m)
     for key, cs in groups.items():
@@ -721,7 +934,7 @@ def paired_ratios(m, w):
             if p.get("bare_epoll") and p.get("sb event+epoll")]
 
 
-def report(args, m, servers, elapsed, http_servers=()):
+def report(args, m, servers, elapsed, http_servers=(), https_servers=()):
     s = summarize(m)
     names = [x.name for x in servers]
     L = []
@@ -786,8 +999,11 @@ def report(args, m, servers, elapsed, http_servers=()):
             r = s.get(("D", "D", n))
             if r is not None:
                 L.append("| %s | %s |" % (n, fmt(r["rss"])))
-    if http_servers:
+    if http_servers and any(c["table"] == "HTTP" for c in m.cells):
         L += http_report(s, http_servers, args.fifo, verdict=not args.quick)
+    if https_servers:
+        L += https_report(m, s, https_servers, args.fifo, verdict=not args.quick,
+                          conns=args.tls_idle_conns)
     if m.problems:
         L.append("\n## Problems\n")
         L += ["- " + p for p in m.problems]
@@ -857,7 +1073,10 @@ def main():
     ap.add_argument("--no-idle", dest="idle", action="store_false")
     ap.add_argument("--no-uring", action="store_true")
     ap.add_argument("--no-http", dest="http", action="store_false")
-    ap.add_argument("--only", choices=["http"], help="run one workload alone")
+    ap.add_argument("--no-https", dest="https", action="store_false")
+    ap.add_argument("--tls-idle-conns", type=int, default=TLS_IDLE_CONNS,
+                    help="HTTPS: idle TLS connections held for the memory figure")
+    ap.add_argument("--only", choices=["http", "https"], help="run one workload alone")
     ap.add_argument("--http-duration", type=int, default=1, help="HTTP: seconds per wrk run")
     ap.add_argument("--fifo", action="store_true",
                     help="HTTP: run server and wrk under chrt -f 10 (shields them from other load)")
@@ -870,11 +1089,13 @@ def main():
     args = ap.parse_args()
     args.switchboard = os.path.abspath(args.switchboard)
     args.workloads = [w for w in args.workloads.upper() if w in WORKLOADS]
-    if args.only == "http":
+    if args.only in ("http", "https"):
         args.workloads, args.table51, args.idle, args.http = [], False, False, True
+        args.https = args.only == "https"
     if args.quick:
         args.reps, args.duration, args.warmup, args.hold = 1, 0.5, 0.1, 0.5
         args.idle_conns = min(args.idle_conns, 500)
+        args.tls_idle_conns = min(args.tls_idle_conns, 100)
     out = args.out or (os.path.join(ROOT, "build", "bench-quick") if args.quick
                        else os.path.join(HERE, "results"))
     os.makedirs(out, exist_ok=True)
@@ -895,14 +1116,26 @@ def main():
         http_root, http_servers = make_http_servers(args, http_tmp)
         if not any(isinstance(x, NginxServer) for x in http_servers):
             m.problems.append("HTTP: nginx is not installed; no comparison")
-    cells = plan(args, servers, http_servers, http_root)
+    https_servers, cafile = [], None
+    if args.https and http_root:
+        pair = make_cert(http_tmp)
+        if pair is None:
+            m.problems.append("HTTPS: the openssl command could not make a certificate; not run")
+        else:
+            cafile = pair[0]
+            https_servers = make_https_servers(args, http_tmp, http_root, pair)
+    cells = plan(args, servers, http_servers, http_root, https_servers, cafile)
     per = args.duration + args.warmup + 0.4
-    nhttp = sum(1 for c in cells if c[0] == "http")
+    nhttp = sum(1 for c in cells if c[0] in ("http", "tlsidle"))
     print("bench: %d cells x %d reps, about %.0f s (--work-us %s, uring %s)" % (
         len(cells), args.reps, ((len(cells) - nhttp) * per + nhttp * (args.http_duration + 0.6)) * args.reps,
         "yes" if args.work_us_supported else "no", "yes" if args.uring else "no"), file=sys.stderr)
     t0 = time.monotonic()
     for rep in range(1, args.reps + 1):
+        # HTTPS pairs alternate their order by repetition (nginx first in
+        # odd ones, switchboard first in even ones).
+        cells = plan(args, servers, http_servers, http_root,
+                     https_servers if rep % 2 else https_servers[::-1], cafile)
         for i, c in enumerate(cells):
             if c[0] == "load":
                 _, table, server, label, size, conns, pipe, wu, pair = c
@@ -913,14 +1146,21 @@ def main():
                     fmt(b.get("msgs_per_s")), fmt((b.get("latency_us") or {}).get("p99")),
                     "  ERROR" if "error" in cell else ""), file=sys.stderr)
             elif c[0] == "http":
-                _, server, label, name, size, root = c
-                cell = http_load(m, rep, server, label, name, size, root)
+                _, server, label, name, size, root, table, cafile, extra = c
+                cell = http_load(m, rep, server, label, name, size, root, table, cafile, extra)
                 w = cell.get("wrk") or {}
-                print("rep %d [%d/%d] HTTP %-10s %-22s %10s req/s  p99 %s µs  server %s µs/req%s" % (
-                    rep, i + 1, len(cells), label, server.name, fmt(w.get("requests_per_s")),
+                print("rep %d [%d/%d] %-5s %-10s %-22s %10s req/s  p99 %s µs  server %s µs/req%s" % (
+                    rep, i + 1, len(cells), table, label, server.name, fmt(w.get("requests_per_s")),
                     fmt((w.get("latency_us") or {}).get("p99")),
                     fmt(cell.get("server_cpu_us_per_req"), "%.2f"),
                     "  ERROR" if "error" in cell else ""), file=sys.stderr)
+            elif c[0] == "tlsidle":
+                _, server, conns, cafile = c
+                cell = m.tls_idle(rep, server, conns, cafile)
+                print("rep %d [%d/%d] TLS  %-10s %-16s %s B/conn%s" % (
+                    rep, i + 1, len(cells), "%d idle" % conns, server.name,
+                    fmt(cell.get("rss_bytes_per_conn")), "  ERROR" if "error" in cell else ""),
+                    file=sys.stderr)
             else:
                 _, server, conns = c
                 cell = m.idle(rep, server, conns)
@@ -931,7 +1171,7 @@ def main():
     elapsed = time.monotonic() - t0
     if http_tmp:
         shutil.rmtree(http_tmp, ignore_errors=True)
-    text, s = report(args, m, servers, elapsed, http_servers)
+    text, s = report(args, m, servers, elapsed, http_servers, https_servers)
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "latest.json"), "w") as f:

@@ -78,7 +78,9 @@ typedef struct tls_conn {
     int dead;            /* fatal error: no more SSL calls but free */
     int unclean;         /* the peer ended without close_notify */
     int held;            /* 1: `final` waits to be returned by the next read */
-    int drained;         /* the last read ended on WANT_READ: the socket is empty */
+    int drained;         /* the last read found the socket empty */
+    int rshort;          /* the BIO's last recv got less than it asked: the socket was empty */
+    int more;            /* the BIO's sends say MSG_MORE: another send follows at once */
     int final;           /* held result: 0 (end) or a negative code */
     int ktls;            /* kernel TLS for sendfile on this connection */
 } tls_conn;
@@ -101,6 +103,7 @@ static int bio_read(BIO *b, char *p, int n)
     do
         r = sb__sys.recv(t->fd, p, (size_t)n, MSG_DONTWAIT);
     while (r < 0 && errno == EINTR);
+    t->rshort = r > 0 && r < n;
     if (r < 0) {
         t->io_errno = errno;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -117,7 +120,7 @@ static int bio_write(BIO *b, const char *p, int n)
 
     BIO_clear_retry_flags(b);
     do
-        r = sb__sys.send(t->fd, p, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        r = sb__sys.send(t->fd, p, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT | (t->more ? MSG_MORE : 0));
     while (r < 0 && errno == EINTR);
     if (r < 0) {
         t->io_errno = errno;
@@ -282,8 +285,13 @@ static int tls_set_host(tls_conn *t, const sb_tls *ctx, const char *host)
 
 /* Fill p from the engine until it is full or the engine needs the socket:
  * a short count therefore means the socket is drained (transport.h's
- * edge-triggered rule). An end or error met after some bytes is held for
- * the next call. Returns the count, -EAGAIN, 0 at the end, or a code. */
+ * edge-triggered rule). The last recv coming back short already says so
+ * (the kernel empties a stream socket's queue before it returns short, the
+ * rule the plain transport reads by): when the engine then holds nothing,
+ * the read ends there, without the recv that could only meet EAGAIN - one
+ * system call less per request in a keep-alive exchange. An end or error
+ * met after some bytes is held for the next call. Returns the count,
+ * -EAGAIN, 0 at the end, or a code. */
 static ssize_t tls_fill(tls_conn *t, void *p, size_t n)
 {
     size_t got = 0, k;
@@ -297,11 +305,16 @@ static ssize_t tls_fill(tls_conn *t, void *p, size_t n)
         return 0; /* after a fatal error: the end (a lingering close stops here) */
     t->rwant = 0;
     t->drained = 0;
+    t->rshort = 0;
     t->io_errno = errno = 0;
     while (got < n) {
         ERR_clear_error();
         if (SSL_read_ex(t->ssl, (char *)p + got, n - got, &k) == 1) {
             got += k;
+            if (t->rshort && !SSL_has_pending(t->ssl)) {
+                t->drained = 1;
+                break;
+            }
             continue;
         }
         rc = tls_result(t, 0, &t->rwant);
@@ -372,24 +385,46 @@ static ssize_t tp_read(void *state, int fd, void *p, size_t n, int dontwait)
     return tp_ret(tls_fill(state, p, n));
 }
 
+/* One SSL_write of p[0..n) that writes at most one record (partial write
+ * mode); total is what the caller has queued from p on. When more than
+ * that record is queued, the caller's next write follows at once (conn
+ * flushes its queue in a loop), so the record goes with MSG_MORE and the
+ * kernel sends both in one segment: a 16 KiB body and the tail of its
+ * response are one wakeup of the reader, not two. A send that then finds
+ * the socket full leaves the corked bytes for the retry on writability,
+ * which sends without MSG_MORE. Never during the handshake, whose flight
+ * must leave before the peer can answer. */
+static ssize_t tls_put_more(tls_conn *t, const void *p, size_t n, size_t total)
+{
+    ssize_t r;
+
+    t->more = total > (n < SSL3_RT_MAX_PLAIN_LENGTH ? n : SSL3_RT_MAX_PLAIN_LENGTH) &&
+              SSL_is_init_finished(t->ssl);
+    r = tls_put(t, p, n);
+    t->more = 0;
+    return r;
+}
+
 static ssize_t tp_writev(void *state, int fd, const struct iovec *iov, int cnt, int dontwait)
 {
     uint8_t gather[SB_TLS_GATHER];
-    size_t len = 0;
+    size_t len = 0, total = 0;
 
     /* Only a foreign thread asks not to wait: it must not touch the engine
      * (see the top of this file). */
     if (dontwait)
         return tp_ret(-EAGAIN);
+    for (int i = 0; i < cnt; i++)
+        total += iov[i].iov_len;
     if (cnt == 1 || iov[0].iov_len >= sizeof(gather))
-        return tp_ret(tls_put(state, iov[0].iov_base, iov[0].iov_len));
+        return tp_ret(tls_put_more(state, iov[0].iov_base, iov[0].iov_len, total));
     /* Small buffers go out as one record, not one record each. */
     for (int i = 0; i < cnt && len < sizeof(gather); i++) {
         size_t take = iov[i].iov_len < sizeof(gather) - len ? iov[i].iov_len : sizeof(gather) - len;
         memcpy(gather + len, iov[i].iov_base, take);
         len += take;
     }
-    return tp_ret(tls_put(state, gather, len));
+    return tp_ret(tls_put_more(state, gather, len, total));
 }
 
 /* Kernel TLS: the kernel encrypts the file's pages on their way out. When
@@ -421,9 +456,15 @@ static ssize_t tp_sendfile(void *state, int fd, int file, off_t *off, size_t n)
     return r;
 }
 
+/* close_notify goes with MSG_MORE: the FIN that follows at once carries
+ * it, one segment instead of two. */
 static int tp_shutdown(void *state, int fd)
 {
-    tls_goodbye(state);
+    tls_conn *t = state;
+
+    t->more = 1;
+    tls_goodbye(t);
+    t->more = 0;
     return shutdown(fd, SHUT_WR);
 }
 
