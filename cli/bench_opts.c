@@ -53,25 +53,6 @@ static const char bench_usage[] =
     "1 otherwise (a message says so when bytes came back but no reply could be\n"
     "decoded from them), 2 for a usage error.\n";
 
-static int parse_rate(const char *opt, const char *val, double *out)
-{
-    char *end;
-    double v;
-
-    if (val == NULL) {
-        cli_error(opt, "missing value");
-        return -1;
-    }
-    errno = 0;
-    v = strtod(val, &end);
-    if (errno != 0 || end == val || *end != '\0' || !(v > 0 && v <= 1e9)) {
-        cli_error(opt, "'%s' is not a rate in messages/s (above 0, at most 1e9)", val);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 /* One option at argv[i] (value v). Returns how many arguments it took
  * (1 or 2), 0 for --help (printed), -1 for a usage error (printed). */
 static int parse_one(const char *a, const char *v, struct bench_opts *o)
@@ -90,7 +71,7 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
     } else if (strcmp(a, "-n") == 0) {
         r = cli_parse_long(a, v, 1, 1000000000000L, &o->count);
     } else if (strcmp(a, "--rate") == 0) {
-        r = parse_rate(a, v, &o->rate);
+        r = cli_parse_decimal(a, v, 0.001, 1e9, "a rate in messages/s", &o->rate);
     } else if (strcmp(a, "--size") == 0) {
         r = cli_parse_size(a, v, &o->size);
         o->size_given = 1;

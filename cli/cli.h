@@ -37,6 +37,10 @@ int cli_getopt_error(int opt, char **argv, int optind_now);
 /* Parse a decimal option value into [lo, hi]; on failure print a usage
  * error naming the option and return -1. */
 int cli_parse_long(const char *opt, const char *val, long lo, long hi, long *out);
+/* A plain decimal number (digits, an optional fraction: no sign, exponent,
+ * inf or nan) in lo..hi into *out; otherwise an error naming `what`. */
+int cli_parse_decimal(const char *opt, const char *val, double lo, double hi, const char *what,
+                      double *out);
 /* Parse a number of seconds (decimal, fraction allowed: "0.5") into
  * [lo, hi]; on failure print a usage error naming the option, return -1. */
 int cli_parse_seconds(const char *opt, const char *val, double lo, double hi, double *out);

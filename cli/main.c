@@ -106,7 +106,8 @@ int cli_parse_long(const char *opt, const char *val, long lo, long hi, long *out
     return 0;
 }
 
-int cli_parse_seconds(const char *opt, const char *val, double lo, double hi, double *out)
+int cli_parse_decimal(const char *opt, const char *val, double lo, double hi, const char *what,
+                      double *out)
 {
     char *end;
     double v;
@@ -117,15 +118,20 @@ int cli_parse_seconds(const char *opt, const char *val, double lo, double hi, do
     }
     errno = 0;
     v = strtod(val, &end);
-    /* strtod also takes "inf", "nan" and hex floats; a number of seconds
-     * is plain decimal digits with an optional fraction. */
+    /* strtod also takes "inf", "nan", exponents and hex floats; an option's
+     * number is plain decimal digits with an optional fraction. */
     if (errno != 0 || end == val || *end != '\0' || strspn(val, "0123456789.") != strlen(val) ||
         !(v >= lo && v <= hi)) {
-        cli_error(opt, "'%s' is not a number of seconds in %.15g..%.15g", val, lo, hi);
+        cli_error(opt, "'%s' is not %s in %.15g..%.15g", val, what, lo, hi);
         return -1;
     }
     *out = v;
     return 0;
+}
+
+int cli_parse_seconds(const char *opt, const char *val, double lo, double hi, double *out)
+{
+    return cli_parse_decimal(opt, val, lo, hi, "a number of seconds", out);
 }
 
 int cli_parse_size(const char *opt, const char *val, size_t *out)
