@@ -57,10 +57,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#include "bench.h"
-#include "bench_http.h"
+#include "bench_int.h"
 #include "bench_pace.h"
-#include "cli.h"
 
 #define PATTERN_SLACK 251      /* payload offsets cycle through a prime */
 #define SEQ_CHARS 8            /* the sequence number, 5 bits per char */
@@ -70,32 +68,9 @@
 #define STALL_NS 10000000000LL /* -n: no reply for this long ends the run */
 #define LIVE_NS 250000000LL    /* the live line: 4 redraws a second */
 #define HTTP_IN_MIN 16384      /* HTTP: read buffer, larger than any head */
-#define REQ_MAX (CLI_URL_MAX + 600)
 
 /* ---- payloads ------------------------------------------------------------- */
 
-/* Shared, read-only once the run starts (but for http_len). */
-struct bench {
-    struct bench_opts o;
-    sb_frame_spec spec;
-    int type;                    /* typed framing: the type byte used */
-    uint8_t hdr[SB_FRAME_HDR_MAX], trl[SB_FRAME_HDR_MAX];
-    size_t hdr_len, trl_len;
-    size_t framed;               /* a whole message: header + payload + trailer, or the request */
-    uint8_t *pattern;            /* size + PATTERN_SLACK alphanumeric bytes */
-    char req[REQ_MAX];           /* HTTP: the request every connection repeats */
-    cli_url url;
-    sb_addr addr;
-    int64_t start_ns;            /* the run's start: --rate's schedule starts here */
-    int64_t begin_ns, end_ns;    /* the measured window (monotonic) */
-    double interval_ns;          /* --rate: between two messages of a connection */
-    atomic_ullong http_len;      /* HTTP: body length of the first 2xx answer */
-    atomic_long settled;         /* --connect-only: connections done or failed */
-    sb_tls *tls;                 /* --tls / https: the client context, else NULL */
-    char tls_host[256];          /* ... and the name to send and verify */
-    atomic_int tls_told;         /* a failed handshake was reported */
-    pthread_barrier_t dialed, go;
-};
 
 static const char seq_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
@@ -231,54 +206,6 @@ static int setup_http(struct bench *b)
 
 /* ---- connections ---------------------------------------------------------- */
 
-struct worker;
-
-struct bconn {
-    struct worker *w;
-    int fd;                  /* -1 when closed */
-    sb_tls_session *tls;     /* TLS over fd, NULL without */
-    int mask;                /* what the loop watches for us */
-    int settled;             /* --connect-only: counted in b->settled */
-    int closing;             /* HTTP: the last response said "Connection: close" */
-    uint64_t id;             /* connection number across threads */
-    uint64_t sent, done;     /* messages sent, replies verified */
-    uint64_t quota;          /* -n: this connection's share, else UINT64_MAX */
-    int64_t t0;              /* --rate: when message 0 is due */
-    int64_t *ts;             /* send (or due) times, a ring of pipeline entries */
-    uint8_t *in;             /* received, not yet decoded */
-    size_t in_len, in_cap;
-    uint8_t *out;            /* queued, not yet written: [out_off, out_len) */
-    size_t out_off, out_len, out_cap;
-    struct hcut hc;          /* HTTP: the response being read */
-};
-
-enum { PH_RUN, PH_DRAIN };
-
-struct worker {
-    struct bench *b;
-    int index;
-    pthread_t tid;
-    sb_loop *loop;
-    struct bconn *c;
-    long nconns, open;
-    int phase;
-    sb_timer stop, drain, tick, pace, watch;
-    int pace_fd;             /* --rate: the pacer's clock (bench_pace.h), -1: pace */
-    int64_t pace_at;         /* --rate: when the pacer fires next, INT64_MAX: idle */
-    uint64_t watch_seen;     /* -n: replies at the last progress */
-    int64_t watch_at;        /* ... and when */
-    int64_t last_ns;         /* the last reply's time */
-    struct counters k;
-    struct hist hist;        /* the measured window */
-    struct hist live;        /* since the last tick (live line only) */
-    atomic_ullong pub_received; /* published for the live line */
-    atomic_ullong pub_p99;
-    atomic_ullong pub_errors;
-    atomic_int finished;     /* the loop has returned */
-    int err;                 /* a fatal loop error */
-    struct solo *solo;       /* --threads 1: the supervisor on this loop */
-};
-
 static void on_io(sb_loop *l, int fd, int events, void *ud);
 
 static int64_t ms_until(int64_t ns)
@@ -301,7 +228,10 @@ static void conn_close(struct bconn *c)
 
     if (c->fd < 0)
         return;
-    sb_loop_watch(w->loop, c->fd, 0, NULL, NULL);
+    if (w->u)
+        bench_uring_close(c);
+    else
+        sb_loop_watch(w->loop, c->fd, 0, NULL, NULL);
     sb_tls_session_free(c->tls);
     c->tls = NULL;
     close(c->fd);
@@ -311,15 +241,19 @@ static void conn_close(struct bconn *c)
         sb_loop_stop(w->loop);
 }
 
-static void conn_fail(struct bconn *c, uint64_t *counter)
+void bench_conn_fail(struct bconn *c, uint64_t *counter)
 {
     (*counter)++;
     conn_close(c);
 }
 
+#define conn_fail bench_conn_fail
+
+/* The loop engine's watch; the uring engine keeps its receive armed. */
 static void conn_watch(struct bconn *c, int mask)
 {
-    if (mask != c->mask && sb_loop_watch(c->w->loop, c->fd, mask, on_io, c) == 0)
+    if (c->w->u == NULL && mask != c->mask &&
+        sb_loop_watch(c->w->loop, c->fd, mask, on_io, c) == 0)
         c->mask = mask;
 }
 
@@ -344,7 +278,9 @@ static void put_message(const struct bench *b, const struct bconn *c, uint8_t *p
 
 /* Append up to n messages to the output (no more than the quota). The
  * output never needs more than out_cap: unwritten bytes belong to messages
- * in flight, and no more than --pipeline are. */
+ * in flight, and no more than --pipeline are. While the uring engine has a
+ * send in flight its bytes stay where they are (the kernel reads them),
+ * so the messages are owed until it completes. */
 static void conn_queue(struct bconn *c, uint64_t n, int64_t now)
 {
     const struct bench *b = c->w->b;
@@ -352,6 +288,10 @@ static void conn_queue(struct bconn *c, uint64_t n, int64_t now)
 
     if (n > c->quota - c->sent)
         n = c->quota - c->sent;
+    if (c->u_sending) {
+        c->u_owed += n;
+        return;
+    }
     if (c->out_off == c->out_len)
         c->out_off = c->out_len = 0;
     if (c->out_len + n * b->framed > c->out_cap) {
@@ -368,11 +308,24 @@ static void conn_queue(struct bconn *c, uint64_t n, int64_t now)
     c->w->k.sent += n;
 }
 
-/* One send() of everything queued; watch for writability if some is left. */
+void bench_conn_queue_owed(struct bconn *c, int64_t now)
+{
+    uint64_t n = c->u_owed;
+
+    c->u_owed = 0;
+    conn_queue(c, n, now);
+}
+
+/* One send() of everything queued; watch for writability if some is left.
+ * The uring engine sends at the end of the turn. */
 static void conn_flush(struct bconn *c)
 {
     ssize_t r;
 
+    if (c->w->u) {
+        bench_uring_flush(c);
+        return;
+    }
     if (c->out_off < c->out_len) {
         if (c->tls) {
             r = sb_tls_write(c->tls, c->out + c->out_off, c->out_len - c->out_off);
@@ -417,9 +370,11 @@ static void conn_consume(struct bconn *c, size_t off)
     }
 }
 
-/* Cut, check and count every whole echoed reply in the input; returns how
- * many, or -1 after closing the connection. */
-static long conn_decode(struct bconn *c, int64_t now)
+/* Cut, check and count every whole echoed reply in p[0, len), *used set
+ * to the bytes they took; returns how many, or -1 after closing the
+ * connection. */
+static long conn_decode_at(struct bconn *c, const uint8_t *p, size_t len, int64_t now,
+                           size_t *used)
 {
     struct worker *w = c->w;
     const struct bench *b = w->b;
@@ -428,7 +383,7 @@ static long conn_decode(struct bconn *c, int64_t now)
     sb_msg m;
     ssize_t r;
 
-    while ((r = sb_frame_decode(&b->spec, b->o.size, c->in + off, c->in_len - off, 0, &m)) > 0) {
+    while ((r = sb_frame_decode(&b->spec, b->o.size, p + off, len - off, 0, &m)) > 0) {
         w->k.cut++;
         if (c->done == c->sent || payload_check(b, c->id, c->done, &m) < 0) {
             conn_fail(c, &w->k.e_mismatch);
@@ -443,7 +398,18 @@ static long conn_decode(struct bconn *c, int64_t now)
         conn_fail(c, r == SB_ETOOBIG ? &w->k.e_mismatch : &w->k.e_decode);
         return -1;
     }
-    conn_consume(c, off);
+    *used = off;
+    return n;
+}
+
+/* conn_decode_at over the input, the replies consumed from it. */
+static long conn_decode(struct bconn *c, int64_t now)
+{
+    size_t used = 0;
+    long n = conn_decode_at(c, c->in, c->in_len, now, &used);
+
+    if (n >= 0)
+        conn_consume(c, used);
     return n;
 }
 
@@ -602,6 +568,8 @@ static int64_t rate_next(const struct bconn *c)
 static void pace_arm(struct worker *w, int64_t at)
 {
     w->pace_at = at;
+    if (w->u) /* the engine's wait ends at pace_at (bench_worker_due) */
+        return;
     if (w->pace_fd >= 0) {
         if (at != INT64_MAX)
             bench_pace_arm(w->pace_fd, at);
@@ -734,6 +702,54 @@ static int on_readable(struct bconn *c, int events)
     return c->fd >= 0 && more && !c->closing;
 }
 
+/* Room for need bytes of input. Returns 0 or -1 after closing c. */
+static int conn_input_room(struct bconn *c, size_t need)
+{
+    size_t cap = c->in_cap;
+    uint8_t *p;
+
+    if (need <= cap)
+        return 0;
+    while (cap < need)
+        cap *= 2;
+    p = realloc(c->in, cap);
+    if (p == NULL) {
+        conn_fail(c, &c->w->k.e_io);
+        return -1;
+    }
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+void bench_conn_input(struct bconn *c, const uint8_t *p, size_t len, int64_t now)
+{
+    struct worker *w = c->w;
+    size_t used = 0;
+    long n;
+
+    w->k.bytes_in += len;
+    if (now >= w->b->begin_ns && now < w->b->end_ns)
+        w->k.bytes_win += len;
+    if (c->in_len == 0) { /* the usual case: whole replies, decoded where they landed */
+        n = conn_decode_at(c, p, len, now, &used);
+        if (n < 0 || conn_input_room(c, len - used) < 0)
+            return;
+        memcpy(c->in, p + used, len - used);
+        c->in_len = len - used;
+    } else {
+        if (conn_input_room(c, c->in_len + len) < 0)
+            return;
+        memcpy(c->in + c->in_len, p, len);
+        c->in_len += len;
+        n = conn_decode(c, now);
+        if (n < 0)
+            return;
+    }
+    if (n > 0)
+        conn_refill(c, n, now);
+}
+
 /* The connections are edge-triggered where the loop can be (SB_EDGE): a
  * read that filled the buffer, or the server's hangup with bytes perhaps
  * still queued before it, asks for another turn; a short read has emptied
@@ -854,6 +870,8 @@ static void on_stop(sb_loop *l, sb_timer *t)
         sb_timer_start(l, &w->drain, DRAIN_MS);
 }
 
+static void worker_close(struct worker *w);
+
 static void worker_dial(struct worker *w)
 {
     for (long i = 0; i < w->nconns; i++) {
@@ -867,6 +885,14 @@ static void worker_dial(struct worker *w)
         }
         w->open++;
         w->k.connected++;
+    }
+    if (w->b->uring && w->open > 0) { /* on this thread: the ring takes its submissions */
+        int r = bench_uring_open(w);
+        if (r < 0) {
+            w->err = r;
+            worker_close(w);
+            w->open = 0;
+        }
     }
 }
 
@@ -912,12 +938,20 @@ static void worker_close(struct worker *w)
 {
     for (long i = 0; i < w->nconns; i++) {
         if (w->c[i].fd >= 0) {
+            if (w->u)
+                bench_uring_close(&w->c[i]);
             sb_tls_session_free(w->c[i].tls);
             w->c[i].tls = NULL;
             close(w->c[i].fd);
             w->c[i].fd = -1;
         }
     }
+}
+
+/* The connections until they are done, on the loop or the uring engine. */
+static int worker_run(struct worker *w)
+{
+    return w->u ? bench_uring_run(w) : sb_loop_run(w->loop);
 }
 
 static void *worker_main(void *arg)
@@ -929,7 +963,7 @@ static void *worker_main(void *arg)
     pthread_barrier_wait(&w->b->go); /* the main thread has set the window */
     worker_start(w);
     if (w->open > 0 || w->b->o.connect_only)
-        w->err = sb_loop_run(w->loop);
+        w->err = worker_run(w);
     worker_close(w);
     atomic_store(&w->finished, 1);
     return NULL;
@@ -952,7 +986,7 @@ static int worker_init(struct worker *w, struct bench *b, int index, long first_
     w->index = index;
     w->nconns = n;
     w->pace_at = INT64_MAX;
-    w->pace_fd = b->o.rate > 0 ? bench_pace_open() : -1;
+    w->pace_fd = b->o.rate > 0 && !b->uring ? bench_pace_open() : -1;
     if (w->pace_fd < 0)
         w->pace_fd = -1;
     hist_reset(&w->hist);
@@ -971,11 +1005,13 @@ static int worker_init(struct worker *w, struct bench *b, int index, long first_
         w->c[i].id = (uint64_t)(first_id + i);
         w->c[i].quota = quota_of(b, w->c[i].id);
     }
-    return sb_loop_new(&w->loop, b->o.backend);
+    /* The uring engine keeps only its timers on the loop. */
+    return sb_loop_new(&w->loop, b->uring ? NULL : b->o.backend);
 }
 
 static void worker_free(struct worker *w)
 {
+    bench_uring_free(w); /* first: the ring's operations point into the buffers */
     for (long i = 0; w->c && i < w->nconns; i++) {
         free(w->c[i].in);
         free(w->c[i].out);
@@ -1189,6 +1225,32 @@ static void on_solo(sb_loop *l, sb_timer *t)
         sb_timer_start(l, t, ms_until(due));
 }
 
+int64_t bench_worker_due(const struct worker *w)
+{
+    const sb_timer *ts[] = {&w->stop, &w->drain, &w->tick, &w->watch, w->solo ? &w->solo->t : NULL};
+    int64_t due = w->pace_at;
+
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        if (ts[i] && sb_timer_active(ts[i]) && ts[i]->due * 1000000 < due)
+            due = ts[i]->due * 1000000;
+    return due;
+}
+
+/* The loop runs a timer once its clock (milliseconds, the clock of
+ * sb_now_ns) reaches the timer's due time; a turn of it with no watcher
+ * costs one empty wait, paid only on the turns a timer is due. */
+void bench_worker_timers(struct worker *w, int64_t now)
+{
+    int64_t pace = w->pace_at;
+
+    if (pace <= now) {
+        w->pace_at = INT64_MAX; /* pace_run re-arms it while there is work */
+        pace_run(w);
+    }
+    if (bench_worker_due(w) <= now)
+        sb_loop_run_once(w->loop, 0);
+}
+
 static void run_solo(struct bench *b, struct worker *w, double *cpu)
 {
     struct solo so = {.b = b, .w = w, .cpu = cpu};
@@ -1203,7 +1265,7 @@ static void run_solo(struct bench *b, struct worker *w, double *cpu)
     worker_start(w);
     sb_timer_start(w->loop, &so.t, 0);
     if (w->open > 0)
-        w->err = sb_loop_run(w->loop);
+        w->err = worker_run(w);
     sb_timer_stop(w->loop, &so.t);
     w->solo = NULL;
     if (so.stage == 1) /* -n: the last reply is in */
@@ -1368,6 +1430,26 @@ static int setup(struct bench *b)
     return setup_tls(b);
 }
 
+/* --backend uring on a framed ADDR: the uring engine (bench_uring.c), or
+ * exit 1 when io_uring cannot be used here. TLS, HTTP and --connect-only
+ * stay on the loop engine, on the library loop's uring backend. */
+static int setup_engine(struct bench *b)
+{
+    int r;
+
+    if (b->o.backend == NULL || strcmp(b->o.backend, "uring") != 0 || b->o.http || b->o.tls ||
+        b->o.connect_only)
+        return 0;
+    r = bench_uring_probe();
+    if (r < 0) {
+        cli_error("--backend uring", "io_uring cannot be used here: %s",
+                  r == -ENOSYS ? "this switchboard was built without liburing" : sb_strerror(r));
+        return 1;
+    }
+    b->uring = 1;
+    return 0;
+}
+
 static int make_workers(struct bench *b, struct worker *ws, long *nw)
 {
     long id = 0;
@@ -1397,6 +1479,9 @@ int cmd_bench(int argc, char **argv)
     if (r != 0)
         return r > 0 ? 0 : 2;
     r = setup(&b);
+    if (r != 0)
+        return r;
+    r = setup_engine(&b);
     if (r != 0)
         return r;
     if (b.o.rate > 0)
