@@ -1510,6 +1510,7 @@ int cmd_bench(int argc, char **argv)
     if (b.o.live)
         fputs("\r\033[K", stderr);
     collect(ws, nw, res);
+    res->client = b.uring ? "uring-completion" : sb_loop_backend(ws[0].loop);
     if (res->k.e_connect > 0 && res->k.connected == 0)
         cli_error(b.o.addr, "no connection could be opened");
     if (res->loop_err < 0)

@@ -48,6 +48,7 @@ struct result {
     struct hist h;
     double window_s, cpu_s;
     int loop_err;
+    const char *client;       /* the client's backend, "uring-completion" for bench_uring.c */
 };
 
 static inline uint64_t errors_of(const struct counters *k)

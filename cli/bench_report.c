@@ -112,8 +112,8 @@ void bench_print_text(const struct bench_opts *o, const struct result *r)
     if (k->reconnects)
         printf("  reconnects  %llu (the server closed after a response)\n",
                (unsigned long long)k->reconnects);
-    printf("  client CPU  %.2f us/%s (%.3f s)\n", cpu_per_msg(o, r), o->http ? "req" : "msg",
-           r->cpu_s);
+    printf("  client CPU  %.2f us/%s (%.3f s, %s)\n", cpu_per_msg(o, r), o->http ? "req" : "msg",
+           r->cpu_s, r->client);
 }
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
@@ -183,6 +183,8 @@ void bench_print_json(const struct bench_opts *o, const struct result *r)
            (unsigned long long)k->e_status, (unsigned long long)k->e_length,
            (unsigned long long)errors_of(k));
     json_statuses(k);
-    printf("\"client_cpu_s\":%.4f,\"client_cpu_us_per_msg\":%.3f}\n", r->cpu_s,
+    printf("\"client_backend\":");
+    json_str(r->client);
+    printf(",\"client_cpu_s\":%.4f,\"client_cpu_us_per_msg\":%.3f}\n", r->cpu_s,
            cpu_per_msg(o, r));
 }
