@@ -17,9 +17,11 @@ connection is still open), as CPU seconds per second divided by the
 client's msgs/s: the same basis as the client's own CPU per message.
 
 Workloads (len32 framing, loopback):
-  A  64 B,   50 conns, pipeline 1
-  B  64 B,   50 conns, pipeline 16
-  C  16 KiB, 10 conns, pipeline 1
+  A      64 B,   50 conns, pipeline 1
+  A300   64 B,  300 conns, pipeline 1   (event loops only: bare epoll, libuv,
+  A1000  64 B, 1000 conns, pipeline 1    libevent, sb event+epoll, sb event+uring)
+  B      64 B,   50 conns, pipeline 16
+  C      16 KiB, 10 conns, pipeline 1
   D  10,000 idle connections after one message each: server RSS per conn
   5.1  threads / fork / event(select, poll, epoll) x 10, 100, 1000 conns
        x --work-us 0, 50 (64 B, pipeline 1)
@@ -34,6 +36,15 @@ Workloads (len32 framing, loopback):
        repetition; and server RSS per idle TLS connection (bench/tls_hold.py)
 
 `--only http` runs the HTTP workload alone, `--only https` the HTTPS one.
+
+The client is one `switchboard bench` on one backend for every server of a
+run (`--client-backend`), so that every server faces the same client. The
+default is uring, bench's completion-based engine, where it runs: it costs
+less CPU per message than the epoll client (docs/performance.md), and the
+client must not be the limit of what it measures. Pairs: bare epoll and the
+sb event servers run back to back (their order alternating) on A and B
+(sb event+epoll, the parity) and on A, A300, A1000, B and C (sb event+uring,
+judged against the targets of the completion-based backend).
 
 Standard library only.
 """
@@ -56,11 +67,24 @@ ROOT = os.path.dirname(HERE)
 
 WORKLOADS = {
     "A": dict(size=64, conns=50, pipeline=1),
+    "A300": dict(size=64, conns=300, pipeline=1),
+    "A1000": dict(size=64, conns=1000, pipeline=1),
     "B": dict(size=64, conns=50, pipeline=16),
     "C": dict(size=16384, conns=10, pipeline=1),
 }
+# The many-connection cells run the event loops alone.
+MANY_CONNS = {"A300", "A1000"}
+MANY_CONNS_SERVERS = ("bare_epoll", "libuv", "libevent", "sb event+epoll", "sb event+uring")
 D_CONNS = 10000
 PARITY = ("A", "B")  # workloads whose bare-epoll parity is measured in pairs
+# sb event+uring / bare epoll, paired, must reach these (msgs/s).
+URING_TARGETS = {"A": 1.15, "A300": 1.3, "A1000": 1.3, "B": 1.2, "C": 1.0}
+
+
+def parse_workloads(text):
+    """"ABC", "A,A300,B", "a1000": the workloads named, in WORKLOADS order."""
+    named = set(re.findall(r"A1000|A300|[A-Z]", text.upper()))
+    return [w for w in WORKLOADS if w in named]
 
 
 # ----------------------------------------------------------------- servers
@@ -233,6 +257,10 @@ def run_bench(args, port, size, conns, pipeline, duration, extra=(), on_line=Non
            "--conns", str(conns), "--pipeline", str(pipeline), "--size", str(size),
            "--duration", str(duration), "--warmup", str(args.warmup),
            "--frame", "len32", "--json", "--marks"] + list(extra)
+    if args.client_backend and "--connect-only" not in extra:
+        # Workload D's client holds idle connections; it stays on bench's
+        # default loop, whatever the load cells' client is.
+        cmd += ["--backend", args.client_backend]
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
     err = []
@@ -424,6 +452,14 @@ class Matrix:
         return cell
 
 
+def partners(by, w):
+    """The servers paired with bare epoll on workload w."""
+    names = ["sb event+epoll"] if w in PARITY else []
+    if w in URING_TARGETS and "sb event+uring" in by:
+        names.append("sb event+uring")
+    return [n for n in names if n in by]
+
+
 def plan(args, servers, http_servers=(), http_root=None, https_servers=(), cafile=None):
     """The cells of one repetition, in order: (kind, parameters)."""
     by = {s.name: s for s in servers}
@@ -437,18 +473,19 @@ def plan(args, servers, http_servers=(), http_root=None, https_servers=(), cafil
         spec = WORKLOADS[w]
         load = lambda n, pair=None: ("load", "ABC", by[n], w, spec["size"], spec["conns"],
                                      spec["pipeline"], 0, pair)
-        paired = w in PARITY and not args.quick and "bare_epoll" in by
-        if paired:
-            # The parity cells: bare epoll and sb event+epoll back to back,
-            # plus --pairs more such pairs in the other order, so each pair
-            # shares the machine's state of the moment (see report()).
-            cells += [load("bare_epoll", (w, 0)), load("sb event+epoll", (w, 0))]
-        for n in names:
-            if not (paired and n in ("bare_epoll", "sb event+epoll")):
+        wnames = [n for n in names if w not in MANY_CONNS or n in MANY_CONNS_SERVERS]
+        group = [] if args.quick or "bare_epoll" not in by else ["bare_epoll"] + partners(by, w)
+        if len(group) < 2:
+            group = []
+        # The paired cells: bare epoll and its partners back to back, plus
+        # --pairs more such groups, the order reversed every other time, so
+        # each group shares the machine's state of the moment (see report()).
+        cells += [load(n, (w, 0)) for n in group]
+        for n in wnames:
+            if n not in group:
                 cells.append(load(n))
-        for k in range(1, args.pairs + 1 if paired else 1):
-            first, second = ("sb event+epoll", "bare_epoll") if k % 2 else ("bare_epoll", "sb event+epoll")
-            cells += [load(first, (w, k)), load(second, (w, k))]
+        for k in range(1, args.pairs + 1 if group else 1):
+            cells += [load(n, (w, k)) for n in (group[::-1] if k % 2 else group)]
     if args.table51:
         t51 = ["sb threads", "sb fork", "sb event+select", "sb event+poll", "sb event+epoll"]
         conns = [10] if args.quick else [10, 100, 1000]
@@ -924,14 +961,48 @@ def ratio_of_medians(s, w):
     return a / b if a and b else None
 
 
-def paired_ratios(m, w):
-    """msgs/s of sb event+epoll over bare epoll, per back-to-back pair."""
+def paired_ratios(m, w, name="sb event+epoll"):
+    """msgs/s of name over bare epoll, per back-to-back group."""
     pairs = {}
     for c in m.cells:
         if c.get("pair") and c["workload"] == w and c.get("bench") and "error" not in c:
             pairs.setdefault(c["pair"], {})[c["server"]] = c["bench"]["msgs_per_s"]
-    return [p["sb event+epoll"] / p["bare_epoll"] for p in pairs.values()
-            if p.get("bare_epoll") and p.get("sb event+epoll")]
+    return [p[name] / p["bare_epoll"] for p in pairs.values()
+            if p.get("bare_epoll") and p.get(name)]
+
+
+def uring_report(args, m, s):
+    """sb event+uring against the bare epoll loop: the paired ratios and
+    the server CPU per message, judged against URING_TARGETS; and whether
+    the client cost less per message than the servers it drove."""
+    lines = []
+    for w in [w for w in args.workloads if w in URING_TARGETS]:
+        pr = paired_ratios(m, w, "sb event+uring")
+        u = s.get(("ABC", w, "sb event+uring")) or {}
+        b = s.get(("ABC", w, "bare_epoll")) or {}
+        if not pr or not u.get("msgs_per_s") or not b.get("msgs_per_s"):
+            continue
+        target, med_pr = URING_TARGETS[w], statistics.median(pr)
+        cpu = "—"
+        if u.get("server_cpu") and b.get("server_cpu"):
+            cpu = "%.2f vs %.2f µs/msg (%s)" % (
+                u["server_cpu"], b["server_cpu"],
+                "below" if u["server_cpu"] < b["server_cpu"] else "not below")
+        lines.append("- %s: ratio of medians %.2f×, paired median %.2f× (min %.2f, max %.2f, %d "
+                     "pairs); target ≥ %.2f×: %s. Server CPU, sb event+uring vs bare epoll: %s. "
+                     "Client CPU against them: %s and %s µs/msg." % (
+                         w, u["msgs_per_s"] / b["msgs_per_s"], med_pr, min(pr), max(pr),
+                         len(pr), target, "met" if med_pr >= target else "not met", cpu,
+                         fmt(u.get("client_cpu"), "%.2f"), fmt(b.get("client_cpu"), "%.2f")))
+    if not lines:
+        return []
+    return ["\n## sb event+uring vs the bare epoll loop\n",
+            "sb event+uring and bare epoll back to back in each repetition (%d+%d pairs per "
+            "workload, the order alternating), client `bench --backend %s`; the verdict judges "
+            "the paired median of msgs/s, and the server CPU per message (medians) must be "
+            "below the bare loop's. Where the client's CPU per message is not below the "
+            "servers', the client is the limit and the ratio says less than the CPU figures.\n"
+            % (1, args.pairs, args.client_backend or "epoll")] + lines
 
 
 def report(args, m, servers, elapsed, http_servers=(), https_servers=()):
@@ -946,6 +1017,9 @@ def report(args, m, servers, elapsed, http_servers=(), https_servers=()):
                 args.reps, args.duration, args.warmup, elapsed,
                 " HTTP cells: %d s of wrk each." % args.http_duration if http_servers else ""))
     L.append("Machine: %s, %d CPUs, Linux %s.\n" % (cpu_model(), os.cpu_count(), os.uname().release))
+    L.append("Client: `switchboard bench --backend %s`%s for every load cell of every server.\n" % (
+        args.client_backend or "epoll",
+        " (the completion-based engine)" if args.client_backend == "uring" else ""))
     if args.quick:
         L.append("A --quick run: one short pass that checks every cell works. Its figures are "
                  "not measurements and it judges no target; `make bench` measures.\n")
@@ -975,6 +1049,7 @@ def report(args, m, servers, elapsed, http_servers=(), https_servers=()):
                      "medians above: %s.\n" % (
                          len(pr), statistics.median(pr), min(pr), max(pr), sum(x >= 1 for x in pr),
                          len(pr), fmt(ratio_of_medians(s, w), "%.3f")))
+    L += uring_report(args, m, s)
     if args.table51:
         L.append("\n## HOWTO 5.1: dispatch models (64 B, pipeline 1; msgs/s, p99 µs, server CPU µs/msg)\n")
         labels = sorted({c["workload"] for c in m.cells if c["table"] == "5.1"},
@@ -1055,6 +1130,32 @@ def probe(args):
     r.stop()
 
 
+def probe_client(args):
+    """The client's backend: the one asked for, else uring where bench's
+    completion engine runs here, else epoll. Returns an error or None."""
+    if args.client_backend == "epoll":
+        return None
+    r = Running(Server("client probe", [args.switchboard, "serve", "--listen", "127.0.0.1:{port}",
+                                        "--app", "echo", "--frame", "len32"], sb=True), args.port - 2)
+    try:
+        if not r.wait_ready(3):
+            return "the client probe's server did not start"
+        p = subprocess.run([args.switchboard, "bench", "127.0.0.1:%d" % r.port, "--frame", "len32",
+                            "-n", "10", "--backend", "uring", "--json"],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        r.stop()
+    if p.returncode == 0:
+        args.client_backend = "uring"
+        return None
+    why = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])[-1]
+    if args.client_backend == "uring":
+        return "--client-backend uring: " + why
+    args.client_backend = "epoll"
+    args.client_note = "bench --backend uring cannot run here (%s); the client is on epoll" % why
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("switchboard", help="the switchboard binary")
@@ -1068,7 +1169,11 @@ def main():
     ap.add_argument("--warmup", type=float, default=0.25)
     ap.add_argument("--hold", type=float, default=1.0, help="workload D: seconds to hold")
     ap.add_argument("--idle-conns", type=int, default=D_CONNS)
-    ap.add_argument("--workloads", default="ABC")
+    ap.add_argument("--workloads", default="A,A300,A1000,B,C",
+                    help="of A, A300, A1000, B, C (A1000 is left out of --quick)")
+    ap.add_argument("--client-backend", choices=["uring", "epoll"],
+                    help="the client's backend for every load cell (default: uring where "
+                         "bench can use it, else epoll)")
     ap.add_argument("--no-51", dest="table51", action="store_false")
     ap.add_argument("--no-idle", dest="idle", action="store_false")
     ap.add_argument("--no-uring", action="store_true")
@@ -1088,12 +1193,13 @@ def main():
     ap.add_argument("--out", help="results directory (default bench/results, --quick: build/bench-quick)")
     args = ap.parse_args()
     args.switchboard = os.path.abspath(args.switchboard)
-    args.workloads = [w for w in args.workloads.upper() if w in WORKLOADS]
+    args.workloads = parse_workloads(args.workloads)
     if args.only in ("http", "https"):
         args.workloads, args.table51, args.idle, args.http = [], False, False, True
         args.https = args.only == "https"
     if args.quick:
         args.reps, args.duration, args.warmup, args.hold = 1, 0.5, 0.1, 0.5
+        args.workloads = [w for w in args.workloads if w != "A1000"]
         args.idle_conns = min(args.idle_conns, 500)
         args.tls_idle_conns = min(args.tls_idle_conns, 100)
     out = args.out or (os.path.join(ROOT, "build", "bench-quick") if args.quick
@@ -1103,8 +1209,15 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     probe(args)
+    args.client_note = None
+    err = probe_client(args)
+    if err:
+        print("bench: %s" % err, file=sys.stderr)
+        return 1
     servers = make_servers(args)
     m = Matrix(args)
+    if args.client_note:
+        m.problems.append(args.client_note)
     http_tmp, http_root, http_servers = None, None, []
     args.wrk = shutil.which("wrk")
     args.sched_prefix = []
@@ -1127,9 +1240,10 @@ def main():
     cells = plan(args, servers, http_servers, http_root, https_servers, cafile)
     per = args.duration + args.warmup + 0.4
     nhttp = sum(1 for c in cells if c[0] in ("http", "tlsidle"))
-    print("bench: %d cells x %d reps, about %.0f s (--work-us %s, uring %s)" % (
+    print("bench: %d cells x %d reps, about %.0f s (--work-us %s, uring %s, client %s)" % (
         len(cells), args.reps, ((len(cells) - nhttp) * per + nhttp * (args.http_duration + 0.6)) * args.reps,
-        "yes" if args.work_us_supported else "no", "yes" if args.uring else "no"), file=sys.stderr)
+        "yes" if args.work_us_supported else "no", "yes" if args.uring else "no",
+        args.client_backend), file=sys.stderr)
     t0 = time.monotonic()
     for rep in range(1, args.reps + 1):
         # HTTPS pairs alternate their order by repetition (nginx first in
@@ -1175,7 +1289,8 @@ def main():
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write(text)
     with open(os.path.join(out, "latest.json"), "w") as f:
-        json.dump(dict(argv=sys.argv[1:], elapsed_s=elapsed, cells=m.cells), f, indent=1)
+        json.dump(dict(argv=sys.argv[1:], elapsed_s=elapsed, client_backend=args.client_backend,
+                       cells=m.cells), f, indent=1)
     with open(os.path.join(out, "chart.json"), "w") as f:
         json.dump(chart_data(args, s, servers, http_servers), f)
     subprocess.run([sys.executable, os.path.join(HERE, "chart.py"), os.path.join(out, "chart.json"),
