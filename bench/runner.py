@@ -1017,9 +1017,10 @@ def report(args, m, servers, elapsed, http_servers=(), https_servers=()):
                 args.reps, args.duration, args.warmup, elapsed,
                 " HTTP cells: %d s of wrk each." % args.http_duration if http_servers else ""))
     L.append("Machine: %s, %d CPUs, Linux %s.\n" % (cpu_model(), os.cpu_count(), os.uname().release))
-    L.append("Client: `switchboard bench --backend %s`%s for every load cell of every server.\n" % (
+    L.append("Client: `switchboard bench --backend %s`%s for every load cell of every server.%s\n" % (
         args.client_backend or "epoll",
-        " (the completion-based engine)" if args.client_backend == "uring" else ""))
+        " (the completion-based engine)" if args.client_backend == "uring" else "",
+        " " + args.client_note[0].upper() + args.client_note[1:] + "." if args.client_note else ""))
     if args.quick:
         L.append("A --quick run: one short pass that checks every cell works. Its figures are "
                  "not measurements and it judges no target; `make bench` measures.\n")
@@ -1216,8 +1217,6 @@ def main():
         return 1
     servers = make_servers(args)
     m = Matrix(args)
-    if args.client_note:
-        m.problems.append(args.client_note)
     http_tmp, http_root, http_servers = None, None, []
     args.wrk = shutil.which("wrk")
     args.sched_prefix = []
