@@ -308,12 +308,17 @@ static void conn_queue(struct bconn *c, uint64_t n, int64_t now)
     c->w->k.sent += n;
 }
 
+/* As conn_refill would have: nothing new after the window, and a
+ * connection with nothing in flight then is drained. */
 void bench_conn_queue_owed(struct bconn *c, int64_t now)
 {
     uint64_t n = c->u_owed;
 
     c->u_owed = 0;
-    conn_queue(c, n, now);
+    if (c->w->phase == PH_RUN && now < c->w->b->end_ns)
+        conn_queue(c, n, now);
+    else if (c->done == c->sent)
+        conn_close(c);
 }
 
 /* One send() of everything queued; watch for writability if some is left.

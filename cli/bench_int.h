@@ -116,7 +116,8 @@ void bench_conn_fail(struct bconn *c, uint64_t *counter);
  * kept in c->in), then queue what the replies make room for. p is the
  * caller's and may be reused as soon as this returns. */
 void bench_conn_input(struct bconn *c, const uint8_t *p, size_t len, int64_t now);
-/* Queue the messages owed to c while its last send was in flight. */
+/* Queue the messages owed to c while its last send was in flight (after
+ * the window: drop them, and close c if nothing is in flight). */
 void bench_conn_queue_owed(struct bconn *c, int64_t now);
 /* When the worker's next timer or the pacer is due (monotonic ns),
  * INT64_MAX when nothing is. */

@@ -251,7 +251,7 @@ static void conn_submit(struct uring *u, struct bconn *c, int64_t now)
         return;
     if (c->u_owed)
         bench_conn_queue_owed(c, now);
-    if (c->out_off < c->out_len && (sqe = get_sqe(u)) != NULL) {
+    if (c->fd >= 0 && c->out_off < c->out_len && (sqe = get_sqe(u)) != NULL) {
         io_uring_prep_send(sqe, c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, tag(c, OP_SEND));
         c->u_sending = 1;
