@@ -11,7 +11,9 @@
 # sudo), the peer servers are built into build/bench-peers, and the file
 # descriptor limit is raised; then it hands over to bench/runner.py, which runs every
 # workload against every server, interleaved by repetition, and writes
-# bench/results/latest.{md,json,svg} (--quick: build/bench-quick/).
+# bench/results/latest.{md,json,svg} (--quick: build/bench-quick/). The
+# client is `switchboard bench --backend uring` for every server where it
+# runs, else the epoll one (--client-backend chooses).
 # `bench/runner.py --help` lists the options.
 set -euo pipefail
 

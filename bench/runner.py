@@ -496,6 +496,8 @@ def plan(args, servers, http_servers=(), http_root=None, https_servers=(), cafil
                     cells.append(("load", "5.1", by[n], "%dc/%dus" % (c, wu), 64, c, 1, wu, None))
     if args.idle:
         dnames = ["bare_epoll", "libuv", "libevent", "asyncio", "sb event+epoll"]
+        if "sb event+uring" in by:  # its memory per idle connection beside epoll's
+            dnames.append("sb event+uring")
         if args.quick:
             dnames = ["bare_epoll", "sb event+epoll"]
         for n in dnames:
