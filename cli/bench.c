@@ -1448,7 +1448,9 @@ static int setup_engine(struct bench *b)
     r = bench_uring_probe();
     if (r < 0) {
         cli_error("--backend uring", "io_uring cannot be used here: %s",
-                  r == -ENOSYS ? "this switchboard was built without liburing" : sb_strerror(r));
+                  r == -ENOSYS       ? "this switchboard was built without liburing"
+                  : r == -EOPNOTSUPP ? "the kernel has no multishot receive (Linux 6.0 or later)"
+                                     : sb_strerror(r));
         return 1;
     }
     b->uring = 1;

@@ -4,7 +4,9 @@
  *
  * One io_uring per worker, made on the worker's thread with
  * SINGLE_ISSUER | DEFER_TASKRUN (completions are run when the worker
- * waits, never by an interrupt on another CPU) where the kernel takes them.
+ * waits, never by an interrupt on another CPU) where the kernel takes them
+ * (6.1 on), else COOP_TASKRUN, else none; it needs Linux 6.0 for the
+ * multishot receive, and bench_uring_probe says so before the run.
  * Each connection has one multishot receive armed into a ring of provided
  * buffers shared by the worker's connections; a buffer goes back to the
  * ring as soon as the replies in it are checked (whole replies are checked
@@ -31,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <liburing.h>
 
@@ -124,6 +127,33 @@ static int bufs_init(struct uring *u)
     return 0;
 }
 
+/* One byte through a socket pair, received by a multishot receive into
+ * a provided buffer: what a kernel before 6.0 refuses (-EINVAL). */
+static int probe_recv(struct uring *u)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+    struct io_uring_cqe *cqe;
+    int sv[2], r;
+
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    r = send(sv[1], "x", 1, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+    if (r == 0) {
+        io_uring_prep_recv_multishot(sqe, sv[0], NULL, 0, 0);
+        sqe->flags |= IOSQE_BUFFER_SELECT;
+        sqe->buf_group = BUF_GROUP;
+        r = io_uring_submit_and_wait(&u->ring, 1);
+    }
+    if (r >= 0) {
+        r = io_uring_peek_cqe(&u->ring, &cqe);
+        if (r == 0)
+            r = cqe->res == 1 ? 0 : cqe->res < 0 ? cqe->res : -EIO;
+    }
+    close(sv[0]);
+    close(sv[1]);
+    return r;
+}
+
 int bench_uring_probe(void)
 {
     struct uring u;
@@ -136,11 +166,15 @@ int bench_uring_probe(void)
     if (r < 0)
         return r;
     r = bufs_init(&u);
+    if (r == 0)
+        r = probe_recv(&u);
     io_uring_queue_exit(&u.ring);
     if (u.br)
         munmap(u.br, u.br_bytes);
     free(u.bufs);
-    return r == -EINVAL ? -EOPNOTSUPP : r; /* a kernel before 5.19: no buffer rings */
+    /* A kernel before 5.19 has no buffer rings, one before 6.0 no
+     * multishot receive. */
+    return r == -EINVAL ? -EOPNOTSUPP : r;
 }
 
 int bench_uring_open(struct worker *w)
