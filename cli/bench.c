@@ -39,6 +39,9 @@
  * clock is read once per read and once per write. The client's own CPU time
  * per message (getrusage over the measured window) is part of the report,
  * so a reader can see whether the client or the server was the bottleneck.
+ * Leaner still, --backend uring on a framed ADDR: the completion-based
+ * engine of bench_uring.c drives the sockets (bench_int.h), and everything
+ * above them - messages, checks, counters, pacer, window - stays here.
  *
  * --connect-only --hold S (the idle-connections workload): open --conns
  * connections, send one message on each, check the reply, print
@@ -241,13 +244,16 @@ static void conn_close(struct bconn *c)
         sb_loop_stop(w->loop);
 }
 
-void bench_conn_fail(struct bconn *c, uint64_t *counter)
+static void conn_fail(struct bconn *c, uint64_t *counter)
 {
     (*counter)++;
     conn_close(c);
 }
 
-#define conn_fail bench_conn_fail
+void bench_conn_fail(struct bconn *c, uint64_t *counter)
+{
+    conn_fail(c, counter);
+}
 
 /* The loop engine's watch; the uring engine keeps its receive armed. */
 static void conn_watch(struct bconn *c, int mask)
