@@ -253,7 +253,7 @@ def proc_tree_cpu_us(pid):
 # ------------------------------------------------------------------ client
 
 def run_bench(args, port, size, conns, pipeline, duration, extra=(), on_line=None):
-    cmd = ["taskset", "-c", "1", args.switchboard, "bench", "127.0.0.1:%d" % port,
+    cmd = ["taskset", "-c", "1", args.client, "bench", "127.0.0.1:%d" % port,
            "--conns", str(conns), "--pipeline", str(pipeline), "--size", str(size),
            "--duration", str(duration), "--warmup", str(args.warmup),
            "--frame", "len32", "--json", "--marks"] + list(extra)
@@ -1022,7 +1022,8 @@ def report(args, m, servers, elapsed, http_servers=(), https_servers=()):
     L.append("Client: `switchboard bench --backend %s`%s for every load cell of every server.%s\n" % (
         args.client_backend or "epoll",
         " (the completion-based engine)" if args.client_backend == "uring" else "",
-        " " + args.client_note[0].upper() + args.client_note[1:] + "." if args.client_note else ""))
+        " " + args.client_note[0].upper() + args.client_note[1:] + "." if args.client_note else
+        " (client binary: %s)" % args.client if args.client != args.switchboard else ""))
     if args.quick:
         L.append("A --quick run: one short pass that checks every cell works. Its figures are "
                  "not measurements and it judges no target; `make bench` measures.\n")
@@ -1143,7 +1144,7 @@ def probe_client(args):
     try:
         if not r.wait_ready(3):
             return "the client probe's server did not start"
-        p = subprocess.run([args.switchboard, "bench", "127.0.0.1:%d" % r.port, "--frame", "len32",
+        p = subprocess.run([args.client, "bench", "127.0.0.1:%d" % r.port, "--frame", "len32",
                             "-n", "10", "--backend", "uring", "--json"],
                            capture_output=True, text=True, timeout=30)
     finally:
@@ -1174,6 +1175,9 @@ def main():
     ap.add_argument("--idle-conns", type=int, default=D_CONNS)
     ap.add_argument("--workloads", default="A,A300,A1000,B,C",
                     help="of A, A300, A1000, B, C (A1000 is left out of --quick)")
+    ap.add_argument("--client", metavar="BIN",
+                    help="the switchboard binary whose bench is the client (default: the one "
+                         "under test), to hold the client fixed while servers change")
     ap.add_argument("--client-backend", choices=["uring", "epoll"],
                     help="the client's backend for every load cell (default: uring where "
                          "bench can use it, else epoll)")
@@ -1196,6 +1200,7 @@ def main():
     ap.add_argument("--out", help="results directory (default bench/results, --quick: build/bench-quick)")
     args = ap.parse_args()
     args.switchboard = os.path.abspath(args.switchboard)
+    args.client = os.path.abspath(args.client or args.switchboard)
     args.workloads = parse_workloads(args.workloads)
     if args.only in ("http", "https"):
         args.workloads, args.table51, args.idle, args.http = [], False, False, True
