@@ -44,6 +44,7 @@
 #define BUF_MAX 65536        /* ... at most the loopback's segment, rounded up */
 #define NBUFS_MIN 64
 #define NBUFS_MAX 32768      /* the kernel's limit on a buffer ring's entries */
+#define BUFS_BYTES_MAX (32u << 20) /* a worker's buffers in all, at most */
 #define SQ_MAX 4096
 
 /* What a completion is for: the operation in the low bits of user_data,
@@ -190,6 +191,10 @@ int bench_uring_open(struct worker *w)
      * completion to the end of that turn. */
     u->bufsz = pow2_at_least(b->framed * (size_t)b->o.pipeline, BUF_MIN, BUF_MAX);
     u->nbufs = pow2_at_least((size_t)w->nconns * 2, NBUFS_MIN, NBUFS_MAX);
+    /* Past the bound a receive that finds the ring empty ends (-ENOBUFS)
+     * and is armed again once the turn has given buffers back. */
+    while (u->nbufs > NBUFS_MIN && (size_t)u->nbufs * u->bufsz > BUFS_BYTES_MAX)
+        u->nbufs >>= 1;
     u->dirty = calloc((size_t)w->nconns, sizeof *u->dirty);
     r = u->dirty ? ring_init(&u->ring, pow2_at_least((size_t)w->nconns * 2, 64, SQ_MAX)) : -ENOMEM;
     if (r < 0) {
