@@ -271,30 +271,47 @@ static uint64_t tag(const struct bconn *c, unsigned op)
 }
 
 /* The end of a turn for c: a receive armed if it has none, and one send
- * of everything queued (the owed messages first) if none is in flight. */
-static void conn_submit(struct uring *u, struct bconn *c, int64_t now)
+ * of everything queued (the owed messages first) if none is in flight.
+ * Returns 0, or -1 when the submission queue had no room (c stays dirty,
+ * for the next turn). */
+static int conn_submit(struct uring *u, struct bconn *c, int64_t now)
 {
     struct io_uring_sqe *sqe;
 
-    c->u_dirty = 0;
-    if (c->fd < 0)
-        return;
-    if (!c->u_recv && (sqe = get_sqe(u)) != NULL) {
+    if (c->fd >= 0 && !c->u_recv) {
+        if ((sqe = get_sqe(u)) == NULL)
+            return -1;
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
         sqe->flags |= IOSQE_BUFFER_SELECT;
         sqe->buf_group = BUF_GROUP;
         io_uring_sqe_set_data64(sqe, tag(c, OP_RECV));
         c->u_recv = 1;
     }
-    if (c->u_sending)
-        return;
-    if (c->u_owed)
+    if (c->fd >= 0 && !c->u_sending && c->u_owed)
         bench_conn_queue_owed(c, now);
-    if (c->fd >= 0 && c->out_off < c->out_len && (sqe = get_sqe(u)) != NULL) {
+    if (c->fd >= 0 && !c->u_sending && c->out_off < c->out_len) {
+        if ((sqe = get_sqe(u)) == NULL)
+            return -1;
         io_uring_prep_send(sqe, c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         io_uring_sqe_set_data64(sqe, tag(c, OP_SEND));
         c->u_sending = 1;
     }
+    c->u_dirty = 0;
+    return 0;
+}
+
+/* Every dirty connection's operations; those the queue had no room for
+ * stay on the list, as do any made dirty meanwhile. */
+static void submit_dirty(struct uring *u, int64_t now)
+{
+    long n = u->ndirty, keep = 0;
+
+    for (long i = 0; i < n; i++)
+        if (conn_submit(u, u->dirty[i], now) < 0)
+            u->dirty[keep++] = u->dirty[i];
+    for (long i = n; i < u->ndirty; i++)
+        u->dirty[keep++] = u->dirty[i];
+    u->ndirty = keep;
 }
 
 static void give_back(struct uring *u, unsigned bid)
@@ -395,12 +412,10 @@ int bench_uring_run(struct worker *w)
     while (w->open > 0) {
         bench_worker_timers(w, now);
         now = sb_now_ns(); /* the send time of the messages queued now */
-        for (long i = 0; i < u->ndirty; i++)
-            conn_submit(u, u->dirty[i], now);
-        u->ndirty = 0;
+        submit_dirty(u, now);
         if (w->open == 0)
             break;
-        r = submit_wait(u, bench_worker_due(w), now);
+        r = submit_wait(u, u->ndirty ? now : bench_worker_due(w), now);
         if (r < 0)
             return r;
         now = sb_now_ns();
