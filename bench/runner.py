@@ -789,7 +789,8 @@ def hs_load(m, rep, server, label, root, cafile, extra=()):
             marks["timer"].start()
         elif "window ends" in line:
             marks["ends_seen"] = time.monotonic()
-    cmd = ["taskset", "-c", "1", args.switchboard, "bench",
+    # --fifo: the client too (its run ends with its window and drain, unlike wrk's).
+    cmd = ["taskset", "-c", "1"] + args.sched_prefix + [args.switchboard, "bench",
            "https://127.0.0.1:%d/small.txt" % r.port, "--reconnect", "-k", "-c", str(HTTP_CONNS),
            "--duration", str(args.http_duration), "--warmup", str(args.warmup), "--json",
            "--marks"] + list(extra)
@@ -951,6 +952,10 @@ def https_report(m, s, servers, fifo=False, verdict=True, conns=TLS_IDLE_CONNS):
         if cpu:
             lines[-1] += "; server CPU per request, sb / nginx, paired median %.3f" % (
                 statistics.median(cpu))
+        # A client near 100% of its core sets the rate for both servers.
+        cl = [(s.get(("HTTPS", label, n)) or {}).get("wrk_pct") for n in ("nginx", "sb event+epoll")]
+        if None not in cl:
+            lines[-1] += "; client at %.0f%% / %.0f%% of its core" % tuple(cl)
     if lines:
         L.append("\nsb event+epoll / nginx over HTTPS (the verdict judges the paired median):\n")
         L += lines
