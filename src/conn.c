@@ -431,11 +431,12 @@ int sb__conn_min_timeout(const sb_conn_opts *o)
 }
 
 /* A graceful end over a transport with a goodbye of its own (TLS's
- * close_notify) says it, unless a half-close already did. */
+ * close_notify) says it, unless a half-close already did. The caller
+ * closes the socket next. */
 void sb__conn_goodbye(sb_conn *c)
 {
-    if (c->tp != &sb__transport_plain && !(c->flags & (F_ABORT | F_SHUT_DONE)))
-        c->tp->shutdown(c->tp_state, c->fd);
+    if (c->tp->goodbye && !(c->flags & (F_ABORT | F_SHUT_DONE)))
+        c->tp->goodbye(c->tp_state);
 }
 
 void sb__conn_close_err(sb_conn *c, int err, int graceful)

@@ -468,6 +468,16 @@ static int tp_shutdown(void *state, int fd)
     return shutdown(fd, SHUT_WR);
 }
 
+/* Corked as tp_shutdown's: the close that follows sends it with the FIN. */
+static void tp_goodbye(void *state)
+{
+    tls_conn *t = state;
+
+    t->more = 1;
+    tls_goodbye(t);
+    t->more = 0;
+}
+
 static void tp_free(void *state)
 {
     tls_conn_free(state);
@@ -502,11 +512,12 @@ static int tp_eof_error(void *state)
 
 static const sb__transport tls_transport = {
     "tls", tp_read, tp_writev, NULL, tp_shutdown, tp_free, tp_events, tp_deadline, tp_eof_error,
+    tp_goodbye,
 };
 
 static const sb__transport tls_transport_ktls = {
     "tls", tp_read, tp_writev, tp_sendfile, tp_shutdown, tp_free, tp_events, tp_deadline,
-    tp_eof_error,
+    tp_eof_error, tp_goodbye,
 };
 
 int sb__tls_transport_new(const sb_tls *ctx, int fd, const sb__transport **tp, void **state)
