@@ -919,7 +919,8 @@ def https_report(m, s, servers, fifo=False, verdict=True, conns=TLS_IDLE_CONNS):
          "own report (switchboard bench) or schedstat (wrk); CPU %% of one core (near 100%% "
          "means that side is the limit).%s\n" % (
              HTTP_CONNS, HTTP_CONNS,
-             " Server and wrk ran under `chrt -f 10` (--fifo)." if fifo else ""),
+             " Server, handshake client and wrk (but in its handshakes cell) ran under "
+             "`chrt -f 10` (--fifo)." if fifo else ""),
          "| workload | server | requests/s | vs nginx | MB/s | p50 µs | p99 µs | server CPU µs/req "
          "| server CPU % | client CPU µs/req | client CPU % |",
          "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
