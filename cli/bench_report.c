@@ -90,10 +90,13 @@ void bench_print_text(const struct bench_opts *o, const struct result *r)
         if (o->rate > 0)
             printf(", asked %g/s", o->rate);
         printf(")\n");
-        if (o->reconnect)
-            printf("  connections %.0f/s (one per %s), %llu TLS handshakes, %llu resumed\n",
-                   rate_of(r), o->http ? "request" : "message",
-                   (unsigned long long)k->handshakes, (unsigned long long)k->resumed);
+        if (o->reconnect) {
+            printf("  connections %.0f/s (one per %s)", rate_of(r), o->http ? "request" : "message");
+            if (o->tls)
+                printf(", %llu TLS handshakes, %llu resumed", (unsigned long long)k->handshakes,
+                       (unsigned long long)k->resumed);
+            putchar('\n');
+        }
         printf("  throughput  %.2f MB/s (%s)\n", mb_per_s(o, r),
                o->http ? "responses, heads included" : "payload, both ways");
     }
