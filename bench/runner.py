@@ -31,9 +31,11 @@ Workloads (len32 framing, loopback):
   HTTPS the same over TLS 1.3 (one ECDSA P-256 certificate made at run time
        for both) against `serve --app http --tls-cert --tls-key` and nginx
        (one process, ssl_protocols TLSv1.3): both files with keep-alive, and
-       "handshakes" (wrk -H 'Connection: close': a new connection and TLS
-       handshake per request); each pair back to back, order alternating by
-       repetition; and server RSS per idle TLS connection (bench/tls_hold.py)
+       new handshakes per second: `switchboard bench --reconnect` (a new
+       connection and TLS handshake per request), full and resumed, and wrk
+       with -H 'Connection: close'; each pair back to back, order
+       alternating by repetition; and server RSS per idle TLS connection
+       (bench/tls_hold.py)
 
 `--only http` runs the HTTP workload alone, `--only https` the HTTPS one.
 
@@ -508,6 +510,9 @@ def plan(args, servers, http_servers=(), http_root=None, https_servers=(), cafil
     for label, name, size, extra in (HTTPS_WORKLOADS if https_servers else []):
         for x in https_servers:
             cells.append(("http", x, label, name, size, http_root, "HTTPS", cafile, extra))
+    for label, extra in (HTTPS_HANDSHAKES if https_servers else []):
+        for x in https_servers:
+            cells.append(("hs", x, label, http_root, cafile, extra))
     for x in https_servers:
         cells.append(("tlsidle", x, args.tls_idle_conns, cafile))
     return cells
@@ -641,8 +646,19 @@ def make_http_servers(args, tmp):
 # request is a new connection and a new TLS handshake (wrk resumes its
 # session with the ticket of the last connection: see docs/performance.md).
 HTTPS_WORKLOADS = [("30 B", "small.txt", 30, ()), ("16 KiB", "16k.bin", 16384, ()),
-                   ("handshakes", "small.txt", 30, ("-H", "Connection: close"))]
-HTTPS_TARGETS = {"30 B": 1.3, "16 KiB": 1.2, "handshakes": 1.0}
+                   ("handshakes (wrk)", "small.txt", 30, ("-H", "Connection: close"))]
+# New handshakes per second, measured with `switchboard bench --reconnect`
+# (a connection, a TLS handshake and one GET of the 30-byte file per
+# request, 50 at a time): full handshakes (no session offered), and
+# resumed ones (each connection offers the ticket its slot's previous
+# connection got). The client skips certificate verification (-k): both
+# servers meet the same client, and its CPU per handshake stays below
+# theirs (see the report's client columns).
+HTTPS_HANDSHAKES = [("handshakes (full)", ()), ("handshakes (resumed)", ("--tls-resume",))]
+HTTPS_TARGETS = {"30 B": 1.3, "16 KiB": 1.2, "handshakes (full)": 1.0,
+                 "handshakes (resumed)": 1.0}
+HTTPS_ROWS = [w[0] for w in HTTPS_WORKLOADS[:2]] + [h[0] for h in HTTPS_HANDSHAKES] + \
+    [HTTPS_WORKLOADS[2][0]]
 TLS_IDLE_CONNS = 1000
 
 
@@ -775,11 +791,96 @@ def http_load(m, rep, server, label, name, size, root, table="HTTP", cafile=None
         cell["server_cpu_us_per_req"] = (c1 - c0) / ((t1 - t0) * rps)
         cell["server_cpu_pct"] = 100.0 * (c1 - c0) / 1e6 / (t1 - t0)
         cell["wrk_cpu_pct"] = 100.0 * (w1 - w0) / 1e9 / (t1 - t0)
+        cell["client_cpu_us_per_req"] = (w1 - w0) / 1e3 / ((t1 - t0) * rps)
     if p.returncode != 0 or not res.get("requests") or res["socket_errors"] or res["non_2xx"]:
         cell["error"] = "wrk exit %s, %s requests, %s socket errors, %s non-2xx: %s" % (
             p.returncode, res.get("requests"), res["socket_errors"], res["non_2xx"],
             " | ".join(out.strip().splitlines()[-2:]))
         m.problems.append("rep %d %s %s %s: %s" % (rep, table, label, server.name, cell["error"]))
+    m.cells.append(cell)
+    return cell
+
+
+def hs_load(m, rep, server, label, root, cafile, extra=()):
+    """One `switchboard bench --reconnect` run (a TLS handshake per request)
+    against a fresh server, the cell shaped like http_load's (cell["wrk"]
+    holds the client's figures under wrk's names). Server CPU is sampled
+    from the client's "window begins" mark to 80% of its window, per
+    connection; the client's CPU comes from its own report."""
+    args = m.args
+    cell = dict(rep=rep, table="HTTPS", server=server.name, workload=label, size=30,
+                conns=HTTP_CONNS, client="switchboard bench")
+    r, why = m.start(server)
+    if r is None:
+        cell["error"] = why
+        m.problems.append("rep %d HTTPS %s %s: %s" % (rep, label, server.name, why))
+        m.cells.append(cell)
+        return cell
+    marks = {}
+
+    def sample_end():
+        marks["end"] = (time.monotonic(), r.cpu_us())
+
+    def on_line(line):
+        if "window begins" in line:
+            marks["begin"] = (time.monotonic(), r.cpu_us())
+            # 80% of the window: slack for a runner that a loaded machine wakes late.
+            marks["timer"] = threading.Timer(max(0.05, args.http_duration * 0.8), sample_end)
+            marks["timer"].start()
+        elif "window ends" in line:
+            marks["ends_seen"] = time.monotonic()
+    # --fifo: the client too (its run ends with its window and drain, unlike wrk's).
+    cmd = ["taskset", "-c", "1"] + args.sched_prefix + [args.switchboard, "bench",
+           "https://127.0.0.1:%d/small.txt" % r.port, "--reconnect", "-k", "-c", str(HTTP_CONNS),
+           "--duration", str(args.http_duration), "--warmup", str(args.warmup), "--json",
+           "--marks"] + list(extra)
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    err = []
+
+    def read_err():
+        for line in p.stderr:
+            err.append(line.rstrip("\n"))
+            on_line(line)
+    t = threading.Thread(target=read_err, daemon=True)
+    t.start()
+    try:
+        out, _ = p.communicate(timeout=args.http_duration + args.warmup + 30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    t.join(2)
+    if "timer" in marks:
+        marks["timer"].join()
+    r.stop()
+    try:
+        res = json.loads(out.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        res = None
+    cell["bench"] = res
+    if res is None:
+        cell["error"] = "bench failed (exit %s): %s" % (p.returncode, " | ".join(err[-3:]))
+        m.problems.append("rep %d HTTPS %s %s: %s" % (rep, label, server.name, cell["error"]))
+        m.cells.append(cell)
+        return cell
+    rps = res.get("msgs_per_s")
+    cell["wrk"] = dict(requests_per_s=rps, requests=res.get("messages"),
+                       mb_per_s=res.get("mb_per_s"), latency_us=res.get("latency_us") or {},
+                       socket_errors=res.get("errors_total"), non_2xx=0)
+    if res.get("window_s"):
+        cell["wrk_cpu_pct"] = 100.0 * res["client_cpu_s"] / res["window_s"]
+    cell["client_cpu_us_per_req"] = res.get("client_cpu_us_per_msg")
+    cell["resumed_pct"] = 100.0 * res["tls_resumed"] / res["tls_handshakes"] \
+        if res.get("tls_handshakes") else None
+    b, e = marks.get("begin"), marks.get("end")
+    late = e is not None and e[0] > marks.get("ends_seen", float("inf"))
+    if b and e and None not in (b[1], e[1]) and rps and not late and e[1] >= b[1]:
+        cell["server_cpu_us_per_req"] = (e[1] - b[1]) / ((e[0] - b[0]) * rps)
+        cell["server_cpu_pct"] = 100.0 * (e[1] - b[1]) / 1e6 / (e[0] - b[0])
+    if p.returncode != 0 or res.get("errors_total") or not res.get("messages"):
+        cell["error"] = "bench exit %s, %s connections, %s errors: %s" % (
+            p.returncode, res.get("messages"), res.get("errors_total"), " | ".join(err[-2:]))
+        m.problems.append("rep %d HTTPS %s %s: %s" % (rep, label, server.name, cell["error"]))
     m.cells.append(cell)
     return cell
 
@@ -821,13 +922,16 @@ def http_report(s, servers, fifo=False, verdict=True):
     return L
 
 
-def https_paired(m, label):
-    """sb event+epoll / nginx requests/s of the same repetition (the two
-    cells run back to back, their order alternating by repetition)."""
+def https_paired(m, label, key=None):
+    """sb event+epoll / nginx requests/s (or the cell's figure `key`) of the
+    same repetition (the two cells run back to back, their order
+    alternating by repetition)."""
     reps = {}
     for c in m.cells:
         if c["table"] == "HTTPS" and c["workload"] == label and c.get("wrk") and "error" not in c:
-            reps.setdefault(c["rep"], {})[c["server"]] = c["wrk"].get("requests_per_s")
+            v = c.get(key) if key else c["wrk"].get("requests_per_s")
+            if v:
+                reps.setdefault(c["rep"], {})[c["server"]] = v
     return [p["sb event+epoll"] / p["nginx"] for p in reps.values()
             if p.get("nginx") and p.get("sb event+epoll")]
 
@@ -835,43 +939,64 @@ def https_paired(m, label):
 def https_report(m, s, servers, fifo=False, verdict=True, conns=TLS_IDLE_CONNS):
     """The HTTPS table, its paired ratios and targets (not with --quick),
     and memory per idle TLS connection."""
-    L = ["\n## HTTPS (TLS 1.3, wrk, %d conns)\n" % HTTP_CONNS,
+    L = ["\n## HTTPS (TLS 1.3, %d conns)\n" % HTTP_CONNS,
          "The HTTP workload over TLS 1.3, both servers with the same ECDSA P-256 certificate "
-         "(made at run time with `openssl req`): `wrk -t1 -c%d --latency https://...` "
-         "(keep-alive) on CPU 1; \"handshakes\" adds `-H 'Connection: close'`, so every "
-         "request is a new connection and a new TLS handshake (wrk offers the session ticket "
-         "of its previous connection: resumed handshakes with a fresh X25519 exchange). nginx: "
-         "one process, `ssl_protocols TLSv1.3; ssl_session_cache builtin:20480; "
+         "(made at run time with `openssl req`), the client on CPU 1. \"30 B\" and \"16 KiB\": "
+         "`wrk -t1 -c%d --latency https://...` (keep-alive). \"handshakes (full)\" and "
+         "\"handshakes (resumed)\": `switchboard bench https://.../small.txt --reconnect -k "
+         "-c%d` (`--tls-resume` for resumed), a new TCP connection and TLS handshake per "
+         "request (`Connection: close`), full handshakes (no session offered: certificate, "
+         "signature, X25519) or resumed ones (the ticket of the slot's previous connection "
+         "offered: no certificate or signature, a fresh X25519 exchange); -k skips the "
+         "client's certificate-chain check (the handshake's signature is still checked). "
+         "\"handshakes (wrk)\": wrk with `-H 'Connection: close'` (wrk offers the ticket of "
+         "its previous connection: resumed handshakes; wrk sits at its core's limit there). "
+         "nginx: one process, `ssl_protocols TLSv1.3; ssl_session_cache builtin:20480; "
          "ssl_session_tickets on`; switchboard: `serve --app http --tls-cert --tls-key`, "
-         "event+epoll, one thread. Requests/s (connections/s for handshakes) from wrk; "
-         "server CPU from schedstat, per request.%s\n" % (
-             HTTP_CONNS, " Server and wrk ran under `chrt -f 10` (--fifo)." if fifo else ""),
+         "event+epoll, one thread. Requests/s (connections/s for handshakes) from the client; "
+         "server CPU from schedstat, per request; client CPU per request from the client's "
+         "own report (switchboard bench) or schedstat (wrk); CPU %% of one core (near 100%% "
+         "means that side is the limit).%s\n" % (
+             HTTP_CONNS, HTTP_CONNS,
+             " Server, handshake client and wrk (but in its handshakes cell) ran under "
+             "`chrt -f 10` (--fifo)." if fifo else ""),
          "| workload | server | requests/s | vs nginx | MB/s | p50 µs | p99 µs | server CPU µs/req "
-         "| server CPU % | wrk CPU % |",
-         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for label, _, _, _ in HTTPS_WORKLOADS:
+         "| server CPU % | client CPU µs/req | client CPU % |",
+         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for label in HTTPS_ROWS:
         base = (s.get(("HTTPS", label, "nginx")) or {}).get("rps")
         for x in servers:
             r = s.get(("HTTPS", label, x.name))
             if r is None:
                 continue
             ratio = r["rps"] / base if base and r["rps"] else None
-            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 label, x.name + ("" if r["ok"] == r["reps"] else " (%d/%d ok)" % (r["ok"], r["reps"])),
                 fmt(r["rps"]), fmt(ratio, "%.2f"), fmt(r["mb"], "%.1f"), fmt(r["p50"]),
-                fmt(r["p99"]), fmt(r["cpu"], "%.2f"), fmt(r["cpu_pct"]), fmt(r["wrk_pct"])))
+                fmt(r["p99"]), fmt(r["cpu"], "%.2f"), fmt(r["cpu_pct"]),
+                fmt(r["client_cpu"], "%.2f"), fmt(r["wrk_pct"])))
     lines = []
-    for label, _, _, _ in (HTTPS_WORKLOADS if verdict else []):
+    for label in (HTTPS_ROWS if verdict else []):
         pr = https_paired(m, label)
         sb = (s.get(("HTTPS", label, "sb event+epoll")) or {}).get("rps")
         ng = (s.get(("HTTPS", label, "nginx")) or {}).get("rps")
         if not (sb and ng and pr):
             continue
-        target = HTTPS_TARGETS[label]
+        target = HTTPS_TARGETS.get(label)
         lines.append("- %s: ratio of medians %.2f×, paired median %.2f× (min %.2f, max %.2f, "
-                     "%d pairs); target ≥ %.1f×: %s" % (
-                         label, sb / ng, statistics.median(pr), min(pr), max(pr), len(pr), target,
-                         "met" if statistics.median(pr) >= target else "not met"))
+                     "%d pairs)%s" % (
+                         label, sb / ng, statistics.median(pr), min(pr), max(pr), len(pr),
+                         "; target ≥ %.1f×: %s" % (target, "met" if statistics.median(pr) >= target
+                                                  else "not met") if target else
+                         " (no target: wrk is the limit)"))
+        cpu = https_paired(m, label, "server_cpu_us_per_req")
+        if cpu:
+            lines[-1] += "; server CPU per request, sb / nginx, paired median %.3f" % (
+                statistics.median(cpu))
+        # A client near 100% of its core sets the rate for both servers.
+        cl = [(s.get(("HTTPS", label, n)) or {}).get("wrk_pct") for n in ("nginx", "sb event+epoll")]
+        if None not in cl:
+            lines[-1] += "; client at %.0f%% / %.0f%% of its core" % tuple(cl)
     if lines:
         L.append("\nsb event+epoll / nginx over HTTPS (the verdict judges the paired median):\n")
         L += lines
@@ -917,7 +1042,9 @@ def http_summarize(m):
                         p99=med([x["latency_us"].get("p99") for x in w]),
                         cpu=med([c.get("server_cpu_us_per_req") for c in ok]),
                         cpu_pct=med([c.get("server_cpu_pct") for c in ok]),
-                        wrk_pct=med([c.get("wrk_cpu_pct") for c in ok]))
+                        wrk_pct=med([c.get("wrk_cpu_pct") for c in ok]),
+                        client_cpu=med([c.get("client_cpu_us_per_req") for c in ok]),
+                        resumed=med([c.get("resumed_pct") for c in ok]))
     return out
 
 
@@ -1245,7 +1372,7 @@ def main():
             https_servers = make_https_servers(args, http_tmp, http_root, pair)
     cells = plan(args, servers, http_servers, http_root, https_servers, cafile)
     per = args.duration + args.warmup + 0.4
-    nhttp = sum(1 for c in cells if c[0] in ("http", "tlsidle"))
+    nhttp = sum(1 for c in cells if c[0] in ("http", "hs", "tlsidle"))
     print("bench: %d cells x %d reps, about %.0f s (--work-us %s, uring %s, client %s)" % (
         len(cells), args.reps, ((len(cells) - nhttp) * per + nhttp * (args.http_duration + 0.6)) * args.reps,
         "yes" if args.work_us_supported else "no", "yes" if args.uring else "no",
@@ -1274,6 +1401,17 @@ def main():
                     fmt((w.get("latency_us") or {}).get("p99")),
                     fmt(cell.get("server_cpu_us_per_req"), "%.2f"),
                     "  ERROR" if "error" in cell else ""), file=sys.stderr)
+            elif c[0] == "hs":
+                _, server, label, root, cafile, extra = c
+                cell = hs_load(m, rep, server, label, root, cafile, extra)
+                w = cell.get("wrk") or {}
+                print("rep %d [%d/%d] HTTPS %-20s %-16s %10s conn/s  p99 %s µs  server %s µs/conn"
+                      "  client %s µs/conn%s" % (
+                          rep, i + 1, len(cells), label, server.name, fmt(w.get("requests_per_s")),
+                          fmt((w.get("latency_us") or {}).get("p99")),
+                          fmt(cell.get("server_cpu_us_per_req"), "%.2f"),
+                          fmt(cell.get("client_cpu_us_per_req"), "%.2f"),
+                          "  ERROR" if "error" in cell else ""), file=sys.stderr)
             elif c[0] == "tlsidle":
                 _, server, conns, cafile = c
                 cell = m.tls_idle(rep, server, conns, cafile)

@@ -57,8 +57,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "bench_int.h"
 #include "bench_pace.h"
@@ -190,7 +193,7 @@ static int setup_http(struct bench *b)
         cli_error(b->o.addr, "%s", why);
         return r == CLI_URL_SCHEME ? 1 : 2;
     }
-    n = bench_http_request(&b->url, b->req, sizeof b->req);
+    n = bench_http_request(&b->url, b->o.reconnect, b->req, sizeof b->req);
     if (n < 0) {
         cli_error(b->o.addr, "URL too long");
         return 2;
@@ -225,23 +228,38 @@ static void settle(struct bconn *c)
     }
 }
 
-static void conn_close(struct bconn *c)
+/* Close the socket (TLS: close_notify first); the slot stays. */
+static void conn_drop(struct bconn *c)
 {
-    struct worker *w = c->w;
-
     if (c->fd < 0)
         return;
-    if (w->u)
+    if (c->w->u)
         bench_uring_close(c);
     else
-        sb_loop_watch(w->loop, c->fd, 0, NULL, NULL);
+        sb_loop_watch(c->w->loop, c->fd, 0, NULL, NULL);
     sb_tls_session_free(c->tls);
     c->tls = NULL;
     close(c->fd);
     c->fd = -1;
+    c->hs = 0;
+}
+
+/* The slot is done: no more connections from it. */
+static void slot_done(struct bconn *c)
+{
+    struct worker *w = c->w;
+
     settle(c);
     if (--w->open == 0 && !w->b->o.connect_only)
         sb_loop_stop(w->loop);
+}
+
+static void conn_close(struct bconn *c)
+{
+    if (c->fd < 0)
+        return;
+    conn_drop(c);
+    slot_done(c);
 }
 
 static void conn_fail(struct bconn *c, uint64_t *counter)
@@ -333,6 +351,8 @@ static void conn_flush(struct bconn *c)
 {
     ssize_t r;
 
+    if (c->hs)
+        return; /* the request goes when the handshake is done */
     if (c->w->u) {
         bench_uring_flush(c);
         return;
@@ -645,6 +665,7 @@ static void conn_reconnect(struct bconn *c, int64_t now)
     c->tls = tls;
     close(c->fd);
     w->k.reconnects++;
+    w->k.handshakes += tls != NULL;
     c->fd = fd;
     c->mask = 0;
     c->closing = 0;
@@ -662,13 +683,133 @@ static void conn_reconnect(struct bconn *c, int64_t now)
     }
 }
 
+/* ---- --reconnect: a connection per message -------------------------------- */
+
+/* A connected socket with Nagle off (the request follows the handshake's
+ * last flight at once). The connect blocks: on loopback the kernel
+ * completes the TCP handshake inside the call, which saves a wakeup and a
+ * readiness wait per connection over a non-blocking one; SO_SNDTIMEO
+ * bounds it where the SYN could go unanswered. Every read and write after
+ * it passes MSG_DONTWAIT (the TLS engine's too), so the socket need not be
+ * made non-blocking. Returns the fd or -errno. */
+static int dial_quick(const struct bench *b)
+{
+    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
+    int one = 1, e;
+    int fd = socket(b->addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -errno;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0 &&
+        (b->addr.family == AF_UNIX ||
+         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) &&
+        connect(fd, (const struct sockaddr *)&b->addr.ss, b->addr.len) == 0)
+        return fd;
+    e = errno;
+    close(fd);
+    return -e;
+}
+
+/* A handshake failed: the reason once per run; the slot ends (the next
+ * handshake would fail the same way). */
+static void tls_failed(struct bconn *c, const char *why)
+{
+    struct bench *b = c->w->b;
+
+    if (atomic_exchange(&b->tls_told, 1) == 0)
+        cli_error(b->o.addr, "TLS handshake: %s", why);
+    conn_fail(c, &c->w->k.e_tls);
+}
+
+/* One step of c's handshake; when it is done, the message goes. */
+static void conn_handshake(struct bconn *c)
+{
+    struct worker *w = c->w;
+    char why[256];
+    int want = 0;
+    int r = sb_tls_handshake(c->tls, &want, why, sizeof why);
+
+    if (r == -EAGAIN) {
+        conn_watch(c, SB_EDGE | want);
+        return;
+    }
+    if (r < 0) {
+        tls_failed(c, why);
+        return;
+    }
+    c->hs = 0;
+    w->k.handshakes++;
+    w->k.resumed += (uint64_t)sb_tls_session_resumed(c->tls);
+    /* The server's whole flight was read (sb_tls_handshake): nothing is
+     * held that an edge would not announce. */
+    conn_flush(c);
+}
+
+/* A new connection for c's next message, its latency running from now:
+ * dial, start the handshake (TLS: the ClientHello goes now, offering the
+ * slot's ticket with --tls-resume), queue the message. */
+static void conn_begin(struct bconn *c, int64_t now)
+{
+    struct worker *w = c->w;
+    const struct bench *b = w->b;
+    char why[256];
+    int r, fd = dial_quick(b);
+
+    if (fd < 0) {
+        w->k.e_connect++;
+        slot_done(c);
+        return;
+    }
+    w->k.connected++;
+    c->fd = fd;
+    c->mask = 0;
+    c->closing = 0;
+    c->in_len = c->out_off = c->out_len = 0;
+    memset(&c->hc, 0, sizeof c->hc);
+    conn_queue(c, 1, now);
+    if (b->tls) {
+        r = sb_tls_session_new(&c->tls, b->tls, fd, b->tls_host, c->ticket, why, sizeof why);
+        if (r < 0) {
+            tls_failed(c, why);
+            return;
+        }
+        c->hs = 1;
+        conn_handshake(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+/* c's message is answered: keep the server's latest ticket (--tls-resume),
+ * close, and begin the next connection while the run lasts. */
+static void conn_next(struct bconn *c, int64_t now)
+{
+    struct worker *w = c->w;
+    const struct bench *b = w->b;
+
+    if (b->o.tls_resume && c->tls) {
+        sb_tls_ticket *k = sb_tls_session_ticket(c->tls);
+        if (k) {
+            sb_tls_ticket_free(c->ticket);
+            c->ticket = k;
+        }
+    }
+    conn_drop(c);
+    if (w->phase == PH_RUN && now < b->end_ns && c->done < c->quota)
+        conn_begin(c, sb_now_ns());
+    else
+        slot_done(c);
+}
+
 /* n replies came in on c: send the next messages, or finish. */
 static void conn_refill(struct bconn *c, long n, int64_t now)
 {
     struct worker *w = c->w;
     const struct bench *b = w->b;
 
-    if (c->closing) {
+    if (b->o.reconnect) {
+        conn_next(c, now);
+    } else if (c->closing) {
         conn_reconnect(c, now);
     } else if (c->done == c->quota) {
         conn_close(c);
@@ -710,7 +851,8 @@ static int on_readable(struct bconn *c, int events)
         return more;
     }
     conn_refill(c, n, now);
-    return c->fd >= 0 && more && !c->closing;
+    /* --reconnect: c->fd is now another connection, which has seen nothing */
+    return c->fd >= 0 && more && !c->closing && !w->b->o.reconnect;
 }
 
 /* Room for need bytes of input. Returns 0 or -1 after closing c. */
@@ -770,6 +912,10 @@ static void on_io(sb_loop *l, int fd, int events, void *ud)
     struct bconn *c = ud;
     int more = 0;
 
+    if (c->hs) {
+        conn_handshake(c);
+        return;
+    }
     if (events & (SB_READABLE | SB_ERROR))
         more = on_readable(c, events);
     if (c->fd == fd && (events & SB_WRITABLE))
@@ -778,31 +924,39 @@ static void on_io(sb_loop *l, int fd, int events, void *ud)
         sb_loop_again(l, fd, SB_READABLE);
 }
 
-/* Dial and allocate the buffers. */
-static int conn_open(struct bconn *c)
+/* The buffers, for the connection's whole life (--reconnect: the slot's). */
+static int conn_alloc(struct bconn *c)
 {
-    struct bench *b = c->w->b;
+    const struct bench *b = c->w->b;
     long pipe = b->o.connect_only ? 1 : b->o.pipeline;
     size_t in_min = b->o.http ? HTTP_IN_MIN : 4096;
-    sb_tls_session *tls;
-    int fd = dial(b, &tls);
 
-    c->fd = -1;
-    c->tls = NULL;
-    if (fd < 0)
-        return fd;
     c->in_cap = b->framed * (size_t)pipe < in_min ? in_min : b->framed * (size_t)pipe;
     c->out_cap = b->framed * (size_t)pipe;
     c->in = malloc(c->in_cap);
     c->out = malloc(c->out_cap);
     c->ts = malloc(sizeof *c->ts * (size_t)b->o.pipeline);
-    if (c->in == NULL || c->out == NULL || c->ts == NULL) {
+    return c->in == NULL || c->out == NULL || c->ts == NULL ? -ENOMEM : 0;
+}
+
+/* Dial and allocate the buffers. */
+static int conn_open(struct bconn *c)
+{
+    sb_tls_session *tls;
+    int fd = dial(c->w->b, &tls);
+
+    c->fd = -1;
+    c->tls = NULL;
+    if (fd < 0)
+        return fd;
+    if (conn_alloc(c) < 0) {
         sb_tls_session_free(tls);
         close(fd);
         return -ENOMEM;
     }
     c->fd = fd;
     c->tls = tls;
+    c->w->k.handshakes += tls != NULL;
     return 0;
 }
 
@@ -883,11 +1037,21 @@ static void on_stop(sb_loop *l, sb_timer *t)
 
 static void worker_close(struct worker *w);
 
+/* --reconnect dials in the run (worker_start), each connection timed. */
 static void worker_dial(struct worker *w)
 {
     for (long i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->c[i];
-        int r = conn_open(c);
+        int r = w->b->o.reconnect ? conn_alloc(c) : conn_open(c);
+
+        if (r < 0 && w->b->o.reconnect) {
+            w->k.e_io++;
+            continue;
+        }
+        if (w->b->o.reconnect) {
+            w->open++;
+            continue;
+        }
 
         if (r < 0) {
             w->k.e_connect++;
@@ -917,7 +1081,9 @@ static void worker_start(struct worker *w)
 
     for (long i = 0; i < w->nconns; i++) {
         struct bconn *c = &w->c[i];
-        if (c->fd < 0)
+        if (b->o.reconnect && c->in != NULL)
+            conn_begin(c, sb_now_ns());
+        if (c->fd < 0 || b->o.reconnect)
             continue;
         c->mask = 0;
         c->t0 = b->start_ns + (int64_t)((double)c->id * b->interval_ns / (double)b->o.conns);
@@ -1024,6 +1190,7 @@ static void worker_free(struct worker *w)
 {
     bench_uring_free(w); /* first: the ring's operations point into the buffers */
     for (long i = 0; w->c && i < w->nconns; i++) {
+        sb_tls_ticket_free(w->c[i].ticket);
         free(w->c[i].in);
         free(w->c[i].out);
         free(w->c[i].ts);
@@ -1442,14 +1609,14 @@ static int setup(struct bench *b)
 }
 
 /* --backend uring on a framed ADDR: the uring engine (bench_uring.c), or
- * exit 1 when io_uring cannot be used here. TLS, HTTP and --connect-only
- * stay on the loop engine, on the library loop's uring backend. */
+ * exit 1 when io_uring cannot be used here. TLS, HTTP, --connect-only and
+ * --reconnect stay on the loop engine, on the library loop's uring backend. */
 static int setup_engine(struct bench *b)
 {
     int r;
 
     if (b->o.backend == NULL || strcmp(b->o.backend, "uring") != 0 || b->o.http || b->o.tls ||
-        b->o.connect_only)
+        b->o.connect_only || b->o.reconnect)
         return 0;
     r = bench_uring_probe();
     if (r < 0) {

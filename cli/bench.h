@@ -28,6 +28,9 @@ struct bench_opts {
     int tls;                  /* --tls, or an https:// URL */
     const char *cacert;       /* --cacert */
     int insecure;             /* -k, --insecure */
+    int reconnect;            /* --reconnect: one message per connection */
+    int tls_resume;           /* --tls-resume: offer the slot's last session */
+    int pipeline_given;
 };
 
 struct counters {
@@ -36,9 +39,11 @@ struct counters {
     uint64_t cut;            /* every reply cut from the input, good or not */
     uint64_t sent;           /* every message sent */
     uint64_t connected, reconnects;
+    uint64_t handshakes;     /* --reconnect over TLS: handshakes completed */
+    uint64_t resumed;        /* ... of which the server resumed a session */
     uint64_t bytes_in;       /* every byte received */
     uint64_t bytes_win;      /* ... inside the measured window */
-    uint64_t e_connect, e_mismatch, e_closed, e_io, e_decode, e_unanswered;
+    uint64_t e_connect, e_tls, e_mismatch, e_closed, e_io, e_decode, e_unanswered;
     uint64_t e_status, e_length; /* HTTP: non-2xx; 2xx body of another length */
     uint64_t status[HTTP_STATUS_MAX]; /* HTTP: responses per status */
 };
@@ -53,7 +58,7 @@ struct result {
 
 static inline uint64_t errors_of(const struct counters *k)
 {
-    return k->e_connect + k->e_mismatch + k->e_closed + k->e_io + k->e_decode +
+    return k->e_connect + k->e_tls + k->e_mismatch + k->e_closed + k->e_io + k->e_decode +
            k->e_unanswered + k->e_status + k->e_length;
 }
 

@@ -10,11 +10,11 @@
 
 enum { H_HEAD, H_LENGTH, H_CHUNKED };
 
-int bench_http_request(const cli_url *u, char *out, size_t cap)
+int bench_http_request(const cli_url *u, int close, char *out, size_t cap)
 {
-    int n = snprintf(out, cap, "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n\r\n", u->target,
+    int n = snprintf(out, cap, "GET %s HTTP/1.1\r\nHost: %s%s%s%s%s\r\n%s\r\n", u->target,
                      u->v6 ? "[" : "", u->host, u->v6 ? "]" : "", u->port_given ? ":" : "",
-                     u->port_given ? u->port : "");
+                     u->port_given ? u->port : "", close ? "Connection: close\r\n" : "");
 
     return n < 0 || (size_t)n >= cap ? -1 : n;
 }

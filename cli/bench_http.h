@@ -18,9 +18,10 @@
 #include "url.h"
 
 /* The request every connection repeats for the URL u (cli/url.h): "GET
- * TARGET HTTP/1.1" with Host, keep-alive by default. Returns its length
- * written into out[0..cap), or -1 if it does not fit. */
-int bench_http_request(const cli_url *u, char *out, size_t cap);
+ * TARGET HTTP/1.1" with Host, keep-alive by default, "Connection: close"
+ * when close is set. Returns its length written into out[0..cap), or -1 if
+ * it does not fit. */
+int bench_http_request(const cli_url *u, int close, char *out, size_t cap);
 
 /* One connection's response in progress. Zero-filled is ready for a head. */
 struct hcut {

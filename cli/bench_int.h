@@ -61,6 +61,8 @@ struct bconn {
     int mask;                /* what the loop watches for us */
     int settled;             /* --connect-only: counted in b->settled */
     int closing;             /* HTTP: the last response said "Connection: close" */
+    int hs;                  /* --reconnect over TLS: the handshake is under way */
+    sb_tls_ticket *ticket;   /* --tls-resume: the last connection's, to offer */
     uint64_t id;             /* connection number across threads */
     uint64_t sent, done;     /* messages sent, replies verified */
     uint64_t quota;          /* -n: this connection's share, else UINT64_MAX */

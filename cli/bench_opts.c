@@ -38,9 +38,9 @@ static const char bench_usage[] =
     "                    (default epoll). uring on a framed ADDR: the client is\n"
     "                    completion-based (a multishot receive per connection,\n"
     "                    each turn's sends and wait in one system call), the\n"
-    "                    cheapest per message; with --tls, an http:// URL or\n"
-    "                    --connect-only it is the loop's uring backend. Exit 1\n"
-    "                    when io_uring cannot be used here\n"
+    "                    cheapest per message; with --tls, an http:// URL,\n"
+    "                    --connect-only or --reconnect it is the loop's uring\n"
+    "                    backend. Exit 1 when io_uring cannot be used here\n"
     "  --json            print one JSON object instead of the text report\n"
     "  --connect-only    open the connections, one message each, then hold them\n"
     "                    (ADDR only)\n"
@@ -49,6 +49,13 @@ static const char bench_usage[] =
     "                    handshake is made before the run starts\n"
     "  --cacert FILE     with TLS: trust the CA certificates in FILE (PEM)\n"
     "  -k, --insecure    with TLS: verify neither the certificate nor the host name\n"
+    "  --reconnect       every message (request) on a new connection: dial, TLS\n"
+    "                    handshake, one message, close; with http://, sends\n"
+    "                    \"Connection: close\". Reports connections/s (= handshakes/s)\n"
+    "                    and latency from the connect to the whole reply\n"
+    "  --tls-resume      with --reconnect over TLS: offer the session ticket of the\n"
+    "                    connection's predecessor (resumed handshakes); without it\n"
+    "                    every handshake is a full one\n"
     "  --marks           print \"switchboard: bench: window begins\" and \"... ends\" on\n"
     "                    stderr at the edges of the measured window (for scripts\n"
     "                    that sample the server's CPU over the same window)\n"
@@ -72,6 +79,7 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
         r = cli_parse_long(a, v, 1, 1000000, &o->conns);
     } else if (strcmp(a, "--pipeline") == 0) {
         r = cli_parse_long(a, v, 1, 65536, &o->pipeline);
+        o->pipeline_given = 1;
     } else if (strcmp(a, "--threads") == 0) {
         r = cli_parse_long(a, v, 1, 256, &o->threads);
     } else if (strcmp(a, "-n") == 0) {
@@ -111,6 +119,10 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
             o->marks = 1;
         else if (strcmp(a, "--tls") == 0)
             o->tls = 1;
+        else if (strcmp(a, "--reconnect") == 0)
+            o->reconnect = 1;
+        else if (strcmp(a, "--tls-resume") == 0)
+            o->tls_resume = 1;
         else if (strcmp(a, "--insecure") == 0 || strcmp(a, "-k") == 0)
             o->insecure = 1;
         else if (a[0] == '-' && a[1] != '\0')
@@ -138,6 +150,13 @@ static int check_opts(struct bench_opts *o)
     } else if (o->rate > 0 && o->connect_only) {
         opt = "--connect-only";
         why = "does not go with --rate";
+    } else if (o->reconnect && (o->connect_only || o->rate > 0 ||
+                                (o->pipeline_given && o->pipeline > 1))) {
+        opt = o->connect_only ? "--connect-only" : o->rate > 0 ? "--rate" : "--pipeline";
+        why = "does not go with --reconnect (one message per connection)";
+    } else if (o->tls_resume && !(o->reconnect && o->tls)) {
+        opt = "--tls-resume";
+        why = o->tls ? "needs --reconnect" : "needs --tls or an https:// URL";
     }
     if (opt) {
         cli_error(opt, "%s", why);

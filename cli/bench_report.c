@@ -38,6 +38,10 @@ void bench_describe(const struct bench_opts *o, FILE *f)
     fprintf(f, ", %ld thread%s", o->threads, o->threads == 1 ? "" : "s");
     if (o->rate > 0)
         fprintf(f, ", rate %g/s", o->rate);
+    if (o->reconnect)
+        fprintf(f, ", a new connection%s per %s", o->tls ? (o->tls_resume ? " (TLS resumed)" :
+                                                                " (full TLS handshake)") : "",
+                o->http ? "request" : "message");
     if (o->connect_only)
         fprintf(f, ", connect only, hold %g s", o->hold);
     else if (o->count)
@@ -86,6 +90,13 @@ void bench_print_text(const struct bench_opts *o, const struct result *r)
         if (o->rate > 0)
             printf(", asked %g/s", o->rate);
         printf(")\n");
+        if (o->reconnect) {
+            printf("  connections %.0f/s (one per %s)", rate_of(r), o->http ? "request" : "message");
+            if (o->tls)
+                printf(", %llu TLS handshakes, %llu resumed", (unsigned long long)k->handshakes,
+                       (unsigned long long)k->resumed);
+            putchar('\n');
+        }
         printf("  throughput  %.2f MB/s (%s)\n", mb_per_s(o, r),
                o->http ? "responses, heads included" : "payload, both ways");
     }
@@ -95,16 +106,18 @@ void bench_print_text(const struct bench_opts *o, const struct result *r)
            r->h.count ? us(r->h.sum / r->h.count) : 0.0,
            o->rate > 0 ? ", from when each was due" : "");
     if (o->http)
-        printf("  errors      %llu (connect %llu, status %llu, length %llu, http %llu, closed %llu,"
-               " io %llu, unanswered %llu)\n",
+        printf("  errors      %llu (connect %llu, tls %llu, status %llu, length %llu, http %llu,"
+               " closed %llu, io %llu, unanswered %llu)\n",
                (unsigned long long)errors_of(k), (unsigned long long)k->e_connect,
+               (unsigned long long)k->e_tls,
                (unsigned long long)k->e_status, (unsigned long long)k->e_length,
                (unsigned long long)k->e_decode, (unsigned long long)k->e_closed,
                (unsigned long long)k->e_io, (unsigned long long)k->e_unanswered);
     else
-        printf("  errors      %llu (connect %llu, mismatch %llu, closed %llu, io %llu, decode %llu,"
-               " unanswered %llu)\n",
+        printf("  errors      %llu (connect %llu, tls %llu, mismatch %llu, closed %llu, io %llu,"
+               " decode %llu, unanswered %llu)\n",
                (unsigned long long)errors_of(k), (unsigned long long)k->e_connect,
+               (unsigned long long)k->e_tls,
                (unsigned long long)k->e_mismatch, (unsigned long long)k->e_closed,
                (unsigned long long)k->e_io, (unsigned long long)k->e_decode,
                (unsigned long long)k->e_unanswered);
@@ -174,11 +187,14 @@ void bench_print_json(const struct bench_opts *o, const struct result *r)
            us(hist_quantile(&r->h, 0.5)), us(hist_quantile(&r->h, 0.9)),
            us(hist_quantile(&r->h, 0.99)), us(hist_quantile(&r->h, 0.999)), us(r->h.max),
            o->rate > 0 ? "due" : "sent");
-    printf("\"errors\":{\"connect\":%llu,\"mismatch\":%llu,\"closed\":%llu,\"io\":%llu,"
+    printf("\"reconnect\":%s,\"tls_resume\":%s,\"tls_handshakes\":%llu,\"tls_resumed\":%llu,",
+           o->reconnect ? "true" : "false", o->tls_resume ? "true" : "false",
+           (unsigned long long)k->handshakes, (unsigned long long)k->resumed);
+    printf("\"errors\":{\"connect\":%llu,\"tls\":%llu,\"mismatch\":%llu,\"closed\":%llu,\"io\":%llu,"
            "\"decode\":%llu,\"unanswered\":%llu,\"status\":%llu,\"length\":%llu},"
            "\"errors_total\":%llu,",
-           (unsigned long long)k->e_connect, (unsigned long long)k->e_mismatch,
-           (unsigned long long)k->e_closed, (unsigned long long)k->e_io,
+           (unsigned long long)k->e_connect, (unsigned long long)k->e_tls,
+           (unsigned long long)k->e_mismatch, (unsigned long long)k->e_closed, (unsigned long long)k->e_io,
            (unsigned long long)k->e_decode, (unsigned long long)k->e_unanswered,
            (unsigned long long)k->e_status, (unsigned long long)k->e_length,
            (unsigned long long)errors_of(k));

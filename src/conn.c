@@ -363,13 +363,19 @@ void sb__conn_set_linger0(int fd)
  * makes the kernel send a reset, and a reset can destroy the replies we
  * just sent (a 400 answer to a pipelining client, say) before the peer
  * reads them. So when bytes are waiting, send our FIN first and read and
- * drop the peer's bytes until its FIN, for at most SB_LINGER_MS. Returns 1
- * if lingering started. */
-int sb__conn_start_linger(sb_conn *c)
+ * drop the peer's bytes until its FIN, for at most SB_LINGER_MS. What is
+ * waiting is often the peer's own end - its FIN, or a TLS close_notify
+ * (a client that closes once it has its answer): those bytes are read
+ * (into buf) first, and when the end is among them nothing is left to
+ * provoke a reset, so the close goes ahead at once instead of waiting
+ * another turn of the loop. Returns 1 if lingering started. */
+int sb__conn_start_linger(sb_conn *c, uint8_t *buf, size_t size)
 {
     int pending = 0;
 
     if ((c->flags & F_EOF) || ioctl(c->fd, FIONREAD, &pending) < 0 || pending <= 0)
+        return 0;
+    if (sb__conn_linger_read(c, buf, size) == 1)
         return 0;
     if (c->tp->shutdown(c->tp_state, c->fd) < 0)
         return 0;
@@ -425,11 +431,12 @@ int sb__conn_min_timeout(const sb_conn_opts *o)
 }
 
 /* A graceful end over a transport with a goodbye of its own (TLS's
- * close_notify) says it, unless a half-close already did. */
+ * close_notify) says it, unless a half-close already did. The caller
+ * closes the socket next. */
 void sb__conn_goodbye(sb_conn *c)
 {
-    if (c->tp != &sb__transport_plain && !(c->flags & (F_ABORT | F_SHUT_DONE)))
-        c->tp->shutdown(c->tp_state, c->fd);
+    if (c->tp->goodbye && !(c->flags & (F_ABORT | F_SHUT_DONE)))
+        c->tp->goodbye(c->tp_state);
 }
 
 void sb__conn_close_err(sb_conn *c, int err, int graceful)

@@ -194,7 +194,7 @@ static int blk_step(sb_conn *c, uint8_t *scratch, size_t size, int64_t *linger_e
     if (c->flags & F_ABORT)
         return 1;
     if ((c->flags & F_CLOSING) && queued == 0 && !(c->flags & F_LINGER)) {
-        if (!sb__conn_start_linger(c))
+        if (!sb__conn_start_linger(c, scratch, size))
             return 1;
         *linger_end = sb_now_ms() + SB_LINGER_MS;
     }

@@ -133,7 +133,8 @@ static void ev_progress(sb_conn *c)
         }
         /* The timer is the only bound on lingering: without one (out of
          * memory for the timer heap), close at once. */
-        if (!(c->flags & F_ABORT) && sb__conn_start_linger(c) &&
+        if (!(c->flags & F_ABORT) &&
+            sb__conn_start_linger(c, sb__loop_scratch(c->loop), SB_SCRATCH_SIZE) &&
             sb_timer_start(c->loop, &c->timer, SB_LINGER_MS) == 0) {
             ev_update(c);
             return;
@@ -236,7 +237,9 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
     sb_conn *c;
     int rc, tmo;
 
-    sb_set_nonblock(fd, 1);
+    /* An owner's (the server's) sockets come from accept4(SOCK_NONBLOCK). */
+    if (ow == NULL)
+        sb_set_nonblock(fd, 1);
     c = sb__conn_alloc(fd, o, h, ow, peer, plen);
     if (c == NULL) {
         sb__sys.close(fd);

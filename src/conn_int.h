@@ -331,7 +331,7 @@ void sb__conn_mark_close(sb_conn *c, int err, int graceful);
 int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);
 void sb__conn_redeliver(sb_conn *c);
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size);
-int sb__conn_start_linger(sb_conn *c);
+int sb__conn_start_linger(sb_conn *c, uint8_t *buf, size_t size);
 int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size);
 void sb__conn_set_linger0(int fd);
 int64_t sb__conn_deadline(const sb_conn *c);

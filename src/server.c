@@ -637,7 +637,7 @@ static int shed_one(sb_server *s, int lfd, sb__stats *st)
  * -EINTR (out of descriptors or memory, one connection shed: try again),
  * -EBUSY (shedding failed too: pause accepting). st: the worker's
  * counters (event model) or NULL. */
-static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st)
+static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st, sb_addr *peer)
 {
     int fd;
 
@@ -645,7 +645,7 @@ static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st)
 
     if (locked)
         pthread_rwlock_rdlock(&s->accept_lock);
-    fd = sb_accept(lfd, NULL, flags);
+    fd = sb_accept(lfd, peer, flags);
     if (locked)
         pthread_rwlock_unlock(&s->accept_lock);
 
@@ -750,8 +750,8 @@ static void ev_accept_resume(sb_loop *l, sb_timer *t)
         sb_loop_watch(l, w->lfd, SB_READABLE, ev_accept, w);
 }
 
-/* Open the connection on the worker's loop; peer (NULL: the socket's own)
- * is the client a PROXY header named. */
+/* Open the connection on the worker's loop; peer (NULL: ask the socket) is
+ * the client: the address accept gave, or the one a PROXY header named. */
 static void ev_adopt(sb__worker *w, int fd, const struct sockaddr *peer, socklen_t plen)
 {
     sb_server *s = w->s;
@@ -775,7 +775,7 @@ static void ev_adopt(sb__worker *w, int fd, const struct sockaddr *peer, socklen
         sb__conn_drain(c);
 }
 
-static void ev_take(sb__worker *w, int fd);
+static void ev_take(sb__worker *w, int fd, const sb_addr *peer);
 
 /* ---- balance: SO_REUSEPORT, corrected -------------------------------- */
 
@@ -807,7 +807,7 @@ static void ev_handed(sb_loop *l, void *ud)
         srv_log(w->s, "connection closed: handed to a worker that has stopped");
         sb__sys.close(h->fd);
     } else {
-        ev_take(w, h->fd);    /* draining or not: it was accepted, it is served */
+        ev_take(w, h->fd, NULL); /* draining or not: it was accepted, it is served */
     }
     sb__free(h);
     if (!w->done)
@@ -851,7 +851,7 @@ static int ev_expect(sb__worker *w)
     return 1;
 }
 
-static void ev_dispatch(sb__worker *w, int fd)
+static void ev_dispatch(sb__worker *w, int fd, const sb_addr *peer)
 {
     sb__worker *to = ev_pick(w);
     handoff *h;
@@ -870,7 +870,7 @@ static void ev_dispatch(sb__worker *w, int fd)
         }
         sb__free(h);
     }
-    ev_take(w, fd);
+    ev_take(w, fd, peer);
 }
 
 /* Accept up to a batch; all == 1 (a drain) takes what is queued, up to
@@ -883,7 +883,8 @@ static void ev_accept_batch(sb__worker *w, int all)
     for (int i = 0; i < max; i++) {
         if (!all && __atomic_load_n(&s->stopping, __ATOMIC_RELAXED))
             return;
-        int fd = accept_one(s, w->lfd, SOCK_NONBLOCK, &w->stats);
+        sb_addr peer;
+        int fd = accept_one(s, w->lfd, SOCK_NONBLOCK, &w->stats, &peer);
         if (fd == -EINTR)
             continue;
         if (fd == -EBUSY && !all) {
@@ -896,9 +897,9 @@ static void ev_accept_batch(sb__worker *w, int all)
             return;
         tune(s, fd);
         if (all)
-            ev_take(w, fd);
+            ev_take(w, fd, &peer);
         else
-            ev_dispatch(w, fd);
+            ev_dispatch(w, fd, &peer);
     }
 }
 
@@ -1003,13 +1004,14 @@ static void px_wait(sb__worker *w, int fd)
 /* Where a connection starts to be this worker's: counted here, so that
  * accepted_total is the connections each worker served, whichever worker's
  * accept took it from the kernel. */
-static void ev_take(sb__worker *w, int fd)
+/* peer: the address accept gave (NULL: the connection asks the socket). */
+static void ev_take(sb__worker *w, int fd, const sb_addr *peer)
 {
     sb__stat_add(&w->stats.accepted, 1);
     if (w->s->o.proxy_protocol)
         px_wait(w, fd);
     else
-        ev_adopt(w, fd, NULL, 0);
+        ev_adopt(w, fd, peer ? (const struct sockaddr *)&peer->ss : NULL, peer ? peer->len : 0);
 }
 
 /* ---- stop: drain ------------------------------------------------------ */
@@ -1183,7 +1185,7 @@ static int blk_next(sb_server *s, int timeout_ms)
 
     if (blk_wait(s, timeout_ms) != 'a')
         return -1;
-    fd = accept_one(s, s->lfd, 0, NULL);
+    fd = accept_one(s, s->lfd, 0, NULL, NULL);
     if (fd == -EBUSY)
         blk_wait(s, SB_ACCEPT_PAUSE_MS);
     if (fd < 0)

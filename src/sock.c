@@ -455,6 +455,8 @@ int sb_set_nonblock(int fd, int on)
 
     if (fl < 0)
         return neg_errno();
+    if (!(fl & O_NONBLOCK) == !on)
+        return 0; /* already so: one system call instead of two */
     fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
     return fcntl(fd, F_SETFL, fl) < 0 ? neg_errno() : 0;
 }

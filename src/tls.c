@@ -468,6 +468,16 @@ static int tp_shutdown(void *state, int fd)
     return shutdown(fd, SHUT_WR);
 }
 
+/* Corked as tp_shutdown's: the close that follows sends it with the FIN. */
+static void tp_goodbye(void *state)
+{
+    tls_conn *t = state;
+
+    t->more = 1;
+    tls_goodbye(t);
+    t->more = 0;
+}
+
 static void tp_free(void *state)
 {
     tls_conn_free(state);
@@ -502,11 +512,12 @@ static int tp_eof_error(void *state)
 
 static const sb__transport tls_transport = {
     "tls", tp_read, tp_writev, NULL, tp_shutdown, tp_free, tp_events, tp_deadline, tp_eof_error,
+    tp_goodbye,
 };
 
 static const sb__transport tls_transport_ktls = {
     "tls", tp_read, tp_writev, tp_sendfile, tp_shutdown, tp_free, tp_events, tp_deadline,
-    tp_eof_error,
+    tp_eof_error, tp_goodbye,
 };
 
 int sb__tls_transport_new(const sb_tls *ctx, int fd, const sb__transport **tp, void **state)
@@ -726,6 +737,16 @@ fail:
     return rc;
 }
 
+/* Insecure: OpenSSL would still build and check the chain under
+ * SSL_VERIFY_NONE, only to ignore the result - a trust-store lookup and a
+ * signature check per full handshake for nothing. The handshake itself
+ * still checks the server's signature over it with the certificate's key. */
+static int verify_nothing(X509_STORE_CTX *x, void *arg)
+{
+    (void)x, (void)arg;
+    return 1;
+}
+
 int sb_tls_client_new(sb_tls **out, const sb_tls_opts *o, char *why, size_t whylen)
 {
     sb_tls *t = ctx_new(o, 0);
@@ -736,12 +757,15 @@ int sb_tls_client_new(sb_tls **out, const sb_tls_opts *o, char *why, size_t whyl
         return -ENOMEM;
     t->insecure = o->insecure;
     t->no_host_check = o->no_host_check;
+    /* Insecure needs no trust store: the system's is not even opened. */
     if (o->ca_file ? SSL_CTX_load_verify_locations(t->ctx, o->ca_file, NULL) != 1
-                   : SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
+                   : !o->insecure && SSL_CTX_set_default_verify_paths(t->ctx) != 1) {
         why_set(why, whylen, "CA file", o->ca_file);
         goto fail;
     }
     SSL_CTX_set_verify(t->ctx, o->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    if (o->insecure)
+        SSL_CTX_set_cert_verify_callback(t->ctx, verify_nothing, NULL);
     if (o->cert_file && load_pair(t, o, why, whylen) < 0)
         goto fail;
     if (o->alpn) {
@@ -794,56 +818,107 @@ static int session_wait(tls_conn *t, int want, int64_t deadline)
 
 static void session_why(const tls_conn *t, int rc, char *why, size_t n)
 {
-    long v = SSL_get_verify_result(t->ssl);
-
     if (why == NULL || n == 0)
         return;
     if (rc == SB_ETLSVERIFY)
-        snprintf(why, n, "%s: %s", sb_strerror(rc), X509_verify_cert_error_string(v));
+        snprintf(why, n, "%s: %s", sb_strerror(rc),
+                 X509_verify_cert_error_string(SSL_get_verify_result(t->ssl)));
     else
         snprintf(why, n, "%s", rc == 0 ? "connection closed during the TLS handshake" : sb_strerror(rc));
 }
 
-int sb_tls_connect(sb_tls_session **out, const sb_tls *ctx, int fd, const char *host,
-                   int64_t deadline, char *why, size_t whylen)
+int sb_tls_session_new(sb_tls_session **out, const sb_tls *ctx, int fd, const char *host,
+                       const sb_tls_ticket *resume, char *why, size_t whylen)
 {
     sb_tls_session *s = sb__calloc(1, sizeof(*s));
-    int rc, want = 0;
+    int rc;
 
     *out = NULL;
     if (s == NULL || (s->t = tls_conn_new(ctx, fd)) == NULL) {
         sb__free(s);
-        snprintf(why, whylen, "%s", sb_strerror(-ENOMEM));
+        session_why(NULL, -ENOMEM, why, whylen);
         return -ENOMEM;
     }
     if ((rc = tls_set_host(s->t, ctx, host ? host : ctx->server_name)) < 0) {
-        if (rc == SB_ETLSCONF && why && whylen) {
+        if (rc == SB_ETLSCONF && why && whylen)
             snprintf(why, whylen, "no host name to verify (name the host, or set no_host_check)");
-            why = NULL; /* said: session_why leaves it */
-        }
+        else
+            session_why(s->t, rc, why, whylen);
         goto fail;
     }
-    for (;;) {
+    /* SSL_set_session takes its own reference. A ticket the server no
+     * longer accepts costs nothing but the full handshake it falls back to. */
+    if (resume && !SSL_set_session(s->t->ssl, (SSL_SESSION *)resume)) {
         ERR_clear_error();
-        if (SSL_do_handshake(s->t->ssl) == 1)
-            break;
-        rc = tls_result(s->t, 0, &want);
-        if (rc == -EAGAIN)
-            rc = session_wait(s->t, want, deadline);
-        else if (rc == 0) /* the peer ended (close_notify, or not even that) mid-handshake */
-            goto fail;
-        if (rc < 0)
-            goto fail;
+        rc = -ENOMEM;
+        session_why(s->t, rc, why, whylen);
+        goto fail;
     }
-    s->t->hs_deadline = INT64_MAX;
     *out = s;
     return 0;
 fail:
-    session_why(s->t, rc, why, whylen);
-    if (rc == 0)
-        rc = SB_ETLS;
     tls_conn_free(s->t);
     sb__free(s);
+    return rc;
+}
+
+int sb_tls_handshake(sb_tls_session *s, int *want, char *why, size_t whylen)
+{
+    tls_conn *t = s->t;
+    int rc;
+
+    if (t->dead)
+        return SB_ETLS;
+    t->io_errno = 0;
+    ERR_clear_error();
+    if (SSL_do_handshake(t->ssl) == 1) {
+        t->hs_deadline = INT64_MAX;
+        return 0;
+    }
+    rc = tls_result(t, 0, want);
+    if (rc == -EAGAIN)
+        return rc;
+    t->dead = 1; /* the peer ended (close_notify, or not even that) mid-handshake, or an error */
+    session_why(t, rc, why, whylen);
+    return rc == 0 ? SB_ETLS : rc;
+}
+
+int sb_tls_session_resumed(const sb_tls_session *s)
+{
+    return SSL_session_reused(s->t->ssl) == 1;
+}
+
+sb_tls_ticket *sb_tls_session_ticket(const sb_tls_session *s)
+{
+    SSL_SESSION *ss = SSL_get1_session(s->t->ssl);
+
+    if (ss != NULL && !SSL_SESSION_is_resumable(ss)) {
+        SSL_SESSION_free(ss);
+        ss = NULL;
+    }
+    return (sb_tls_ticket *)ss;
+}
+
+void sb_tls_ticket_free(sb_tls_ticket *k)
+{
+    SSL_SESSION_free((SSL_SESSION *)k);
+}
+
+/* The non-blocking steps, each followed by a wait in poll. */
+int sb_tls_connect(sb_tls_session **out, const sb_tls *ctx, int fd, const char *host,
+                   int64_t deadline, char *why, size_t whylen)
+{
+    int rc = sb_tls_session_new(out, ctx, fd, host, NULL, why, whylen), want = 0;
+
+    while (rc == 0 && (rc = sb_tls_handshake(*out, &want, why, whylen)) == -EAGAIN) {
+        rc = session_wait((*out)->t, want, deadline);
+        if (rc < 0)
+            session_why((*out)->t, rc, why, whylen);
+    }
+    if (rc < 0 && *out) {
+        sb_tls_session_free(*out); /* no close_notify: the handshake did not finish */
+        *out = NULL;
+    }
     return rc;
 }
 

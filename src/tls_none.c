@@ -76,3 +76,19 @@ ssize_t sb_tls_read(sb_tls_session *s, void *p, size_t n)
 {
     return SB_ENOTLS;
 }
+
+int sb_tls_session_new(sb_tls_session **out, const sb_tls *t, int fd, const char *host,
+                       const sb_tls_ticket *resume, char *why, size_t whylen)
+{
+    *out = NULL;
+    return none(why, whylen);
+}
+
+int sb_tls_handshake(sb_tls_session *s, int *want, char *why, size_t whylen)
+{
+    return none(why, whylen);
+}
+
+int sb_tls_session_resumed(const sb_tls_session *s) { return 0; }
+sb_tls_ticket *sb_tls_session_ticket(const sb_tls_session *s) { return NULL; }
+void sb_tls_ticket_free(sb_tls_ticket *k) { (void)k; }

@@ -68,6 +68,10 @@ typedef struct sb__transport {
      * with when only the end marks the message's length (TLS: no
      * close_notify, SB_ETLSTRUNC). */
     int (*eof_error)(void *state);
+    /* Just before close(2) of a graceful end: the transport's own goodbye
+     * (TLS: close_notify), without the FIN - the close sends that, in the
+     * same segment - so no shutdown(2) call is spent. NULL: nothing to say. */
+    void (*goodbye)(void *state);
 } sb__transport;
 
 #define SB__TP_HELD 0x100

@@ -14,6 +14,9 @@ backend (epoll, poll, select, uring when built):
     line, len32 and varint framing;
   - switchboard send --tls (and --half-close: close_notify as the end).
 Once: switchboard bench --tls and bench https:// (-n, every reply checked);
+bench --reconnect: N requests make exactly N connections and N handshakes
+(the server's /metrics agrees), --tls-resume resumes all but each
+connection slot's first, a self-signed server fails verification without -k;
 the chat app (event and threads: sends from other members' threads); switchboard get https:// against Python's http.server wrapped in ssl;
 verification (a self-signed server without --cacert and a wrong host name
 exit 1 naming what failed, --insecure connects, mutual TLS refuses a client
@@ -28,8 +31,10 @@ Skipped when the build has no TLS or `openssl` is not installed.
 """
 
 import http.server
+import json
 import os
 import random
+import re
 import shutil
 import socket
 import ssl
@@ -39,6 +44,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest  # noqa: E402
@@ -446,6 +452,62 @@ def bench_tls():
         assert r.rc == 0 and b"errors      0" in r.out, r
 
 
+def tls_handshakes_ok(srv):
+    """The server's switchboard_tls_handshakes_total{result="ok"}, summed over workers."""
+    m = sbtest.wait_until(lambda: re.search(r"metrics on http://(\S+)/metrics", srv.stderr_text()), 5)
+    assert m, srv.stderr_text()
+    with urllib.request.urlopen(f"http://{m.group(1)}/metrics", timeout=5) as f:
+        text = f.read().decode()
+    return sum(float(v) for v in re.findall(
+        r'^switchboard_tls_handshakes_total\{[^}]*result="ok"[^}]*\} (\S+)$', text, re.M))
+
+
+def bench_json(*a):
+    r = run("bench", *a, "--json", timeout=60)
+    try:
+        return r, json.loads(r.out.decode().strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        raise AssertionError(f"no JSON from bench: {r!r}")
+
+
+def bench_reconnect():
+    n, conns = 60, 4
+    with sbtest.start_server(BIN, *TLS, "--app", "http", "--root", p("root"),
+                             "--metrics", "127.0.0.1:0") as srv:
+        url = f"https://localhost:{srv.addr[1]}/a.txt"
+        r, d = bench_json(url, "--cacert", p("ca.pem"), "--reconnect", "-n", n, "-c", conns)
+        assert r.rc == 0 and d["errors_total"] == 0, r
+        assert (d["received_total"], d["connected"], d["tls_handshakes"], d["tls_resumed"]) == \
+            (n, n, n, 0), d
+        # The server counts a handshake when its connection ends.
+        assert sbtest.wait_until(lambda: tls_handshakes_ok(srv) >= n, 5), tls_handshakes_ok(srv)
+        r, d = bench_json(url, "--cacert", p("ca.pem"), "--reconnect", "--tls-resume",
+                          "-n", n, "-c", conns)
+        assert r.rc == 0 and d["errors_total"] == 0, r
+        # Each slot's first connection has no ticket to offer; every later one resumes.
+        assert (d["connected"], d["tls_handshakes"], d["tls_resumed"]) == (n, n, n - conns), d
+        assert sbtest.wait_until(lambda: tls_handshakes_ok(srv) >= 2 * n, 5), tls_handshakes_ok(srv)
+        time.sleep(0.2)
+        eq = tls_handshakes_ok(srv)
+        assert eq == 2 * n, f"server counted {eq} handshakes for {2 * n} connections"
+    with sbtest.start_server(BIN, *TLS) as srv:  # echo over TLS, a connection per message
+        r, d = bench_json(f"localhost:{srv.addr[1]}", "--tls", "--cacert", p("ca.pem"),
+                          "--reconnect", "-n", 20, "-c", 2)
+        assert r.rc == 0 and (d["received_total"], d["tls_handshakes"]) == (20, 20), r
+    with sbtest.start_server(BIN, "--tls-cert", p("self.pem"), "--tls-key", p("self.key"),
+                             "--app", "http", "--root", p("root")) as srv:
+        url = f"https://localhost:{srv.addr[1]}/a.txt"
+        r, d = bench_json(url, "--reconnect", "-n", 10, "-c", 2)
+        assert r.rc == 1 and "certificate verify failed" in r.err, r
+        assert d["errors"]["tls"] >= 1 and d["tls_handshakes"] == 0, d
+        r, d = bench_json(url, "-k", "--reconnect", "--tls-resume", "-n", 10, "-c", 2)
+        assert r.rc == 0 and (d["tls_handshakes"], d["tls_resumed"]) == (10, 8), d
+    for bad in (["--tls-resume"], ["--reconnect", "--pipeline", "2"],
+                ["--reconnect", "--rate", "10"]):
+        r = run("bench", "https://localhost:1/", *bad)
+        assert r.rc == 2, r
+
+
 def usage():
     r = run("serve", "--tls-cert", p("server.pem"))
     assert r.rc == 2 and "--tls-key" in r.err, r
@@ -493,6 +555,8 @@ def main():
     for model in ("event", "threads"):
         R.check(f"{model}: chat over TLS, sends from other members' threads", chat, model)
     R.check("bench --tls and bench https://", bench_tls)
+    R.check("bench --reconnect [--tls-resume]: handshakes counted, resumed, verified",
+            bench_reconnect)
     R.check("usage and configuration errors", usage)
     return R.finish()
 

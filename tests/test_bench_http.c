@@ -121,12 +121,15 @@ static void test_request(void)
     char req[512];
 
     CHECK_EQ(cli_url_parse("http://127.0.0.1:8080/a/b?q=1", &u, &why), 0);
-    CHECK(bench_http_request(&u, req, sizeof req) > 0);
+    CHECK(bench_http_request(&u, 0, req, sizeof req) > 0);
     CHECK(strcmp(req, "GET /a/b?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n") == 0);
     CHECK_EQ(cli_url_parse("http://[::1]/", &u, &why), 0);
-    CHECK(bench_http_request(&u, req, sizeof req) > 0);
+    CHECK(bench_http_request(&u, 0, req, sizeof req) > 0);
     CHECK(strcmp(req, "GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n") == 0);
-    CHECK_EQ(bench_http_request(&u, req, 10), -1);
+    /* --reconnect: the server is asked to close after its answer */
+    CHECK(bench_http_request(&u, 1, req, sizeof req) > 0);
+    CHECK(strcmp(req, "GET / HTTP/1.1\r\nHost: [::1]\r\nConnection: close\r\n\r\n") == 0);
+    CHECK_EQ(bench_http_request(&u, 0, req, 10), -1);
 }
 
 int main(void)

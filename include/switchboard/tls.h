@@ -36,8 +36,12 @@ extern "C" {
 
 /** A TLS context: what the connections of one side share (opaque). */
 typedef struct sb_tls sb_tls;
-/** A blocking client's TLS connection (opaque). */
+/** A client's TLS connection over a socket it dialed (opaque). */
 typedef struct sb_tls_session sb_tls_session;
+/** What a client keeps to resume a session later: the server's TLS 1.3
+ * session ticket (or TLS 1.2 session) with the keys it stands for (opaque,
+ * reference counted by OpenSSL). */
+typedef struct sb_tls_ticket sb_tls_ticket;
 
 /** What a context is made of; zero what is not used. */
 typedef struct sb_tls_opts {
@@ -106,6 +110,41 @@ const char *sb_tls_sendfile_mode(const sb_tls *t);
  * reason in why ("certificate verify failed: self-signed certificate"). */
 int sb_tls_connect(sb_tls_session **out, const sb_tls *t, int fd, const char *host,
                    int64_t deadline, char *why, size_t whylen);
+
+/** Client, non-blocking: TLS over the connected socket fd as sb_tls_connect
+ * (same fd ownership and host rules), but no I/O happens here: drive the
+ * handshake with sb_tls_handshake. resume: a ticket taken from an earlier
+ * session of the same context (sb_tls_session_ticket) to offer, so the
+ * server may skip the certificate and signature (an abbreviated handshake,
+ * with a fresh key exchange under TLS 1.3); NULL for a full handshake. The
+ * session takes its own reference: the caller may free the ticket at once.
+ * Returns 0 with *out, or SB_ETLSCONF (no host name to verify, with why),
+ * -ENOMEM, SB_ENOTLS. */
+int sb_tls_session_new(sb_tls_session **out, const sb_tls *t, int fd, const char *host,
+                       const sb_tls_ticket *resume, char *why, size_t whylen);
+
+/** One step of the handshake of a session made by sb_tls_session_new,
+ * never waiting: 0 once it is complete, -EAGAIN with *want set to
+ * SB_READABLE or SB_WRITABLE (the readiness of fd to wait for before the
+ * next step), or the errors of sb_tls_connect with the reason in why. After
+ * an error only sb_tls_session_free is left to call. When it returns 0 the
+ * server's whole flight has been read: nothing waits in the engine that a
+ * readiness wait would miss (a server that speaks first is the exception:
+ * call sb_tls_read once). */
+int sb_tls_handshake(sb_tls_session *s, int *want, char *why, size_t whylen);
+
+/** 1 if the session's handshake resumed an earlier session (the server
+ * accepted the ticket offered), else 0. */
+int sb_tls_session_resumed(const sb_tls_session *s);
+
+/** What resumes this session later: a new reference the caller frees with
+ * sb_tls_ticket_free, or NULL when the server gave nothing resumable (yet:
+ * TLS 1.3 tickets come after the handshake, read along with the first
+ * data; the latest one read is returned). */
+sb_tls_ticket *sb_tls_session_ticket(const sb_tls_session *s);
+
+/** Drop a reference taken by sb_tls_session_ticket. NULL is ignored. */
+void sb_tls_ticket_free(sb_tls_ticket *k);
 
 /** Send all n bytes (like sb_send_all). Returns n or a negative error. */
 ssize_t sb_tls_send_all(sb_tls_session *s, const void *p, size_t n, int64_t deadline);
