@@ -16,6 +16,9 @@
 #include <sys/uio.h>
 #include <poll.h>
 
+struct io_uring;
+struct io_uring_params;
+
 struct sb__sys_table {
     void *(*malloc)(size_t n);
     void *(*calloc)(size_t count, size_t n);
@@ -33,6 +36,11 @@ struct sb__sys_table {
     ssize_t (*sendfile)(int out_fd, int in_fd, off_t *off, size_t n);
     int (*poll)(struct pollfd *fds, nfds_t nfds, int timeout);
     int (*close)(int fd);
+    /* io_uring_queue_init_params, when not NULL (the default: loop_uring.c
+     * calls liburing's own, so this file needs no liburing): a test points
+     * it at a failure to play a kernel without io_uring (ENOSYS) or one
+     * that forbids it (EPERM: kernel.io_uring_disabled, a seccomp filter). */
+    int (*uring_init)(unsigned entries, struct io_uring *ring, struct io_uring_params *p);
 };
 
 extern struct sb__sys_table sb__sys;
