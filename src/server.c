@@ -973,11 +973,17 @@ static void ev_ring_accepted(sb__op *op, int kind, int res, int more, const void
         ev_accept_pause(w, "the accept could not be queued");
 }
 
-/* Watch the listener: a multishot accept where the loop does the I/O,
- * else readiness. */
+/* Watch the listener: a multishot accept where the loop does the I/O and
+ * the worker is alone, else readiness. Several workers share one
+ * descriptor table, and shedding on EMFILE must keep the others' accepts
+ * off the slot its spare descriptor frees (shed_one): a lock keeps
+ * accept4 calls off it, but not an accept the kernel runs for another
+ * worker's ring. So with several workers each accepts by readiness - a
+ * poll on its ring, an accept4 per connection - and only the connections'
+ * I/O is the ring's. */
 static int ev_listen(sb__worker *w, sb_loop *l)
 {
-    if (sb__loop_ring(l) == NULL)
+    if (sb__loop_ring(l) == NULL || w->s->nworkers > 1)
         return sb_loop_watch(l, w->lfd, SB_READABLE, ev_accept, w);
     w->accept_op.cb = ev_ring_accepted;
     return sb__loop_accept(l, w->lfd, &w->accept_op);
@@ -985,7 +991,7 @@ static int ev_listen(sb__worker *w, sb_loop *l)
 
 static void ev_unlisten(sb__worker *w)
 {
-    if (sb__loop_ring(w->loop) == NULL)
+    if (sb__loop_ring(w->loop) == NULL || w->s->nworkers > 1)
         sb_loop_watch(w->loop, w->lfd, 0, NULL, NULL);
     else
         sb__loop_cancel(w->loop, &w->accept_op, SB__OP_ACCEPT);
