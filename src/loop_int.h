@@ -135,6 +135,9 @@ extern const struct sb__backend sb__backend_poll;
 extern const struct sb__backend sb__backend_select;
 #ifdef SB_WITH_URING
 extern const struct sb__backend sb__backend_uring;
+/* The provided buffers of each io_uring loop made from now on: how many (a
+ * power of two) and how large. Tests shrink them to run the ring dry. */
+extern unsigned sb__uring_bufs, sb__uring_buf_size;
 #endif
 
 /* What conn reads on every message, named here so that it inlines: the
