@@ -497,6 +497,8 @@ int sb_loop_run(sb_loop *l)
         if (r < 0)
             break;
     }
+    if (l->hot.ring != NULL)
+        l->hot.ring->flush(l->bs);
     l->stop = 0;
     return r < 0 ? r : 0;
 }

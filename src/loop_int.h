@@ -103,6 +103,11 @@ struct sb__ring {
     /* Run the callbacks of what the last wait() collected; returns how
      * many ran. */
     int (*complete)(void *state);
+    /* The loop stops running (sb_loop_run returns): submit what the last
+     * turn queued and let the kernel finish what it can without waiting -
+     * a closed connection's cancel, so that its socket really closes now,
+     * not when the loop is freed. Completions wait for the next wait(). */
+    void (*flush)(void *state);
     /* The loop is being freed: every request still in flight is reported
      * ended (-ECANCELED, more == 0), so owners waiting on it are freed. */
     void (*drain)(void *state);

@@ -423,6 +423,25 @@ static void ur_cancel(void *state, sb__op *op, int kind)
 
 /* ---- the wait ---------------------------------------------------------- */
 
+/* ThreadSanitizer's runtime defers a signal that lands outside the
+ * blocking calls it intercepts, and runs its handler at the next call it
+ * intercepts on that thread: io_uring_enter is none, so a loop that waits
+ * only there would hold a signal (a server's SIGTERM) until something else
+ * woke it. Under TSan, a wait lasts at most 50 ms and a zero-timeout poll,
+ * which TSan intercepts, runs before each wait and after a wait a signal
+ * ended. Other builds have run the handler already and add nothing. */
+#ifdef __SANITIZE_THREAD__
+#define UR_TSAN 1
+#else
+#define UR_TSAN 0
+#endif
+
+static void ur_signals_run(void)
+{
+    if (UR_TSAN)
+        sb__sys.poll(NULL, 0, 0);
+}
+
 static int ur_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
 {
     struct ur_state *s = state;
@@ -436,13 +455,18 @@ static int ur_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
         r = ur_rearm(s);
     if (r < 0)
         return r;
+    if (UR_TSAN && (timeout_ms < 0 || timeout_ms > 50))
+        timeout_ms = 50;
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
         tsp = &ts;
     }
+    ur_signals_run();
     r = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
-    if (r < 0 && r != -ETIME && r != -EINTR)
+    if (r == -EINTR)
+        ur_signals_run();
+    else if (r < 0 && r != -ETIME)
         return r;
     /* Polls become fired entries (one valid completion per watched fd at
      * most, so out never overflows); completions of requests are kept for
@@ -504,6 +528,13 @@ static int ur_complete(void *state)
     return (int)n;
 }
 
+static void ur_flush(void *state)
+{
+    struct ur_state *s = state;
+    if (s->enabled)
+        io_uring_submit_and_get_events(&s->ring);
+}
+
 /* Teardown: what already completed runs as usual (an accepted fd reaches
  * its owner, who closes it), then every request still in flight is told
  * it ended. The kernel cancels them itself when the ring closes. */
@@ -536,6 +567,7 @@ static const struct sb__ring ur_ring_ops = {
     .sendmsg = ur_sendmsg,
     .cancel = ur_cancel,
     .complete = ur_complete,
+    .flush = ur_flush,
     .drain = ur_drain,
 };
 
