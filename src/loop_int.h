@@ -1,11 +1,14 @@
 /* loop_int: the contract between the loop core (loop.c) and its backends
  * (loop_select.c, loop_poll.c, loop_epoll.c, loop_uring.c).
  *
- * A backend is a readiness multiplexer and nothing more. The core owns the
- * fd-indexed watcher table, callbacks, timers, defers, wakeups and signals;
- * a backend only remembers which fds are watched for what, and on wait()
- * says which of them are ready. Each backend file defines one const
- * struct sb__backend and keeps its state private.
+ * A backend is first a readiness multiplexer. The core owns the fd-indexed
+ * watcher table, callbacks, timers, defers, wakeups and signals; a backend
+ * only remembers which fds are watched for what, and on wait() says which
+ * of them are ready. Each backend file defines one const struct
+ * sb__backend and keeps its state private. A backend may also do I/O
+ * itself (struct sb__ring below: io_uring's multishot accept and receive,
+ * and its sends); connections and listeners use that where offered, and
+ * the readiness side still serves every other watcher of the loop.
  *
  * Rules every backend follows:
  *   - set() is called only when the mask really changes (the core filters),
