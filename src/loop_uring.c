@@ -69,8 +69,8 @@ struct ur_state {
     int enabled;                   /* the ring was created disabled: see ur_enable */
     struct ur_fd *fds;             /* fd-indexed, cap slots */
     int cap;
-    int *rearm;                    /* fds that fired in the last wait */
-    int nrearm, rearmcap;
+    int *rearm;                    /* fds that fired in the last wait, cap slots */
+    int nrearm;
     /* completion side; br == NULL: readiness only */
     struct io_uring_buf_ring *br;  /* the provided-buffer ring */
     uint8_t *bufs;                 /* nbufs buffers of bufsize bytes */
@@ -240,6 +240,9 @@ static void ur_disarm(struct ur_state *s, int fd)
     io_uring_sqe_set_data64(sqe, 0);
 }
 
+/* Room for fd, in the table and in the list of fds to re-arm (one entry
+ * per watched fd at most): grown here, so that the wait allocates nothing
+ * and a loop out of memory still turns. */
 static int ur_reserve(struct ur_state *s, int fd)
 {
     if (fd < s->cap)
@@ -247,6 +250,10 @@ static int ur_reserve(struct ur_state *s, int fd)
     int n = s->cap > 0 ? s->cap : 64;
     while (n <= fd)
         n *= 2;
+    int *rearm = sb__realloc(s->rearm, (size_t)n * sizeof *rearm);
+    if (rearm == NULL)
+        return -ENOMEM;
+    s->rearm = rearm;
     struct ur_fd *fds = sb__realloc(s->fds, (size_t)n * sizeof *fds);
     if (fds == NULL)
         return -ENOMEM;
@@ -282,18 +289,6 @@ static int ur_rearm(struct ur_state *s)
         }
     }
     s->nrearm = 0;
-    return 0;
-}
-
-static int ur_reserve_rearm(struct ur_state *s, int max)
-{
-    if (max <= s->rearmcap)
-        return 0;
-    int *p = sb__realloc(s->rearm, (size_t)max * sizeof *p);
-    if (p == NULL)
-        return -ENOMEM;
-    s->rearm = p;
-    s->rearmcap = max;
     return 0;
 }
 
@@ -450,8 +445,6 @@ static int ur_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
     unsigned head, seen = 0;
     int r = ur_enable(s);
     if (r == 0)
-        r = ur_reserve_rearm(s, max);
-    if (r == 0)
         r = ur_rearm(s);
     if (r < 0)
         return r;
@@ -504,11 +497,14 @@ static void ur_run(struct ur_state *s, const struct ur_done *d)
     int kind = (int)(d->data & UR_KIND_MASK) >> 1;
     int more = (d->flags & IORING_CQE_F_MORE) != 0;
     int bid = d->flags & IORING_CQE_F_BUFFER ? (int)(d->flags >> IORING_CQE_BUFFER_SHIFT) : -1;
-    const void *p = bid >= 0 && d->res > 0 ? s->bufs + (size_t)bid * s->bufsize : NULL;
+    int res = d->res;
 
+    if (kind != SB__OP_ACCEPT && res > 0 && sb__sys.uring_io != NULL)
+        res = sb__sys.uring_io(res); /* fault injection (sys.h) */
+    const void *p = bid >= 0 && res > 0 ? s->bufs + (size_t)bid * s->bufsize : NULL;
     if (!more)
         ur_op_ended(op, kind);
-    op->cb(op, kind, d->res, more, p);
+    op->cb(op, kind, res, more, p);
     if (bid >= 0)
         ur_give_back(s, (unsigned)bid);
 }

@@ -41,6 +41,12 @@ struct sb__sys_table {
      * it at a failure to play a kernel without io_uring (ENOSYS) or one
      * that forbids it (EPERM: kernel.io_uring_disabled, a seccomp filter). */
     int (*uring_init)(unsigned entries, struct io_uring *ring, struct io_uring_params *p);
+    /* When not NULL (the default is NULL), what a ring's receive or send
+     * that moved res > 0 bytes reports to its connection: a test returns
+     * an error to play a failure the kernel did not have (the bytes moved
+     * all the same: a receive's are dropped with the connection, a send's
+     * went out). */
+    int (*uring_io)(int res);
 };
 
 extern struct sb__sys_table sb__sys;
