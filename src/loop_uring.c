@@ -467,7 +467,7 @@ static int ur_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
     int n = 0;
     io_uring_for_each_cqe(&s->ring, head, cqe) {
         uint64_t data = cqe->user_data;
-        if (n >= max || s->ndone >= s->donecap)
+        if ((data & 1) ? n >= max : data != 0 && s->ndone >= s->donecap)
             break;
         seen++;
         if (data & 1)

@@ -5,6 +5,8 @@
  *   - a kernel without io_uring, or one that forbids it, fails the loop's
  *     creation with the system's code (the setup call faulted through the
  *     sys table), and the default backend is unaffected;
+ *   - without the completion side (no buffer ring) the backend polls, and
+ *     connections still work;
  *   - more connections sending than the ring has buffers (ENOBUFS ends the
  *     multishot receive; it is re-armed): nothing lost or reordered, and
  *     messages spanning several buffers arrive whole;
@@ -126,6 +128,37 @@ static void test_unavailable(void)
         sb_loop_free(l);
         sb__sys_reset();
     }
+}
+
+/* ---- readiness only -------------------------------------------------------- */
+
+/* Without the completion side (a kernel before multishot receive; here, a
+ * buffer count the ring refuses) the backend is a readiness one: the loop
+ * offers no ring, connections are polled, and they still echo. */
+static void test_readiness_only(void)
+{
+    unsigned saved = sb__uring_bufs;
+    sb_loop *l;
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_buf back = {0};
+    int sv[2];
+
+    sb__uring_bufs = 3; /* not a power of two: no buffer ring */
+    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
+    sb__uring_bufs = saved;
+    CHECK(sb__loop_ring(l) == NULL);
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    CHECK_EQ(write(sv[1], "a\nb\n", 4), 4);
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == 4));
+    CHECK(memcmp(sb_buf_data(&back), "a\nb\n", 4) == 0);
+    close(sv[1]);
+    SPIN_UNTIL(l, s.closes == 1);
+    sb_buf_free(&back);
+    sb_loop_free(l);
 }
 
 /* ---- buffers ------------------------------------------------------------- */
@@ -424,6 +457,7 @@ int main(void)
     RUN(test_unavailable);
     if (!sb_test_backend_ok("uring"))
         return 0;
+    RUN(test_readiness_only);
     CHECK_EQ(sb_loop_new(&l, "uring"), 0);
     if (sb__loop_ring(l) == NULL) {
         fprintf(stderr, "  (this kernel's io_uring has no multishot receive: readiness only)\n");
