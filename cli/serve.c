@@ -15,7 +15,8 @@ static const char serve_usage[] =
     "  --listen ADDR          HOST:PORT, [V6]:PORT, :PORT or unix:PATH (127.0.0.1:7000)\n"
     "  --app NAME             echo | chat | http (echo)\n"
     "  --model NAME           event | threads | fork (event)\n"
-    "  --backend NAME         event loop: epoll | poll | select | uring (epoll)\n"
+    "  --backend NAME         event loop: epoll | poll | select | uring (epoll);\n"
+    "                         uring is completion-based (io_uring does the I/O)\n"
     "  --frame SPEC           raw line delim:STR fixed:N ascii:N len16 len32 len64\n"
     "                         varint typed:T=N,... eof (line)\n"
     "  --max-msg BYTES        largest message accepted (1M)\n"
@@ -347,6 +348,45 @@ static int check_root(const char *root)
     return 0;
 }
 
+/* A backend built in may still be refused at run time - io_uring by an old
+ * kernel, by kernel.io_uring_disabled or by a container's seccomp filter:
+ * said here, before anything starts, with the reason and the way out. */
+static const char *backend_why(int rc)
+{
+    char v = '0';
+    FILE *f;
+
+    if (rc == -ENOSYS)
+        return " (this kernel has no io_uring)";
+    if (rc != -EPERM && rc != -EACCES)
+        return "";
+    if ((f = fopen("/proc/sys/kernel/io_uring_disabled", "r")) != NULL) {
+        if (fread(&v, 1, 1, f) != 1)
+            v = '0';
+        fclose(f);
+    }
+    if (v == '2')
+        return " (the sysctl kernel.io_uring_disabled is 2)";
+    if (v == '1')
+        return " (the sysctl kernel.io_uring_disabled is 1 and this user is not in "
+               "kernel.io_uring_group)";
+    return " (a seccomp filter forbids io_uring, as a container's default profile does)";
+}
+
+static int check_backend(const char *name)
+{
+    sb_loop *l;
+    int rc = sb_loop_new(&l, name);
+
+    if (rc == 0) {
+        sb_loop_free(l);
+        return 0;
+    }
+    cli_error("--backend", "%s is unavailable here: %s%s; the default backend, %s, works without it",
+              name, sb_strerror(rc), backend_why(rc), sb_loop_backends()[0]);
+    return -1;
+}
+
 int cmd_serve(int argc, char **argv)
 {
     serve_args a;
@@ -373,6 +413,8 @@ int cmd_serve(int argc, char **argv)
     }
     a.cfg.model = a.so.model;
     if (app == &sb_app_http && check_root(a.cfg.root) < 0)
+        return 1;
+    if (a.so.backend && a.so.model == SB_MODEL_EVENT && check_backend(a.so.backend) < 0)
         return 1;
     if ((rc = app->init(&a.cfg, &a.so, &h, &why)) < 0) {
         /* -EINVAL: the options do not fit the app (chat under fork), a usage

@@ -313,6 +313,15 @@ static uint8_t *conn_read_target(sb_conn *c, uint8_t *scratch, size_t scratch_si
     return p;
 }
 
+/* Bytes in: the clock, the counters, the next reply's size hint. */
+static void conn_took(sb_conn *c, size_t n)
+{
+    c->last_io = sb__conn_now(c);
+    if (c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->bytes_in, (uint64_t)n);
+    c->read_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
 /* One read and everything it leads to. Returns 1 if more may be readable,
  * 0 if the socket is drained (or the conn stopped reading), -EAGAIN when
  * nothing was there, or -errno. */
@@ -331,14 +340,12 @@ int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
     while (n < 0 && errno == EINTR);
     if (n < 0)
         return (errno == EAGAIN || errno == EWOULDBLOCK) ? -EAGAIN : -errno;
-    c->last_io = sb__conn_now(c);
     if (n == 0) {
+        c->last_io = sb__conn_now(c);
         conn_on_eof(c);
         return 0;
     }
-    if (c->owner && c->owner->stats)
-        sb__stat_add(&c->owner->stats->bytes_in, (uint64_t)n);
-    c->read_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    conn_took(c, (size_t)n);
     if (from_in) {
         sb_buf_commit(&c->in, (size_t)n);
         rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 0);
@@ -348,6 +355,38 @@ int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
     if (rc < 0)
         return rc;
     return (size_t)n == size;
+}
+
+/* What a completion ring received into one of its buffers (n == 0: the
+ * peer's end). Messages are cut straight out of p while `in` is empty;
+ * otherwise p joins the message under way in `in`, no more at a time than
+ * `in` may hold (as a read is sized by it), and the rest follows. Returns
+ * 0 or -errno / SB_E*. */
+int sb__conn_received(sb_conn *c, const uint8_t *p, size_t n)
+{
+    int rc = 0;
+
+    if (n == 0) {
+        c->last_io = sb__conn_now(c);
+        conn_on_eof(c);
+        return 0;
+    }
+    conn_took(c, n);
+    while (n > 0 && rc == 0) {
+        size_t len = sb_buf_len(&c->in), take = n;
+        if (len == 0)
+            return conn_consume(c, p, n, 0, 0);
+        if (c->in.max && c->in.max - len < take)
+            take = c->in.max - len;
+        if (take == 0)
+            return SB_ETOOBIG;
+        if ((rc = sb_buf_append(&c->in, p, take)) < 0)
+            return rc;
+        p += take;
+        n -= take;
+        rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 0);
+    }
+    return rc;
 }
 
 /* ------------------------------------------------------------------ */
@@ -562,6 +601,10 @@ size_t sb_conn_queued(const sb_conn *c) { return c->queued; }
 
 void sb__conn_set_transport(sb_conn *c, const sb__transport *tp, void *state)
 {
+    /* Another transport does its own reads and writes: readiness, which
+     * the driver's next update sets up (nothing is in flight yet). */
+    if (tp != &sb__transport_plain && c->op.busy == 0)
+        c->flags &= ~F_RING;
     if (c->tp->free)
         c->tp->free(c->tp_state);
     c->tp = tp;

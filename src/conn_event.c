@@ -8,6 +8,19 @@
  *
  * A connection is freed only from the top of the stack (ev_progress at
  * depth 0, a timer, a defer), never while one of its callbacks runs.
+ *
+ * Two ways to move bytes. Readiness (every backend): the loop says the
+ * socket is readable or writable and the driver reads and writes it. On
+ * a loop whose backend does the I/O itself (loop_int.h's completion
+ * operations: io_uring), a plain-transport connection is F_RING instead: one
+ * multishot receive stays armed while the connection wants to read, its
+ * completions bring bytes in the loop's shared buffers, and the write
+ * queue's head goes out by one send request at a time. Stopping to read
+ * (backpressure, pause, closing) cancels the receive; bytes it brought
+ * before the cancel landed are taken as a read would have taken them. A
+ * closed connection whose requests are still in flight is freed by their
+ * last completion. TLS keeps readiness: its engine reads and writes the
+ * socket itself.
  */
 #include <errno.h>
 #include <unistd.h>
@@ -20,8 +33,10 @@
 
 static void ev_io(sb_loop *l, int fd, int events, void *ud);
 
-/* Close the fd, tell the handler, tell the owner, free. Only from the top
- * of the stack (no callback of any connection running). */
+/* Close the fd, tell the handler, tell the owner, free - or, with ring
+ * requests still in flight, leave the freeing to their last completion
+ * (ev_ring_done). Only from the top of the stack (no callback of any
+ * connection running). */
 static void ev_finish(sb_conn *c)
 {
     c->flags |= F_CLOSED;
@@ -30,6 +45,10 @@ static void ev_finish(sb_conn *c)
         sb_loop_watch(c->loop, c->fd, 0, NULL, NULL);
     sb_timer_stop(c->loop, &c->timer);
     sb_defer_cancel(c->loop, &c->defer);
+    if (c->op.busy) {
+        sb__loop_cancel(c->loop, &c->op, SB__OP_RECV);
+        sb__loop_cancel(c->loop, &c->op, SB__OP_SEND);
+    }
     if (c->flags & F_ABORT)
         sb__conn_set_linger0(c->fd);
     else
@@ -41,7 +60,8 @@ static void ev_finish(sb_conn *c)
         c->h->on_close(c, c->err, c->h->app);
     if (c->owner && c->owner->gone)
         c->owner->gone(c->owner, c);
-    sb__conn_free(c);
+    if (c->op.busy == 0)
+        sb__conn_free(c);
 }
 
 static int ev_want_read(const sb_conn *c)
@@ -51,12 +71,33 @@ static int ev_want_read(const sb_conn *c)
     return !(c->flags & (F_EOF | F_CLOSING | F_ABORT | F_PAUSED | F_BACKPRESS | F_CLOSED));
 }
 
+/* F_RING: the receive armed while the connection wants to read, and
+ * cancelled when it stops wanting to. A cancel still on its way is waited
+ * out (its end re-runs this). An arm that fails (the submission queue
+ * full and not flushable) is tried again at the next event; the timers
+ * bound the connection meanwhile. */
+static void ev_ring_update(sb_conn *c)
+{
+    int want = ev_want_read(c), busy = (c->op.busy & (1u << SB__OP_RECV)) != 0;
+
+    if (want && !busy) {
+        sb__loop_recv(c->loop, c->fd, &c->op);
+    } else if (!want && busy && !(c->flags & F_RSTOP)) {
+        sb__loop_cancel(c->loop, &c->op, SB__OP_RECV);
+        c->flags |= F_RSTOP;
+    }
+}
+
 static void ev_update(sb_conn *c)
 {
     int mask = 0, tpev = sb__conn_tp_events(c);
 
     if (c->flags & F_CLOSED)
         return;
+    if (c->flags & F_RING) {
+        ev_ring_update(c);
+        return;
+    }
     /* Each side's wait only while that side has work: the read path's
      * (TLS: a handshake to drive, a read that must write) while reading,
      * the write path's while output is queued. */
@@ -88,7 +129,15 @@ static void ev_flush(sb_conn *c)
 {
     if (c->flags & F_ABORT)
         return;
-    if (c->out_head != NULL) {
+    if (c->out_head != NULL && (c->flags & F_RING)) {
+        int rc = sb__queue_ring_send(c);
+        if (rc == -EBUSY) /* no room in the submission queue: try at the turn's end */
+            sb__conn_kick(c);
+        else if (rc < 0) {
+            sb__conn_mark_close(c, rc, 0);
+            return;
+        }
+    } else if (c->out_head != NULL) {
         int rc = sb__queue_flush(c, SB_WRITE_BUDGET, 0);
         if (rc < 0) {
             sb__conn_mark_close(c, rc, 0);
@@ -186,6 +235,60 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
     ev_progress(c);
 }
 
+/* F_RING: what the receive brought. Bytes that come while closing are
+ * dropped: nothing more is delivered, and lingering wants only the
+ * peer's end. */
+static void ev_ring_recv(sb_conn *c, int res, int more, const void *p)
+{
+    int rc;
+
+    if (res == -ENOBUFS || res == -ECANCELED)
+        return; /* nothing was read: re-armed by ev_update if still wanted */
+    if (res < 0) {
+        sb__conn_mark_close(c, res, res != -ECONNRESET && res != -EPIPE);
+        return;
+    }
+    if (c->flags & (F_CLOSING | F_ABORT | F_EOF))
+        return;
+    rc = sb__conn_received(c, p, (size_t)res);
+    if (rc < 0)
+        sb__conn_mark_close(c, rc, 1);
+}
+
+/* A completion of one of the connection's ring requests. The last one of
+ * a closed connection frees it. */
+static void ev_ring_done(sb__op *op, int kind, int res, int more, const void *p)
+{
+    sb_conn *c = SB__CONTAINER(op, sb_conn, op);
+    int rc;
+
+    if (kind == SB__OP_RECV && !more)
+        c->flags &= ~F_RSTOP;
+    if (kind == SB__OP_SEND && (rc = sb__queue_ring_sent(c, res)) < 0 && !(c->flags & F_CLOSED))
+        sb__conn_mark_close(c, rc, 0);
+    if (c->flags & F_CLOSED) {
+        if (op->busy == 0)
+            sb__conn_free(c);
+        return;
+    }
+    if (c->flags & F_LINGER) {
+        if (kind == SB__OP_RECV && (res == 0 || (res < 0 && res != -ENOBUFS && res != -ECANCELED))) {
+            ev_finish(c);
+            return;
+        }
+        if (kind == SB__OP_RECV && res > 0)
+            c->last_io = sb__loop_now(c->loop);
+        ev_update(c);
+        return;
+    }
+    c->depth++;
+    if (kind == SB__OP_RECV)
+        ev_ring_recv(c, res, more, p);
+    ev_flush(c);
+    c->depth--;
+    ev_progress(c);
+}
+
 static void ev_deferred(sb_loop *l, sb_defer *d)
 {
     sb_conn *c = d->data;
@@ -223,7 +326,8 @@ static void ev_timer(sb_loop *l, sb_timer *t)
 static void ev_discard(sb_conn *c)
 {
     sb__link_del(&c->link);
-    sb_loop_watch(c->loop, c->fd, 0, NULL, NULL);
+    if (c->mask)
+        sb_loop_watch(c->loop, c->fd, 0, NULL, NULL);
     sb_timer_stop(c->loop, &c->timer);
     sb_defer_cancel(c->loop, &c->defer);
     sb__sys.close(c->fd);
@@ -249,13 +353,18 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
     c->last_io = c->write_since = sb__loop_now(l);
     sb_timer_init(&c->timer, ev_timer, c);
     sb_defer_init(&c->defer, ev_deferred, c);
-    rc = sb_loop_watch(l, fd, SB_READABLE | SB_EDGE, ev_io, c);
-    if (rc < 0) {
-        sb__sys.close(fd);
-        sb__conn_free(c);
-        return rc;
+    c->op.cb = ev_ring_done;
+    if (sb__loop_ring(l) != NULL && c->tp == &sb__transport_plain) {
+        c->flags |= F_RING; /* the receive is armed once on_open accepted it */
+    } else {
+        rc = sb_loop_watch(l, fd, SB_READABLE | SB_EDGE, ev_io, c);
+        if (rc < 0) {
+            sb__sys.close(fd);
+            sb__conn_free(c);
+            return rc;
+        }
+        c->mask = SB_READABLE | SB_EDGE;
     }
-    c->mask = SB_READABLE | SB_EDGE;
     sb__link_add(sb__loop_conns(l), &c->link);
     tmo = sb__conn_min_timeout(o);
     if (o->tls && (tmo == 0 || sb__tls_handshake_ms(o->tls) < tmo))
@@ -276,8 +385,11 @@ int sb__conn_open(sb_loop *l, int fd, const sb_conn_opts *o, const sb_handler *h
         }
     }
     /* The transport may need the socket from the start (a TLS client's
-     * handshake begins with its own write, whether or not on_open wrote). */
-    if (c->queued > 0 || (c->flags & (F_CLOSING | F_ABORT)) || sb__conn_tp_events(c))
+     * handshake begins with its own write, whether or not on_open wrote).
+     * A ring connection's receive is armed from there too, at the end of
+     * the turn, so that a transport set just after the open (TLS in a
+     * test, sb__conn_set_transport) finds nothing in flight. */
+    if (c->queued > 0 || (c->flags & (F_CLOSING | F_ABORT | F_RING)) || sb__conn_tp_events(c))
         sb__conn_kick(c);
     return 0;
 }

@@ -193,6 +193,8 @@ enum {
     F_EOF_LATE = 1 << 12,  /* the peer's end came while messages were held: on_eof waits */
     F_DRAIN = 1 << 13,     /* close once the message under way is delivered */
     F_GOTMSG = 1 << 14,    /* at least one message delivered */
+    F_RING = 1 << 15,      /* event model on a completion ring: the kernel receives and sends */
+    F_RSTOP = 1 << 16,     /* ring: the receive's cancel is asked, its end not yet seen */
 };
 
 typedef struct sb__chunk sb__chunk;
@@ -258,6 +260,9 @@ struct sb_conn {
     sb_timer timer;            /* event model: the next of the idle/read/write deadlines */
     sb_defer defer;            /* event model: close and resume steps outside callbacks */
     sb__link link;             /* the loop's list, or the owner's (blocking) */
+    sb__op op;                 /* F_RING: the receive and send in flight (loop_int.h) */
+    sb__chunk *out_dead;       /* F_RING: a cleared queue whose bytes a send still reads */
+    struct msghdr *ring_msg;   /* F_RING: a gathered send's header and iovecs, until it completes */
     sb__conn_blk *blk;         /* blocking models only */
     char *peer;                /* sb_conn_peer's text, made on first use */
     sb__peer addr;             /* the peer, taken at open */
@@ -331,6 +336,7 @@ void sb__conn_mark_close(sb_conn *c, int err, int graceful);
 int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);
 void sb__conn_redeliver(sb_conn *c);
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size);
+int sb__conn_received(sb_conn *c, const uint8_t *p, size_t n);
 int sb__conn_start_linger(sb_conn *c, uint8_t *buf, size_t size);
 int sb__conn_linger_read(sb_conn *c, uint8_t *buf, size_t size);
 void sb__conn_set_linger0(int fd);
@@ -348,6 +354,8 @@ static inline int sb__conn_tp_events(const sb_conn *c)
 /* conn_queue.c */
 void sb__queue_clear(sb_conn *c);
 int sb__queue_flush(sb_conn *c, size_t budget, int dontwait);
+int sb__queue_ring_send(sb_conn *c);
+int sb__queue_ring_sent(sb_conn *c, int res);
 
 /* conn_blocking.c: a foreign thread's requests to the owner. */
 void sb__blk_request_close(sb_conn *c, int err, int graceful);

@@ -57,13 +57,31 @@ static inline __attribute__((always_inline)) void chunk_free(sb_conn *c, sb__chu
     }
 }
 
+static void chunks_free(sb_conn *c, sb__chunk *k)
+{
+    while (k) {
+        sb__chunk *next = k->next;
+        chunk_free(c, k);
+        k = next;
+    }
+}
+
+/* Event model on a completion ring: while a send is in flight the kernel
+ * may still read the queue's head, so a cleared queue's chunks wait in
+ * out_dead for that send's completion. */
 void sb__queue_clear(sb_conn *c)
 {
-    while (c->out_head) {
-        sb__chunk *k = c->out_head;
-        c->out_head = k->next;
-        chunk_free(c, k);
+    if (c->op.busy & (1u << SB__OP_SEND)) {
+        if (c->out_tail) {
+            c->out_tail->next = c->out_dead;
+            c->out_dead = c->out_head;
+        }
+    } else {
+        chunks_free(c, c->out_dead);
+        c->out_dead = NULL;
+        chunks_free(c, c->out_head);
     }
+    c->out_head = NULL;
     c->out_tail = NULL;
     c->queued = c->queued_mem = 0;
     __atomic_store_n(&c->queued_files, 0, __ATOMIC_RELAXED);
@@ -243,6 +261,102 @@ int sb__queue_flush(sb_conn *c, size_t budget, int dontwait)
 }
 
 /* ------------------------------------------------------------------ */
+/* Sending through a completion ring (event model, F_RING)             */
+
+/* The head is a file range: its next piece read into a memory chunk put
+ * before it, so that the ring sends memory only (a splice would need a
+ * pipe per connection). The range's bytes were counted in queued already;
+ * now they are in memory too. */
+static int queue_file_to_mem(sb_conn *c)
+{
+    sb__chunk *k = c->out_head, *m;
+    size_t want = k->end - k->start < SB_READ_MAX ? k->end - k->start : SB_READ_MAX;
+    ssize_t n;
+
+    if ((m = chunk_new(c, want)) == NULL)
+        return -ENOMEM;
+    n = pread(k->fd, m->data, want, (off_t)k->start);
+    if (n <= 0) {
+        chunk_free(c, m);
+        return n == 0 ? -EIO : -errno; /* 0: the file shrank under us */
+    }
+    m->end = (size_t)n;
+    k->start += (size_t)n;
+    m->next = k;
+    c->out_head = m;
+    c->queued_mem += (size_t)n;
+    return 0;
+}
+
+/* Start sending the head of the queue, unless a send is in flight (one at
+ * a time keeps the bytes in order whatever a short send leaves): one
+ * chunk by send, or up to SB_IOV_MAX memory chunks by sendmsg, at most
+ * SB_WRITE_BUDGET bytes - the budget of a turn, since the next send
+ * starts from this one's completion. Returns 0 or -errno. */
+int sb__queue_ring_send(sb_conn *c)
+{
+    sb__chunk *k;
+    struct iovec *iov;
+    size_t total = 0;
+    int cnt = 0, rc;
+
+    if (c->out_head == NULL || (c->op.busy & (1u << SB__OP_SEND)))
+        return 0;
+    if (c->out_head->start == c->out_head->end) {
+        queue_advance(c, 0); /* an empty reply or file: nothing to send */
+        if (c->out_head == NULL)
+            return 0;
+    }
+    if (c->out_head->fd >= 0 && (rc = queue_file_to_mem(c)) < 0)
+        return rc;
+    k = c->out_head;
+    if (k->next == NULL || k->next->fd >= 0) {
+        size_t n = k->end - k->start < SB_WRITE_BUDGET ? k->end - k->start : SB_WRITE_BUDGET;
+        return sb__loop_send(c->loop, c->fd, k->data + k->start, n, &c->op);
+    }
+    c->ring_msg = sb__malloc(sizeof(*c->ring_msg) + SB_IOV_MAX * sizeof(*iov));
+    if (c->ring_msg == NULL)
+        return -ENOMEM;
+    iov = (struct iovec *)(c->ring_msg + 1);
+    for (; k && k->fd < 0 && cnt < SB_IOV_MAX && total < SB_WRITE_BUDGET; k = k->next) {
+        iov[cnt].iov_base = k->data + k->start;
+        iov[cnt].iov_len = k->end - k->start;
+        total += iov[cnt++].iov_len;
+    }
+    memset(c->ring_msg, 0, sizeof(*c->ring_msg));
+    c->ring_msg->msg_iov = iov;
+    c->ring_msg->msg_iovlen = (size_t)cnt;
+    rc = sb__loop_sendmsg(c->loop, c->fd, c->ring_msg, &c->op);
+    if (rc < 0) {
+        sb__free(c->ring_msg);
+        c->ring_msg = NULL;
+    }
+    return rc;
+}
+
+/* The send in flight completed: res bytes went out, or -errno. A queue
+ * cleared meanwhile is freed now, and the result means nothing more. */
+int sb__queue_ring_sent(sb_conn *c, int res)
+{
+    sb__free(c->ring_msg);
+    c->ring_msg = NULL;
+    if (c->out_dead) {
+        chunks_free(c, c->out_dead);
+        c->out_dead = NULL;
+        return 0;
+    }
+    if (res == -EAGAIN || res == -EINTR)
+        return 0; /* nothing went: the next send tries again */
+    if (res <= 0)
+        return res < 0 ? res : -EIO;
+    queue_advance(c, (size_t)res);
+    c->write_since = c->last_io = sb__conn_now(c);
+    if (c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->bytes_out, (uint64_t)res);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* The calls that fill the queue                                       */
 
 /* After bytes were queued: enforce the cap, and make sure they will go.
@@ -392,6 +506,10 @@ int sb_conn_flush(sb_conn *c)
         return SB_ECLOSED;
     if (c->blk)
         return sb__blk_flush_now(c);
+    if (c->flags & F_RING) {
+        sb__conn_kick(c); /* the driver's send goes with this turn's wait */
+        return 0;
+    }
     rc = sb__queue_flush(c, SB_WRITE_BUDGET, 0);
     if (rc < 0)
         sb__conn_mark_close(c, rc, 0);

@@ -471,6 +471,8 @@ int sb_loop_run_once(sb_loop *l, int timeout_ms)
     l->turn++;
     l->ncb = 0;
     int k = l->nagain;
+    if (l->hot.ring != NULL)
+        l->ncb += l->hot.ring->complete(l->bs);
     dispatch_io(l, n);
     if (k > 0)
         dispatch_again(l, k);
@@ -495,6 +497,8 @@ int sb_loop_run(sb_loop *l)
         if (r < 0)
             break;
     }
+    if (l->hot.ring != NULL)
+        l->hot.ring->flush(l->bs);
     l->stop = 0;
     return r < 0 ? r : 0;
 }
@@ -769,6 +773,8 @@ static int loop_setup(sb_loop *l)
         l->bs = NULL;
         return r;
     }
+    l->hot.bs = l->bs;
+    l->hot.ring = l->be->ring != NULL ? l->be->ring(l->bs) : NULL;
     l->hot.scratch = sb__malloc(SB_SCRATCH_SIZE);
     if (l->hot.scratch == NULL)
         return -ENOMEM;
@@ -825,6 +831,10 @@ void sb_loop_free(sb_loop *l)
      * (the loop is whole; nothing is torn down yet). */
     while (atomic_load(&l->posts) != NULL)
         run_posts(l);
+    /* Owners of requests still in flight (a closed connection waiting for
+     * its last completion) hear that they ended, and free themselves. */
+    if (l->hot.ring != NULL)
+        l->hot.ring->drain(l->bs);
     signals_free(l);
     forget_registrations(l);
     if (l->wake_fd >= 0)

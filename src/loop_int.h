@@ -1,11 +1,14 @@
 /* loop_int: the contract between the loop core (loop.c) and its backends
  * (loop_select.c, loop_poll.c, loop_epoll.c, loop_uring.c).
  *
- * A backend is a readiness multiplexer and nothing more. The core owns the
- * fd-indexed watcher table, callbacks, timers, defers, wakeups and signals;
- * a backend only remembers which fds are watched for what, and on wait()
- * says which of them are ready. Each backend file defines one const
- * struct sb__backend and keeps its state private.
+ * A backend is first a readiness multiplexer. The core owns the fd-indexed
+ * watcher table, callbacks, timers, defers, wakeups and signals; a backend
+ * only remembers which fds are watched for what, and on wait() says which
+ * of them are ready. Each backend file defines one const struct
+ * sb__backend and keeps its state private. A backend may also do I/O
+ * itself (struct sb__ring below: io_uring's multishot accept and receive,
+ * and its sends); connections and listeners use that where offered, and
+ * the readiness side still serves every other watcher of the loop.
  *
  * Rules every backend follows:
  *   - set() is called only when the mask really changes (the core filters),
@@ -30,6 +33,9 @@
 #ifndef SB_LOOP_INT_H
 #define SB_LOOP_INT_H
 
+#include <stddef.h>
+#include <sys/socket.h>
+
 #include "switchboard/loop.h"
 #include "list.h"
 
@@ -37,6 +43,77 @@
 struct sb__fired {
     int fd;     /* the watched fd */
     int events; /* SB_READABLE | SB_WRITABLE | SB_ERROR */
+};
+
+/* Completion operations: what a completion backend (loop_uring.c) adds to
+ * the readiness contract. A readiness backend reports that an fd is ready
+ * and leaves the I/O to the caller; these do the I/O and report its result.
+ * They are optional: a backend offers them through ring() (NULL on select,
+ * poll and epoll, and on a kernel without multishot receive and buffer
+ * rings) and conn_event.c and server.c fall back to readiness without them.
+ *
+ * An operation is owned by an sb__op embedded in its owner (a connection,
+ * a server worker). One op holds at most one request of each kind in
+ * flight; `busy` says which (bit 1 << kind), and is the backend's to
+ * change: set when the request is queued, cleared just before the call
+ * that reports its last completion (more == 0). The owner may be freed only
+ * once busy is 0 - "free only when nothing can call back" - so closing an
+ * owner with requests in flight means cancel() and waiting for their last
+ * completions, which always come (with -ECANCELED if nothing else).
+ *
+ * Submissions are queued, not entered: the io_uring_enter of the next
+ * wait() submits everything a turn queued together with the wait, so a
+ * turn is still one system call however many sends it made. The loop core
+ * calls complete() right after wait() (and after its clock update), which
+ * runs the callbacks of the completions that wait() collected.
+ */
+enum { SB__OP_ACCEPT, SB__OP_RECV, SB__OP_SEND, SB__OP_KINDS };
+
+typedef struct sb__op sb__op;
+/* One completion of op's request of this kind. res: the system call's
+ * result (an fd, a byte count, 0 for a receive at the peer's end, or a
+ * negative errno). more: the request goes on (multishot) and will
+ * complete again. p: a receive's bytes (res of them), in one of the
+ * loop's shared buffers, which goes back to the kernel when the call
+ * returns - keep what is needed by copying it. */
+typedef void (*sb__op_cb)(sb__op *op, int kind, int res, int more, const void *p);
+
+struct sb__op {
+    sb__op_cb cb;
+    sb__op *prev, *next; /* the backend's list of ops with requests in flight */
+    unsigned busy;       /* 1 << kind for each kind in flight (the backend's) */
+};
+
+struct sb__ring {
+    /* Multishot accept on listener lfd: one completion per connection
+     * (res: the new fd, non-blocking and close-on-exec). It ends (more ==
+     * 0) on an error - EMFILE included - or a cancel; re-arm to go on. */
+    int (*accept)(void *state, int lfd, sb__op *op);
+    /* Multishot receive into the loop's provided-buffer ring, shared by
+     * every connection on the loop (an idle connection holds no buffer).
+     * Ends on the peer's end (res 0), an error, a cancel, or -ENOBUFS when
+     * the ring ran dry: nothing was read, so nothing is lost; re-arm once
+     * the completions in hand gave their buffers back. */
+    int (*recv)(void *state, int fd, sb__op *op);
+    /* Send n bytes from p (MSG_NOSIGNAL), or mh's iovecs. p, the iovecs
+     * and mh stay the caller's and must not change until the completion
+     * (res: bytes sent, possibly short, or -errno). */
+    int (*send)(void *state, int fd, const void *p, size_t n, sb__op *op);
+    int (*sendmsg)(void *state, int fd, const struct msghdr *mh, sb__op *op);
+    /* Ask the kernel to end op's request of this kind, if in flight; its
+     * last completion still comes, through the callback as usual. */
+    void (*cancel)(void *state, sb__op *op, int kind);
+    /* Run the callbacks of what the last wait() collected; returns how
+     * many ran. */
+    int (*complete)(void *state);
+    /* The loop stops running (sb_loop_run returns): submit what the last
+     * turn queued and let the kernel finish what it can without waiting -
+     * a closed connection's cancel, so that its socket really closes now,
+     * not when the loop is freed. Completions wait for the next wait(). */
+    void (*flush)(void *state);
+    /* The loop is being freed: every request still in flight is reported
+     * ended (-ECANCELED, more == 0), so owners waiting on it are freed. */
+    void (*drain)(void *state);
 };
 
 struct sb__backend {
@@ -56,6 +133,9 @@ struct sb__backend {
     /* Wait up to timeout_ms (< 0: no limit) and fill out[0..n), n <= max.
      * Returns n or a fatal negative errno. */
     int (*wait)(void *state, int timeout_ms, struct sb__fired *out, int max);
+    /* The completion operations, or NULL (see struct sb__ring). May
+     * depend on what the kernel offered init(). */
+    const struct sb__ring *(*ring)(void *state);
 };
 
 extern const struct sb__backend sb__backend_epoll;
@@ -63,6 +143,9 @@ extern const struct sb__backend sb__backend_poll;
 extern const struct sb__backend sb__backend_select;
 #ifdef SB_WITH_URING
 extern const struct sb__backend sb__backend_uring;
+/* The provided buffers of each io_uring loop made from now on: how many (a
+ * power of two) and how large. Tests shrink them to run the ring dry. */
+extern unsigned sb__uring_bufs, sb__uring_buf_size;
 #endif
 
 /* What conn reads on every message, named here so that it inlines: the
@@ -78,6 +161,8 @@ struct sb__loop_hot {
     void *scratch;
     void *spare;
     size_t spare_size;
+    const struct sb__ring *ring; /* the backend's completion operations, or NULL */
+    void *bs;                    /* the backend's state, for ring's calls */
 };
 
 static inline struct sb__loop_hot *sb__loop_hot(const sb_loop *l)
@@ -139,43 +224,42 @@ static inline void sb__loop_spare_give(sb_loop *l, void *p, size_t size)
     sb__loop_spare_swap(l, p, size);
 }
 
-/* A completion-based io_uring backend, later.
- *
- * loop_uring.c today is a readiness backend (one-shot POLL_ADD re-armed in the
- * same io_uring_enter that waits), so it fits
- * the four functions above unchanged. A completion backend - multishot
- * accept, recv straight into a provided-buffer ring, sends batched into the
- * submission queue and flushed once per turn by the io_uring_enter that also
- * waits - does the I/O itself, so readiness is the wrong thing to report.
- * It would add optional operations, NULL in every readiness backend, that
- * conn.c and server.c use when present and fall back from when absent:
- *
- *   int  (*submit_accept)(void *state, int lfd, sb__accept_cb cb, void *ud);
- *        multishot accept; cb(ud, new_fd_or_err) once per connection.
- *   int  (*submit_recv)(void *state, int fd, sb__recv_cb cb, void *ud);
- *        multishot recv into the provided-buffer ring; cb(ud, bytes, len,
- *        buf_id) and the consumer hands buf_id back with
- *   void (*recycle)(void *state, int buf_id);
- *   int  (*submit_send)(void *state, int fd, const struct iovec *iov, int n,
- *                       sb__send_cb cb, void *ud);
- *        queued, not entered: one io_uring_enter per turn submits them all;
- *        cb(ud, bytes_or_err) on completion; the iovecs stay owned by the
- *        caller (conn's write queue) until then.
- *   int  (*cancel)(void *state, int fd);
- *        cancels everything in flight on fd; its completions still arrive
- *        (with -ECANCELED) so owners free only after the last one - the
- *        "free only when nothing can call back" rule, kept by a per-fd
- *        count of operations in flight.
- *
- * The completion path: wait() keeps its signature; completions for these
- * operations are dispatched by the backend itself during wait() through
- * the callbacks above (they carry their own ud, not the watcher table),
- * while POLL completions for ordinary watchers (eventfd, signal pipe,
- * listeners of other models) still come back as sb__fired entries. The
- * core's stale-callback guard does not apply to completions: cancel()
- * plus the in-flight count is their guard. The public conn API does not
- * change: sb_conn_send already hands bytes to a queue that the connection
- * owns, which is exactly what submit_send needs.
- */
+/* The loop's completion operations (NULL: readiness only), and the calls
+ * that reach them: inline, because a connection on the ring makes one per
+ * message. */
+static inline const struct sb__ring *sb__loop_ring(const sb_loop *l)
+{
+    return sb__loop_hot(l)->ring;
+}
 
+static inline int sb__loop_recv(sb_loop *l, int fd, sb__op *op)
+{
+    struct sb__loop_hot *h = sb__loop_hot(l);
+    return h->ring->recv(h->bs, fd, op);
+}
+
+static inline int sb__loop_send(sb_loop *l, int fd, const void *p, size_t n, sb__op *op)
+{
+    struct sb__loop_hot *h = sb__loop_hot(l);
+    return h->ring->send(h->bs, fd, p, n, op);
+}
+
+static inline int sb__loop_sendmsg(sb_loop *l, int fd, const struct msghdr *mh, sb__op *op)
+{
+    struct sb__loop_hot *h = sb__loop_hot(l);
+    return h->ring->sendmsg(h->bs, fd, mh, op);
+}
+
+static inline int sb__loop_accept(sb_loop *l, int lfd, sb__op *op)
+{
+    struct sb__loop_hot *h = sb__loop_hot(l);
+    return h->ring->accept(h->bs, lfd, op);
+}
+
+static inline void sb__loop_cancel(sb_loop *l, sb__op *op, int kind)
+{
+    struct sb__loop_hot *h = sb__loop_hot(l);
+    if (op->busy & (1u << kind))
+        h->ring->cancel(h->bs, op, kind);
+}
 #endif

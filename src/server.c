@@ -57,6 +57,7 @@ typedef struct sb__worker {
     sb_timer accept_timer;     /* resumes accepting after a pause */
     sb_timer grace_timer;      /* ends the drain */
     sb__link pending;          /* connections waiting for their PROXY header */
+    sb__op accept_op;          /* on a completion ring: the multishot accept (loop_int.h) */
     /* Last and alone on its line: other workers write it on every hand-off
      * and read it on every accept (ev_pick), while owner, above, is read
      * on every message (c->owner->stats). */
@@ -633,6 +634,8 @@ static int shed_one(sb_server *s, int lfd, sb__stats *st)
     return fd >= 0 && spare >= 0 ? 0 : -1;
 }
 
+static int admit(sb_server *s, int fd, sb__stats *st);
+
 /* Accept one connection: returns an fd or a negative code: -EAGAIN (none),
  * -EINTR (out of descriptors or memory, one connection shed: try again),
  * -EBUSY (shedding failed too: pause accepting). st: the worker's
@@ -653,6 +656,14 @@ static int accept_one(sb_server *s, int lfd, int flags, sb__stats *st, sb_addr *
         return shed_one(s, lfd, st) == 0 ? -EINTR : -EBUSY;
     if (fd < 0)
         return fd;
+    return admit(s, fd, st);
+}
+
+/* A connection accepted (by accept_one, or a completion ring's accept):
+ * over max_conns it is shed, else counted. Returns fd, or -EINTR when it
+ * was shed. */
+static int admit(sb_server *s, int fd, sb__stats *st)
+{
     if (__atomic_load_n(&s->active, __ATOMIC_RELAXED) >= (uint64_t)s->o.max_conns) {
         count(&s->refused, 1);
         if (st)
@@ -712,7 +723,9 @@ static void ev_maybe_stop(sb__worker *w)
 {
     uint64_t zero = 0;
 
-    if (w->draining && w->active == 0 &&
+    /* A ring's accept still in flight could bring a connection yet (its
+     * cancel is on the way); the grace's end stops waiting for it. */
+    if (w->draining && w->active == 0 && (w->accept_op.busy == 0 || w->cut) &&
         __atomic_compare_exchange_n(&w->incoming, &zero, SB_SHUT, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_RELAXED)) {
         sb_timer_stop(w->loop, &w->grace_timer);
@@ -743,11 +756,13 @@ static void ev_gone(sb__conn_owner *ow, sb_conn *c)
 
 static void ev_accept(sb_loop *l, int fd, int events, void *ud);
 
+static int ev_listen(sb__worker *w, sb_loop *l);
+
 static void ev_accept_resume(sb_loop *l, sb_timer *t)
 {
     sb__worker *w = t->data;
     if (!w->draining && w->lfd >= 0)
-        sb_loop_watch(l, w->lfd, SB_READABLE, ev_accept, w);
+        ev_listen(w, l);
 }
 
 /* Open the connection on the worker's loop; peer (NULL: ask the socket) is
@@ -908,6 +923,81 @@ static void ev_accept(sb_loop *l, int lfd, int events, void *ud)
     ev_accept_batch(ud, 0);
 }
 
+/* ---- accepting on a completion ring ---------------------------------- */
+
+/* Pause accepting (the pause timer resumes it). */
+static void ev_accept_pause(sb__worker *w, const char *why)
+{
+    srv_log(w->s, "accept paused for %d ms: %s", SB_ACCEPT_PAUSE_MS, why);
+    sb_timer_start(w->loop, &w->accept_timer, SB_ACCEPT_PAUSE_MS);
+}
+
+/* The multishot accept's completions: one per connection, as readiness's
+ * accept_one would have had it (max_conns, tune, dispatch). It ends on an
+ * error: out of descriptors, the connection waiting is shed as with
+ * readiness (the spare fd) and the accept re-armed, or paused if even
+ * that failed; anything else pauses too, so that a listener that keeps
+ * failing does not spin. A connection that completes after the loop
+ * returned (seen in its teardown) is closed: nothing would serve it. */
+static void ev_ring_accepted(sb__op *op, int kind, int res, int more, const void *p)
+{
+    sb__worker *w = SB__CONTAINER(op, sb__worker, accept_op);
+    sb_server *s = w->s;
+    int fd;
+
+    if (res >= 0 && w->done) {
+        count(&s->refused, 1);
+        sb__sys.close(res);
+    } else if (res >= 0 && (fd = admit(s, res, &w->stats)) >= 0) {
+        tune(s, fd);
+        if (w->draining)
+            ev_take(w, fd, NULL); /* a multishot accept gives no address */
+        else
+            ev_dispatch(w, fd, NULL);
+    }
+    if (more || w->done)
+        return;
+    if (w->draining || w->lfd < 0 || res == -ECANCELED) {
+        ev_maybe_stop(w);
+        return;
+    }
+    if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+        if (shed_one(s, w->lfd, &w->stats) < 0) {
+            ev_accept_pause(w, "out of file descriptors");
+            return;
+        }
+    } else if (res < 0 && res != -EINTR && res != -ECONNABORTED && res != -EAGAIN) {
+        ev_accept_pause(w, sb_strerror(res));
+        return;
+    }
+    if (ev_listen(w, w->loop) < 0)
+        ev_accept_pause(w, "the accept could not be queued");
+}
+
+/* Watch the listener: a multishot accept where the loop does the I/O and
+ * the worker is alone, else readiness. Several workers share one
+ * descriptor table, and shedding on EMFILE must keep the others' accepts
+ * off the slot its spare descriptor frees (shed_one): a lock keeps
+ * accept4 calls off it, but not an accept the kernel runs for another
+ * worker's ring. So with several workers each accepts by readiness - a
+ * poll on its ring, an accept4 per connection - and only the connections'
+ * I/O is the ring's. */
+static int ev_listen(sb__worker *w, sb_loop *l)
+{
+    if (sb__loop_ring(l) == NULL || w->s->nworkers > 1)
+        return sb_loop_watch(l, w->lfd, SB_READABLE, ev_accept, w);
+    w->accept_op.cb = ev_ring_accepted;
+    return sb__loop_accept(l, w->lfd, &w->accept_op);
+}
+
+static void ev_unlisten(sb__worker *w)
+{
+    if (sb__loop_ring(w->loop) == NULL || w->s->nworkers > 1)
+        sb_loop_watch(w->loop, w->lfd, 0, NULL, NULL);
+    else
+        sb__loop_cancel(w->loop, &w->accept_op, SB__OP_ACCEPT);
+}
+
 /* ---- PROXY protocol: the header before the connection opens ---------- */
 
 #define SB_PROXY_WAIT_MS 5000 /* a load balancer sends the header at once */
@@ -1055,7 +1145,7 @@ static void ev_begin_stop(sb__worker *w)
     w->draining = 1;
     sb_timer_stop(w->loop, &w->accept_timer);
     if (w->lfd >= 0) {
-        sb_loop_watch(w->loop, w->lfd, 0, NULL, NULL);
+        ev_unlisten(w);
         if (w->own_lfd) {
             ev_accept_batch(w, 1);
             sb__sys.close(w->lfd);
@@ -1098,7 +1188,7 @@ static int worker_setup(sb__worker *w)
     sb_timer_init(&w->accept_timer, ev_accept_resume, w);
     sb_timer_init(&w->grace_timer, ev_grace_over, w);
     sb_loop_on_wakeup(l, ev_wakeup, w);
-    rc = sb_loop_watch(l, w->lfd, SB_READABLE, ev_accept, w);
+    rc = ev_listen(w, l);
     __atomic_store_n(&w->loop, l, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&s->stopping, __ATOMIC_SEQ_CST))
         sb_loop_wakeup(l);

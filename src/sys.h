@@ -16,6 +16,9 @@
 #include <sys/uio.h>
 #include <poll.h>
 
+struct io_uring;
+struct io_uring_params;
+
 struct sb__sys_table {
     void *(*malloc)(size_t n);
     void *(*calloc)(size_t count, size_t n);
@@ -33,6 +36,17 @@ struct sb__sys_table {
     ssize_t (*sendfile)(int out_fd, int in_fd, off_t *off, size_t n);
     int (*poll)(struct pollfd *fds, nfds_t nfds, int timeout);
     int (*close)(int fd);
+    /* io_uring_queue_init_params, when not NULL (the default: loop_uring.c
+     * calls liburing's own, so this file needs no liburing): a test points
+     * it at a failure to play a kernel without io_uring (ENOSYS) or one
+     * that forbids it (EPERM: kernel.io_uring_disabled, a seccomp filter). */
+    int (*uring_init)(unsigned entries, struct io_uring *ring, struct io_uring_params *p);
+    /* When not NULL (the default is NULL), what a ring's receive or send
+     * that moved res > 0 bytes reports to its connection: a test returns
+     * an error to play a failure the kernel did not have (the bytes moved
+     * all the same: a receive's are dropped with the connection, a send's
+     * went out). */
+    int (*uring_io)(int res);
 };
 
 extern struct sb__sys_table sb__sys;

@@ -9,13 +9,19 @@
 - A runtime failure (address in use, connection refused, a --root that is
   not there) exits 1 with a line of the same form, naming what failed and
   why (the path and the system's reason for --root).
+- `serve --backend uring` where io_uring is forbidden (a seccomp filter that
+  refuses io_uring_setup, as a container's default profile does) exits 1
+  naming the reason and the default backend, which still serves there.
 
 Each case is its own process, bounded in time; nothing but loopback.
 """
 
+import ctypes
 import os
 import re
 import socket
+import struct
+import subprocess
 import sys
 import tempfile
 
@@ -157,6 +163,47 @@ USAGE = {
 }
 
 
+def forbid_io_uring():
+    """preexec_fn: a seccomp filter that fails io_uring_setup (syscall 425
+    on every architecture) with EPERM, the way a container's default
+    profile does, and allows everything else."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    insns = [(0x20, 0, 0, 0),             # ld [0]: the syscall number
+             (0x15, 0, 1, 425),           # jeq io_uring_setup
+             (0x06, 0, 0, 0x00050000 | 1),  # ret ERRNO(EPERM)
+             (0x06, 0, 0, 0x7FFF0000)]    # ret ALLOW
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in insns))
+
+    class Prog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = Prog(len(insns), ctypes.addressof(code))
+    if libc.prctl(38, 1, 0, 0, 0) != 0 or libc.prctl(22, 2, ctypes.byref(prog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "seccomp")
+
+
+def uring_forbidden():
+    if not sbtest.has_uring(BIN):
+        raise sbtest.SkipCheck("no io_uring backend here, nothing to forbid")
+    cmd = [BIN, "serve", "--listen", "127.0.0.1:0", "--backend", "uring"]
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=15,
+                       preexec_fn=forbid_io_uring)
+    err = p.stderr.decode()
+    print(f"     rc={p.returncode} err={err!r}", flush=True)
+    if p.returncode != 1 or not MSG_RE.match(err):
+        raise AssertionError(f"want exit 1 and one switchboard: line, got {p.returncode}: {err!r}")
+    for word in ("--backend", "uring is unavailable", "seccomp", "the default backend, epoll"):
+        if word not in err:
+            raise AssertionError(f"{word!r} missing from {err!r}")
+    # The default backend serves under the same filter.
+    with sbtest.start_server(BIN, preexec_fn=forbid_io_uring) as srv:
+        with srv.connect() as s:
+            s.sendall(b"still here\n")
+            got = sbtest.recv_msgs(s, sbtest.Framing("line").decoder(), 1, 5)
+            if got != [b"still here"]:
+                raise AssertionError(f"echo under the filter: {got!r}")
+
+
 def main():
     for argv in (["-h"], ["--help"]):
         R.check(f"switchboard {argv[0]}", help_ok(argv))
@@ -179,6 +226,8 @@ def main():
     # A TLS build reaches the network (refused); one without TLS says so.
     R.check("runtime: get https:// exits 1",
             fails(1, "get", ["https://127.0.0.1:1/"], "https://127.0.0.1:1/"))
+    R.check("runtime: serve --backend uring where io_uring is forbidden exits 1, names why "
+            "and the default backend, which serves", uring_forbidden)
     R.check("runtime: bench a closed port exits 1",
             fails(1, "bench", [f"127.0.0.1:{port}", "--duration", "0.2", "--warmup", "0"],
                   f"127.0.0.1:{port}"))

@@ -2,7 +2,7 @@
 """e2e_echo: the blocking half, end to end against the real `switchboard`.
 
 One matrix: dispatch models (threads, fork, event/epoll, event/poll,
-event/select) x every framing SPEC of HOWTO section 3. In each cell a server
+event/select, event/uring where built and allowed) x every framing SPEC of HOWTO section 3. In each cell a server
 `switchboard serve --frame SPEC --max-msg 4096` on 127.0.0.1:0 is driven by
 the Python client of sbtest (and by `switchboard send` where meaningful):
 one message, back-to-back messages in one sendall, messages split across many
@@ -44,6 +44,8 @@ SERVED_RE = re.compile(r"switchboard: served (\d+) messages? on (\d+) connection
 args = sbtest.parse_args()
 BIN = args.bin
 r = sbtest.Runner("e2e_echo", args)
+if sbtest.has_uring(BIN):
+    MODELS.append(("event", "uring"))
 
 
 def mname(model, backend):

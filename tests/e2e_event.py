@@ -41,6 +41,8 @@ FD_SETSIZE = 1024
 args = sbtest.parse_args()
 BIN = args.bin
 r = sbtest.Runner("e2e_event", args)
+URING = ["uring"] if sbtest.has_uring(BIN) else []
+BACKENDS += URING
 LINE = Framing("line")
 
 
@@ -713,26 +715,27 @@ def half_close(backend):
 
 
 def main():
-    for b in ("epoll", "poll"):
+    for b in ["epoll", "poll"] + URING:
         r.check(f"[event/{b}] 2000 concurrent connections echo", concurrent_2000, b, limit=120)
     r.check("[event/select] fds >= FD_SETSIZE refused with an error, others served",
             select_fd_setsize, limit=90)
     for b in BACKENDS:
         r.check(f"[event/{b}] EMFILE: no spin at the fd limit, served again after", emfile, b,
                 limit=60)
-    for m, b in (("event", "epoll"), ("event", "poll"), ("event", "select"), ("threads", None)):
+    ring = [("event", b) for b in URING]
+    for m, b in [("event", "epoll"), ("event", "poll"), ("event", "select"), ("threads", None)] + ring:
         r.check(f"[{m}{'/' + b if b else ''}] chat: messages reach the others, not the sender",
                 chat_three, m, b, limit=40)
-    for m, b in (("event", "epoll"), ("event", "poll"), ("threads", None)):
+    for m, b in [("event", "epoll"), ("event", "poll"), ("threads", None)] + ring:
         r.check(f"[{m}{'/' + b if b else ''}] chat: a non-reader is disconnected, readers get all, RSS bounded",
                 chat_slow_reader, m, b, limit=150)
 
-    for m, b in (("event", "epoll"), ("threads", None)):
+    for m, b in [("event", "epoll"), ("threads", None)] + ring:
         r.check(f"[{m}{'/' + b if b else ''}] chat: a non-reader that speaks stalls nobody; "
                 "the others receive within 1 s, it is cut off at the out-cap",
                 chat_slow_reader_speaks, m, b, limit=60)
 
-    for m, b in (("event", "epoll"), ("threads", None)):
+    for m, b in [("event", "epoll"), ("threads", None)] + ring:
         r.check(f"[{m}{'/' + b if b else ''}] chat: a member that only receives is not idle; "
                 "cut once nothing flows", chat_receiver_not_idle, m, b, limit=40)
 

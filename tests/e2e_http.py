@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """e2e_http: the static file server and `switchboard get`, end to end.
 
-Per dispatch model (event, threads, fork), against
+Per dispatch model (event, threads, fork, and event/uring where it runs), against
 `switchboard serve --app http --root TMP`: curl (GET, -I, --range, several
 URLs on one reused connection), http.client keep-alive, pipelined raw
 requests on one socket, a GET body discarded, conditional requests (304),
@@ -775,9 +775,15 @@ def check_slowloris(srv):
             s.close()
 
 
+def model_args(model):
+    """--model and, for "event/BACKEND", --backend."""
+    m, _, backend = model.partition("/")
+    return ["--model", m] + (["--backend", backend] if backend else [])
+
+
 def check_read_timeout(bin_path, root, model):
     """The slow ones are cut off by --read-timeout (here 1 s)."""
-    srv = sbtest.start_server(bin_path, "--app", "http", "--root", root, "--model", model,
+    srv = sbtest.start_server(bin_path, "--app", "http", "--root", root, *model_args(model),
                               "--read-timeout", "1")
     try:
         c = Conn(srv, timeout=10)
@@ -807,7 +813,7 @@ def poll(c, path, done, allowed, what, limit=5.0):
 
 
 def check_file_cache(srv, root, top, model):
-    name = f"cached-{model}.txt"
+    name = f"cached-{model.replace('/', '-')}.txt"
     path, url = os.path.join(root, name), "/" + name
     v1, v2, v3 = b"version one\n", b"version two\n", b"version three, longer\n"
     with open(path, "wb") as f:
@@ -998,10 +1004,11 @@ def check_get_errors(bin_path):
 def main():
     top, root = make_root()
     try:
-        for model in MODELS:
+        models = MODELS + (["event/uring"] if sbtest.has_uring(args.bin) else [])
+        for model in models:
             srv = None
             try:
-                srv = sbtest.start_server(args.bin, "--app", "http", "--root", root, "--model", model)
+                srv = sbtest.start_server(args.bin, "--app", "http", "--root", root, *model_args(model))
                 R.check(f"{model}: curl", check_curl, srv)
                 R.check(f"{model}: http.client keep-alive", check_httpclient, srv)
                 R.check(f"{model}: pipelined and split requests", check_pipelined, srv)

@@ -153,8 +153,8 @@ def check_spread():
         eq(rc, 0, "exit")
 
 
-def check_echo(n):
-    with sbtest.start_server(BIN, "--workers", str(n)) as srv:
+def check_echo(n, *extra):
+    with sbtest.start_server(BIN, "--workers", str(n), *extra) as srv:
         socks = [srv.connect() for _ in range(40)]
         try:
             for rnd in range(3):
@@ -168,8 +168,8 @@ def check_echo(n):
         eq(srv.stop()[0], 0, "exit")
 
 
-def check_chat(n):
-    with sbtest.start_server(BIN, "--app", "chat", "--workers", str(n)) as srv:
+def check_chat(n, *extra):
+    with sbtest.start_server(BIN, "--app", "chat", "--workers", str(n), *extra) as srv:
         k = 12
         socks = [srv.connect() for _ in range(k)]
         decs = [LINE.decoder() for _ in range(k)]
@@ -245,11 +245,12 @@ def http_get(srv, path="/", conn=None, headers=""):
     return s, head.split(b"\r\n")[0], body
 
 
-def check_http(n):
+def check_http(n, *extra):
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "a.txt"), "wb") as f:
             f.write(b"hello world\n" * 100)
-        with sbtest.start_server(BIN, "--app", "http", "--root", root, "--workers", str(n)) as srv:
+        with sbtest.start_server(BIN, "--app", "http", "--root", root, "--workers", str(n),
+                                 *extra) as srv:
             conns = []
             try:
                 for _ in range(3 * n):
@@ -326,7 +327,7 @@ def check_metrics_errors():
         eq(srv.stop()[0], 0, "exit")
 
 
-def check_metrics_emfile():
+def check_metrics_emfile(*extra):
     """A server out of descriptors sheds the newcomers and counts them."""
     import resource
 
@@ -334,7 +335,7 @@ def check_metrics_emfile():
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
 
-    with sbtest.start_server(BIN, "--workers", "4", "--metrics", "127.0.0.1:0",
+    with sbtest.start_server(BIN, "--workers", "4", "--metrics", "127.0.0.1:0", *extra,
                              preexec_fn=low_nofile) as srv:
         maddr = metrics_addr(srv)
         socks = []
@@ -492,8 +493,8 @@ def check_metrics_stalled():
                 c.close()
 
 
-def check_drain():
-    with sbtest.start_server(BIN, "--workers", "2", "--drain-timeout", "1.5") as srv:
+def check_drain(*extra):
+    with sbtest.start_server(BIN, "--workers", "2", "--drain-timeout", "1.5", *extra) as srv:
         idle = srv.connect()
         idle.sendall(b"a\n")
         eq(recv_msgs(idle, LINE.decoder(), 1), [b"a"], "echo")
@@ -570,7 +571,7 @@ class NetNs:
         return False
 
 
-def check_restart():
+def check_restart(*extra):
     """Two instances share the port by SO_REUSEPORT; the first drains. The
     old instance serves what is queued on its listeners, then closes them;
     a connection whose handshake completes between its last accept and the
@@ -579,11 +580,11 @@ def check_restart():
     namespace of the test's own (without it, about one restart in six reset
     one connection in this loop)."""
     with NetNs({"net.ipv4.tcp_migrate_req": 1}):
-        restart_loop()
+        restart_loop(*extra)
 
 
-def restart_loop():
-    a = sbtest.start_server(BIN, "--reuseport", "--workers", "2", "--drain-timeout", "2")
+def restart_loop(*extra):
+    a = sbtest.start_server(BIN, "--reuseport", "--workers", "2", "--drain-timeout", "2", *extra)
     stop = threading.Event()
     stats = {"ok": 0, "errors": []}
 
@@ -611,7 +612,8 @@ def restart_loop():
         for t in threads:
             t.start()
         time.sleep(0.5)
-        b = sbtest.start_server(BIN, "--listen", a.addr_str, "--reuseport", "--workers", "2")
+        b = sbtest.start_server(BIN, "--listen", a.addr_str, "--reuseport", "--workers", "2",
+                                *extra)
         time.sleep(0.5)
         n_before = stats["ok"]
         rc, err = a.stop(timeout=10)
@@ -686,8 +688,8 @@ def check_proxy_http():
                 raise AssertionError(f"the balancer's address was logged:\n{text}")
 
 
-def check_proxy_echo():
-    with sbtest.start_server(BIN, "--proxy-protocol", "--metrics", "127.0.0.1:0") as srv:
+def check_proxy_echo(*extra):
+    with sbtest.start_server(BIN, "--proxy-protocol", "--metrics", "127.0.0.1:0", *extra) as srv:
         maddr = metrics_addr(srv)
         s = srv.connect()
         # Header and first message in one segment: the message is not lost.
@@ -764,4 +766,20 @@ r.check("restart with --reuseport: no refused connection, no lost request", chec
 r.check("PROXY v1/v2 in front of http: the header's client in the access log", check_proxy_http)
 r.check("PROXY in front of echo: data after the header kept, bad headers closed", check_proxy_echo)
 r.check("systemd socket activation: LISTEN_FDS, fd 3, two workers", check_socket_activation)
+# The io_uring backend's own accept (multishot, its cancel at a drain) and
+# the hand-offs between workers' rings.
+if sbtest.has_uring(BIN):
+    U = ("--backend", "uring")
+    for n in (1, 4):
+        r.check(f"[uring] echo on {n} workers", check_echo, n, *U)
+        r.check(f"[uring] chat on {n} workers: every message to every other client", check_chat,
+                n, *U)
+    r.check("[uring] http on 2 workers", check_http, 2, *U)
+    r.check("[uring] metrics: EMFILE sheds counted", check_metrics_emfile, *U)
+    r.check("[uring] SIGTERM drains: idle closed, in-flight finished, silent cut, exit 0 in time",
+            check_drain, *U)
+    r.check("[uring] restart with --reuseport: no refused connection, no lost request",
+            check_restart, *U)
+    r.check("[uring] PROXY in front of echo: data after the header kept, bad headers closed",
+            check_proxy_echo, *U)
 sys.exit(r.finish())

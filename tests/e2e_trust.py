@@ -391,16 +391,17 @@ def stopped_peer(model):
 
 def main():
     r = sbtest.Runner("e2e_trust", args)
-    for m in ("event/epoll", "event/poll", "threads", "fork"):
+    ring = ["event/uring"] if sbtest.has_uring(BIN) else []
+    for m in ["event/epoll", "event/poll", "threads", "fork"] + ring:
         r.check(f"[{m}] desync garbage closed at --max-msg, RSS bounded, others served",
                 desync, m, limit=120)
-    for m in ("event/epoll", "event/poll", "threads"):
+    for m in ["event/epoll", "event/poll", "threads"] + ring:
         r.check(f"[{m}] 1000 slowloris connections: a normal client answered, "
                 "slow ones closed by --read-timeout", slowloris, m, limit=120)
-    for m in ("event/epoll", "event/poll", "event/select", "threads", "fork"):
+    for m in ["event/epoll", "event/poll", "event/select", "threads", "fork"] + ring:
         r.check(f"[{m}] fd soak under RLIMIT_NOFILE 32: 4000 cycles, resets, refused, "
                 "bursts; fds back to baseline", fd_soak, m, limit=240)
-    for m in ("event/epoll", "threads", "fork"):
+    for m in ["event/epoll", "threads", "fork"] + ring:
         r.check(f"[{m}] a SIGSTOPped peer is dropped by --idle-timeout {IDLE_TIMEOUT}",
                 stopped_peer, m,
                 limit=60)

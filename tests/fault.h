@@ -7,8 +7,9 @@
  *
  *   FK_FAIL    the call fails with an errno that call can really report
  *              (ENOMEM for the allocators, EMFILE for socket and accept4,
- *              ECONNREFUSED for connect, ECONNRESET for recv and the sends,
- *              ENOMEM for poll, EAGAIN for the eventfd/pipe read of the loop)
+ *              ECONNREFUSED for connect, ECONNRESET for recv and the sends
+ *              and for an io_uring receive's or send's result, ENOMEM for
+ *              poll, EAGAIN for the eventfd/pipe read of the loop)
  *   FK_SHORT   the real call with half the count (recv, send, read, write,
  *              writev, sendmsg, sendfile); poll returns 0 as if timed out
  *   FK_EINTR   -1 with EINTR before anything happened; connect is really
@@ -52,12 +53,12 @@
 enum fault_call {
     FC_MALLOC, FC_CALLOC, FC_REALLOC, FC_SOCKET, FC_CONNECT, FC_ACCEPT4, FC_RECV,
     FC_SEND, FC_READ, FC_WRITE, FC_WRITEV, FC_SENDMSG, FC_SENDFILE, FC_POLL,
-    FC_COUNT
+    FC_URING, FC_COUNT
 };
 
 static const char *const fault_call_names[FC_COUNT] = {
     "malloc", "calloc", "realloc", "socket", "connect", "accept4", "recv",
-    "send", "read", "write", "writev", "sendmsg", "sendfile", "poll",
+    "send", "read", "write", "writev", "sendmsg", "sendfile", "poll", "uring",
 };
 
 enum fault_kind { FK_FAIL, FK_SHORT, FK_EINTR, FK_EAGAIN };
@@ -68,7 +69,10 @@ static const char *const fault_kind_names[] = {"fail", "short", "eintr", "eagain
 #define FM_ALLOC (FM(FC_MALLOC) | FM(FC_CALLOC) | FM(FC_REALLOC))
 #define FM_IO (FM(FC_RECV) | FM(FC_SEND) | FM(FC_READ) | FM(FC_WRITE) | FM(FC_WRITEV) | \
                FM(FC_SENDMSG) | FM(FC_SENDFILE))
-#define FM_SYS (FM_IO | FM(FC_SOCKET) | FM(FC_CONNECT) | FM(FC_ACCEPT4) | FM(FC_POLL))
+/* FC_URING: a ring's receive or send result (sys.h's uring_io), faulted by
+ * FK_FAIL only - the kernel moved the bytes, so a short count would lie. */
+#define FM_SYS (FM_IO | FM(FC_SOCKET) | FM(FC_CONNECT) | FM(FC_ACCEPT4) | FM(FC_POLL) | \
+                FM(FC_URING))
 #define FM_ALL (FM_ALLOC | FM_SYS)
 
 static struct fault_state {
@@ -153,7 +157,7 @@ static int fault_errno(int call)
         [FC_SOCKET] = EMFILE, [FC_CONNECT] = ECONNREFUSED, [FC_ACCEPT4] = EMFILE,
         [FC_RECV] = ECONNRESET, [FC_SEND] = ECONNRESET, [FC_READ] = EAGAIN,
         [FC_WRITE] = ECONNRESET, [FC_WRITEV] = ECONNRESET, [FC_SENDMSG] = ECONNRESET,
-        [FC_SENDFILE] = ECONNRESET, [FC_POLL] = ENOMEM,
+        [FC_SENDFILE] = ECONNRESET, [FC_POLL] = ENOMEM, [FC_URING] = ECONNRESET,
     };
     switch (fault_st.kind) {
     case FK_EINTR:
@@ -240,6 +244,13 @@ static ssize_t fault_recv(int fd, void *p, size_t n, int flags)
         return -1;
     }
     return recv(fd, p, n, flags);
+}
+
+static int fault_uring_io(int res)
+{
+    if (fault_take(FC_URING, -1, (size_t)res, 0))
+        return -fault_errno(FC_URING);
+    return res;
 }
 
 static ssize_t fault_send(int fd, const void *p, size_t n, int flags)
@@ -385,6 +396,7 @@ static void fault_arm(unsigned mask, int kind, unsigned long nth, int sticky)
     sb__sys.sendmsg = fault_sendmsg;
     sb__sys.sendfile = fault_sendfile;
     sb__sys.poll = fault_poll;
+    sb__sys.uring_io = fault_uring_io;
 }
 
 /* Back to libc; returns the faults injected since fault_arm. */

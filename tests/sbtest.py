@@ -512,6 +512,19 @@ class CliResult:
                 f"err={self.err[:300]!r}>")
 
 
+def has_uring(bin_path):
+    """True if the binary has the io_uring backend and the kernel lets it
+    run (options are read in order: an unknown backend fails before
+    --help, so the probe is a real server start on a free port)."""
+    if run_cli(bin_path, "serve", "--backend", "uring", "--help", timeout=10).rc != 0:
+        return False
+    try:
+        with start_server(bin_path, "--backend", "uring"):
+            return True
+    except Exception:
+        return False
+
+
 def run_cli(bin_path, *args, input=b"", timeout=20.0):
     """Run `switchboard ARGS` with stdin `input`; bounded by timeout (then
     killed, rc None)."""

@@ -476,10 +476,12 @@ static int read_timeout_restarts_once(void)
     t0 = sb_now_ms();
     CHECK_EQ(write(sv[1], "first ha", 8), 8);
     spin_to(l, t0 + 150);
-    CHECK_EQ(write(sv[1], "lf\nsecond ha", 12), 12);
+    ssize_t w = write(sv[1], "lf\nsecond ha", 12);
     /* A machine too busy to write within the first message's 200 ms has
-     * timed it out rightly: that run cannot judge the restart. */
-    if (sb_now_ms() < t0 + 180) {
+     * timed it out rightly (the write may even find the connection gone):
+     * that run cannot judge the restart. */
+    CHECK(w == 12 || (w < 0 && (errno == EPIPE || errno == ECONNRESET)));
+    if (w == 12 && sb_now_ms() < t0 + 180) {
         spin_to(l, t0 + 260); /* the first message's deadline is long past */
         CHECK_EQ(s.messages, 1);
         CHECK_EQ(s.closes, 0);

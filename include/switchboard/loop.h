@@ -56,8 +56,13 @@ enum {
 typedef void (*sb_io_cb)(sb_loop *l, int fd, int events, void *ud);
 
 /** backend: "epoll", "poll", "select" (or "uring" where built), NULL for the
- * default (epoll on Linux). Returns 0 with *out set, SB_EBACKEND, -ENOMEM,
- * or the backend's setup error. */
+ * default (epoll on Linux). On "uring" the kernel also does the I/O of the
+ * loop's plain connections (completion-based: multishot receive into
+ * buffers shared by the loop, sends queued with the wait); the loop must
+ * then be run by one thread, the one that runs it first. Returns 0 with
+ * *out set, SB_EBACKEND, -ENOMEM, or the backend's setup error (uring:
+ * -ENOSYS without io_uring, -EPERM where kernel.io_uring_disabled or a
+ * seccomp filter forbids it). */
 int sb_loop_new(sb_loop **out, const char *backend);
 /** Frees the loop. Watchers, timers and defers still registered are simply
  * forgotten (their owners must not use them afterwards). */
