@@ -481,7 +481,10 @@ void sb__conn_goodbye(sb_conn *c)
 void sb__conn_close_err(sb_conn *c, int err, int graceful)
 {
     if (sb__conn_foreign(c)) {
-        sb__blk_request_close(c, err, graceful);
+        pthread_mutex_lock(&c->blk->lock);
+        if (!c->blk->xclosed)
+            sb__blk_request_close(c, err, graceful);
+        pthread_mutex_unlock(&c->blk->lock);
         return;
     }
     conn_mark_close(c, err, graceful);

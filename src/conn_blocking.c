@@ -52,8 +52,12 @@ void sb__blk_wake(sb_conn *c)
     (void)!write(c->blk->wake_fd, &one, sizeof(one));
 }
 
-/* Any thread: ask the owner to close (graceful 1, abort 2; an abort
- * overrides a graceful request, never the reverse). */
+/* Ask the owner to close (graceful 1, abort 2; an abort overrides a
+ * graceful request, never the reverse). Once the request is visible the
+ * owner may act on it, close and free c, so the caller must keep c alive
+ * until the wake below is done: it holds blk->lock (blk_finish takes it
+ * before freeing anything), or it runs on the owner's own thread (the fork
+ * model's SIGTERM handler, where a lock could deadlock). */
 void sb__blk_request_close(sb_conn *c, int err, int graceful)
 {
     int kind = graceful ? 1 : 2, cur = __atomic_load_n(&c->blk->xreq, __ATOMIC_RELAXED);
