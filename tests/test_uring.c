@@ -33,6 +33,8 @@
 #include "conn_int.h"
 #include "sys.h"
 
+#ifdef SB_WITH_URING /* the cases need the backend's private knobs */
+
 typedef struct {
     int messages;
     int closes;
@@ -446,14 +448,16 @@ static void test_other_thread(void)
     sb_loop_free(l);
 }
 
+#endif /* SB_WITH_URING */
+
 int main(void)
 {
-    sb_loop *l;
-
 #ifndef SB_WITH_URING
     fprintf(stderr, "  (no io_uring backend in this build)\n");
     return 0;
 #else
+    sb_loop *l;
+
     RUN(test_unavailable);
     if (!sb_test_backend_ok("uring"))
         return 0;
