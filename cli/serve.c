@@ -8,6 +8,7 @@
 
 #include "apps.h"
 #include "cli.h"
+#include "os.h"
 
 static const char serve_usage[] =
     "usage: switchboard serve [options]\n"
@@ -114,6 +115,17 @@ typedef struct {
     int listen_given;
 } serve_args;
 
+/* "epoll, poll, select": the backends this build has. */
+static const char *backend_list(void)
+{
+    static char list[128];
+    size_t n = 0;
+    list[0] = '\0';
+    for (const char *const *b = sb_loop_backends(); *b && n < sizeof list; b++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", *b);
+    return list;
+}
+
 static int parse_one(serve_args *a, int opt, const char *val)
 {
     long v;
@@ -135,18 +147,22 @@ static int parse_one(serve_args *a, int opt, const char *val)
     }
     case O_APP: a->app = val; return 0;
     case O_MODEL:
-        if (sb_model_parse(val, &a->so.model) == 0)
-            return 0;
-        cli_error("--model", "'%s' is not one of event, threads, fork", val);
-        return -1;
+        if (sb_model_parse(val, &a->so.model) < 0) {
+            cli_error("--model", "'%s' is not one of event, threads, fork", val);
+            return -1;
+        }
+        if (a->so.model == SB_MODEL_FORK && cli_os_no_fork != NULL) {
+            cli_error("--model", "fork: %s", cli_os_no_fork);
+            return -1;
+        }
+        return 0;
     case O_BACKEND:
         for (const char *const *b = sb_loop_backends(); *b; b++)
             if (strcmp(*b, val) == 0) {
                 a->so.backend = val;
                 return 0;
             }
-        cli_error("--backend", "'%s' is not a backend built in (epoll, poll, select%s)", val,
-                  sb_loop_backends()[3] ? ", uring" : "");
+        cli_error("--backend", "'%s' is not a backend built in (%s)", val, backend_list());
         return -1;
     case O_FRAME:
         a->frame_given = 1;

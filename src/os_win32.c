@@ -202,6 +202,9 @@ static int adopt(SOCKET s, int nonblock)
 {
     u_long one = 1;
     int e = 0;
+    /* Not inherited by child processes (FD_CLOEXEC), whatever the
+     * provider did with WSA_FLAG_NO_HANDLE_INHERIT. */
+    SetHandleInformation((HANDLE)s, HANDLE_FLAG_INHERIT, 0);
     if (ioctlsocket(s, FIONBIO, &one) != 0)
         e = sb__win_errno(WSAGetLastError());
     else if (nb_put((int)s, nonblock) < 0)
