@@ -21,3 +21,9 @@ add_compile_options(-Wno-sign-compare -Wno-format)
 # FD_SETSIZE bitmap bound (test_loop).
 set(SB_WIN32_SKIP_TESTS test_faults test_loop)
 set(SB_TLS OFF CACHE BOOL "TLS with OpenSSL 3 when found" FORCE)
+
+# build-windows/switchboard-wine: the .exe under Wine, for the e2e suites.
+set(SB_WINE_EXE ${CMAKE_BINARY_DIR}/switchboard.exe)
+configure_file(${CMAKE_SOURCE_DIR}/cmake/wine-run.sh.in ${CMAKE_BINARY_DIR}/switchboard-wine
+               @ONLY FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE
+               WORLD_READ WORLD_EXECUTE)
