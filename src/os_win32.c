@@ -14,6 +14,7 @@
  */
 #include <limits.h>
 #include <stdarg.h>
+#include <mstcpip.h>
 
 /* This file implements the names sb_win32.h redirects: it calls the real
  * ones. */
@@ -49,6 +50,7 @@
 #undef realpath
 #undef mkstemp
 #undef strerror
+#undef strftime
 #undef memmem
 #undef getline
 #undef strndup
@@ -86,7 +88,9 @@ int sb__win_errno(int wsa)
     case WSAEWOULDBLOCK: return EAGAIN;
     case WSAEINPROGRESS: return EINPROGRESS;
     case WSAEALREADY: return EALREADY;
-    case WSAENOTSOCK: return ENOTSOCK;
+    /* Winsock says this of a closed or invalid handle as well as of a
+     * file: the first is what it nearly always is here. */
+    case WSAENOTSOCK: return EBADF;
     case WSAEDESTADDRREQ: return EDESTADDRREQ;
     case WSAEMSGSIZE: return EMSGSIZE;
     case WSAEPROTOTYPE: return EPROTOTYPE;
@@ -186,8 +190,8 @@ static int nb_get(int fd)
 static int nb_put(int fd, int on)
 {
     unsigned i = (unsigned)fd / 4;
-    if (i >= NB_HANDLES / 4) {
-        errno = EMFILE;
+    if (fd < 0 || i >= NB_HANDLES / 4) {
+        errno = fd < 0 ? EBADF : EMFILE;
         return -1;
     }
     if (on)
@@ -235,6 +239,11 @@ int sb__win_socket(int domain, int type, int proto)
     SOCKET s = WSASocketW(domain, type, proto, NULL, 0, WSA_FLAG_OVERLAPPED | WSA_FLAG_NO_HANDLE_INHERIT);
     if (s == INVALID_SOCKET)
         return wsa_fail();
+    /* IPv6 sockets take IPv4 too, as on Linux: "[::]:port" and ":port"
+     * mean every address (Windows' default is IPv6 only). */
+    DWORD off = 0;
+    if (domain == AF_INET6)
+        setsockopt(s, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&off, sizeof off);
     return adopt(s, nb);
 }
 
@@ -358,6 +367,9 @@ int sb__win_getsockopt(int fd, int level, int name, void *v, socklen_t *len)
 {
     if (level == SOL_SOCKET && name == SO_REUSEADDR)
         name = SO_EXCLUSIVEADDRUSE; /* see setsockopt below */
+    /* Some options come back as one byte (a BOOLEAN): the rest reads 0. */
+    if (*len > 0)
+        memset(v, 0, (size_t)*len);
     if (getsockopt(S(fd), level, name, v, len) != 0)
         return wsa_fail();
     /* A failed connect's error is a Winsock code: an errno to callers. */
@@ -365,6 +377,8 @@ int sb__win_getsockopt(int fd, int level, int name, void *v, socklen_t *len)
         *(int *)v = sb__win_errno(*(int *)v);
     return 0;
 }
+
+static int keepalive_vals(int fd, int name, int v);
 
 /* SO_REUSEADDR means "bind even while old connections linger" on POSIX but
  * "let another socket take this port" on Windows, where binding over
@@ -382,7 +396,40 @@ int sb__win_setsockopt(int fd, int level, int name, const void *v, socklen_t len
         errno = ENOPROTOOPT;
         return -1;
     }
-    return setsockopt(S(fd), level, name, v, len) == 0 ? 0 : wsa_fail();
+    if (setsockopt(S(fd), level, name, v, len) == 0)
+        return 0;
+    if (level == IPPROTO_TCP && (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT) &&
+        len >= (socklen_t)sizeof(int))
+        return keepalive_vals(fd, name, *(const int *)v);
+    return wsa_fail();
+}
+
+/* Keepalive timing where TCP_KEEPIDLE and TCP_KEEPINTVL are missing
+ * (before Windows 10 1709, and Wine): SIO_KEEPALIVE_VALS sets both at
+ * once, so the idle time set last on this thread's socket is remembered
+ * for the interval that sb_set_keepalive sets next. The probe count is
+ * fixed by Windows (10) there; TCP_KEEPCNT is then accepted and ignored. */
+static _Thread_local int ka_fd = -1;
+static _Thread_local ULONG ka_idle_ms = 7200000;
+
+static int keepalive_vals(int fd, int name, int v)
+{
+    struct tcp_keepalive k;
+    DWORD out = 0;
+    if (name == TCP_KEEPCNT)
+        return 0;
+    if (fd != ka_fd) {
+        ka_fd = fd;
+        ka_idle_ms = 7200000; /* Windows' default idle time */
+    }
+    k.onoff = 1;
+    if (name == TCP_KEEPIDLE)
+        ka_idle_ms = (ULONG)v * 1000u;
+    k.keepalivetime = ka_idle_ms;
+    k.keepaliveinterval = name == TCP_KEEPINTVL ? (ULONG)v * 1000u : 1000u;
+    if (WSAIoctl(S(fd), SIO_KEEPALIVE_VALS, &k, sizeof k, NULL, 0, &out, NULL, NULL) != 0)
+        return wsa_fail();
+    return 0;
 }
 
 int sb__win_getsockname(int fd, struct sockaddr *sa, socklen_t *len)
@@ -488,6 +535,8 @@ int sb__win_fcntl(int fd, int cmd, ...)
  * socketpair(2): select and WSAPoll take sockets only. The accepted end is
  * checked to be the one we connected, not a stranger who raced us to the
  * ephemeral port. */
+#define PAIR_BUF (64 * 1024)
+
 static int tcp_pair(int sv[2], int nonblock)
 {
     struct sockaddr_in a = {0}, me = {0}, peer = {0};
@@ -512,6 +561,13 @@ static int tcp_pair(int sv[2], int nonblock)
     closesocket(l);
     BOOL one = TRUE;
     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, (const char *)&one, sizeof one);
+    /* Buffers the size of a Unix socketpair's, not a TCP connection's
+     * auto-tuned megabytes: a full pipe is as full as on POSIX. */
+    int buf = PAIR_BUF;
+    setsockopt(c, SOL_SOCKET, SO_SNDBUF, (const char *)&buf, sizeof buf);
+    setsockopt(c, SOL_SOCKET, SO_RCVBUF, (const char *)&buf, sizeof buf);
+    setsockopt(s, SOL_SOCKET, SO_SNDBUF, (const char *)&buf, sizeof buf);
+    setsockopt(s, SOL_SOCKET, SO_RCVBUF, (const char *)&buf, sizeof buf);
     if ((sv[0] = adopt(s, nonblock)) < 0) {
         closesocket(c);
         return -1;
@@ -943,6 +999,31 @@ char *sb__win_strerror(int e)
     case ENOSYS: return "Function not implemented";
     default: return strerror(e);
     }
+}
+
+/* %z of a local time: its distance from UTC, as the C runtime computes
+ * both (mktime reads tm as local time, _mkgmtime as UTC). */
+size_t sb__win_strftime(char *out, size_t n, const char *fmt, const struct tm *tm)
+{
+    char f[256], zone[8];
+    size_t k = 0;
+    struct tm a = *tm, b = *tm;
+    long off = (long)difftime(_mkgmtime(&a), mktime(&b));
+    snprintf(zone, sizeof zone, "%c%02ld%02ld", off < 0 ? '-' : '+', labs(off) / 3600, labs(off) / 60 % 60);
+    for (const char *p = fmt; *p && k + 6 < sizeof f; p++) {
+        if (p[0] == '%' && p[1] == 'z') {
+            memcpy(f + k, zone, 5);
+            k += 5;
+            p++;
+        } else if (p[0] == '%' && p[1] != '\0') {
+            f[k++] = *p++;
+            f[k++] = *p;
+        } else {
+            f[k++] = *p;
+        }
+    }
+    f[k] = '\0';
+    return strftime(out, n, f, tm);
 }
 
 void *sb__win_memmem(const void *h, size_t hn, const void *n, size_t nn)

@@ -3,7 +3,7 @@
 Python 3.11 standard library only. Every wait is bounded.
 
 Command line (every e2e test):
-    args = sbtest.parse_args()      # --bin PATH --src DIR --build DIR [--only SUBSTR ...] [--list]
+    args = sbtest.parse_args()      # --bin PATH --src DIR --build DIR [--only SUBSTR ...] [--skip SUBSTR ...] [--list]
 
 Running checks:
     r = sbtest.Runner("e2e_echo", args)
@@ -92,6 +92,8 @@ def parse_args(argv=None):
     p.add_argument("--build", default=".", help="build directory")
     p.add_argument("--only", action="append", default=[],
                    help="run only checks whose title contains this (repeatable)")
+    p.add_argument("--skip", action="append", default=[],
+                   help="run no check whose title contains this (repeatable)")
     p.add_argument("--list", action="store_true", help="list check titles, run nothing")
     a = p.parse_args(argv)
     a.bin = os.path.abspath(a.bin)
@@ -121,6 +123,8 @@ class Runner:
         signal.signal(signal.SIGALRM, _alarm)
 
     def selected(self, title):
+        if any(s in title for s in self.args.skip):
+            return False
         return not self.args.only or any(s in title for s in self.args.only)
 
     def check(self, title, fn, *a, limit=60, **kw):

@@ -229,6 +229,9 @@ int sb__win_fd_path(int fd, char *out, size_t n);
 #define mkstemp sb__win_mkstemp
 
 /* ---- text ---- */
+/* strftime with %z (msvcrt writes a zone name or nothing there). */
+size_t sb__win_strftime(char *out, size_t n, const char *fmt, const struct tm *tm);
+#define strftime sb__win_strftime
 char *sb__win_strerror(int e);
 void *sb__win_memmem(const void *h, size_t hn, const void *n, size_t nn);
 ssize_t sb__win_getline(char **line, size_t *cap, FILE *f);
