@@ -283,9 +283,9 @@ static int serve_tls(serve_args *a, sb_tls **out)
     *out = NULL;
     if (a->tls.cert_file == NULL)
         return 0;
-    if (!sb_tls_available()) {
+    if (!sb_tls_available()) { /* an option this build does not have: usage */
         cli_error("--tls-cert", "%s", sb_strerror(SB_ENOTLS));
-        return -1;
+        return -2;
     }
     if (strcmp(a->app, "http") == 0)
         a->tls.alpn = "http/1.1";
@@ -412,10 +412,10 @@ int cmd_serve(int argc, char **argv)
         cli_error("--proxy-protocol", "needs --model event");
         return 2;
     }
-    if (serve_tls(&a, &tls) < 0) {
+    if ((rc = serve_tls(&a, &tls)) < 0) {
         if (app->fini)
             app->fini();
-        return 1;
+        return rc == -2 ? 2 : 1;
     }
     rc = serve_start(&a, app, &h);
     sb_tls_free(tls);

@@ -63,6 +63,21 @@ SB_MODELS="event threads" timeout 600 python3 "$SRC/tests/e2e_http.py" \
     --skip "redirects never start with //" || fail=1
 echo "check-windows: e2e http in $(( $(date +%s) - t1 )) s"
 
+# What Windows refuses, with exit 2 and a reason.
+refused() { # want-in-stderr, args...
+    want=$1; shift
+    err=$(timeout 20 "$WIN/switchboard-wine" "$@" 2>&1 >/dev/null) && rc=0 || rc=$?
+    if [ $rc = 2 ] && echo "$err" | grep -q "$want"; then
+        echo "ok   $* exits 2: $err"
+    else
+        echo "FAIL $*: exit $rc, $err (want 2 and '$want')"; fail=1
+    fi
+}
+refused "Windows has no fork()" serve --model fork
+refused "TLS is not available" serve --tls-cert c.pem --tls-key k.pem
+refused "TLS is not available" send 127.0.0.1:1 --tls x
+refused "not a backend built in (poll, select)" serve --backend epoll
+
 # Across systems: one server of each kind, the other kind's client.
 t2=$(date +%s)
 exe="$WIN/switchboard-wine"
