@@ -280,6 +280,22 @@ def proc_group(pgid):
     return _procs_where(2, pgid)
 
 
+def _wineserver():
+    """The pid of the wineserver of this run's WINEPREFIX."""
+    want = "WINEPREFIX=" + os.environ.get("WINEPREFIX", "")
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if not f.read().startswith("wineserver"):
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if want.encode() in f.read().split(b"\0"):
+                    return int(pid)
+        except OSError:
+            continue
+    raise AssertionError(f"no wineserver for {want}")
+
+
 # --------------------------------------------------------------------------
 # servers
 
@@ -383,7 +399,23 @@ class Server:
             return []
         return lines[hits[0]:hits[0] + 20]
 
+    def _proc_pid(self):
+        """The process whose threads count: the server's, or with
+        SB_WINE=1 (make check-windows) its only child's, the .exe under
+        Wine behind build-windows/switchboard-wine."""
+        if os.environ.get("SB_WINE") == "1":
+            kids = proc_children(self.pid)
+            if kids:
+                return kids[0][0]
+        return self.pid
+
     def fd_count(self):
+        """The server's open descriptors. With SB_WINE=1, the .exe's socket
+        handles: Wine keeps each one as a host descriptor of the wineserver
+        of its WINEPREFIX, which this run has to itself, so that count is
+        the .exe's sockets plus a constant."""
+        if os.environ.get("SB_WINE") == "1":
+            return len(os.listdir(f"/proc/{_wineserver()}/fd"))
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def settled_fd_count(self, timeout=5.0):
@@ -417,7 +449,7 @@ class Server:
         return [c for c in self.children() if c[1] == "Z"]
 
     def _status(self, key):
-        with open(f"/proc/{self.pid}/status") as f:
+        with open(f"/proc/{self._proc_pid()}/status") as f:
             for line in f:
                 if line.startswith(key + ":"):
                     return int(line.split()[1])
