@@ -411,11 +411,19 @@ class Server:
 
     def fd_count(self):
         """The server's open descriptors. With SB_WINE=1, the .exe's socket
-        handles: Wine keeps each one as a host descriptor of the wineserver
-        of its WINEPREFIX, which this run has to itself, so that count is
-        the .exe's sockets plus a constant."""
+        handles: Wine keeps each one as a host socket of the wineserver of
+        its WINEPREFIX, which this run has to itself, so that count is the
+        .exe's sockets plus a constant (the wineserver's pipes, one set per
+        Windows thread, are not counted)."""
         if os.environ.get("SB_WINE") == "1":
-            return len(os.listdir(f"/proc/{_wineserver()}/fd"))
+            d = f"/proc/{_wineserver()}/fd"
+            n = 0
+            for fd in os.listdir(d):
+                try:
+                    n += os.readlink(f"{d}/{fd}").startswith("socket:")
+                except OSError:
+                    pass
+            return n
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     def settled_fd_count(self, timeout=5.0):

@@ -9,6 +9,7 @@
 #   2. the e2e echo matrix (tests/e2e_echo.py) with the .exe as server and
 #      as `send`, for event/poll, event/select and threads, every SPEC, and
 #      each model's checks (2,000 connections without a handle leak...); the
+#      chat app (tests/e2e_event.py's chat checks); the
 #      HTTP suite (tests/e2e_http.py: curl, traversal, smuggling, ranges,
 #      the file cache, ...) against the .exe, event and threads;
 #   3. across systems: the Linux `send` against the .exe server, and the
@@ -63,10 +64,17 @@ SB_WINE=1 SB_MODELS="event/poll event/select threads" timeout 600 python3 "$SRC/
     --skip "SIGTERM as soon as the listening line appears" || fail=1
 echo "check-windows: e2e echo matrix in $(( $(date +%s) - t1 )) s"
 
+# The chat app: broadcast, and members that do not read.
+t1=$(date +%s)
+SB_WINE=1 timeout 300 python3 "$SRC/tests/e2e_event.py" \
+    --bin "$WIN/switchboard-wine" --src "$SRC" --build "$WIN" \
+    --only "[event/poll] chat" --only "[event/select] chat" --only "[threads] chat" || fail=1
+echo "check-windows: e2e chat in $(( $(date +%s) - t1 )) s"
+
 # The HTTP suite for event and threads. Left out: a document named with a
 # backslash, which is a path separator on Windows.
 t1=$(date +%s)
-SB_MODELS="event threads" timeout 600 python3 "$SRC/tests/e2e_http.py" \
+SB_WINE=1 SB_MODELS="event threads" timeout 600 python3 "$SRC/tests/e2e_http.py" \
     --bin "$WIN/switchboard-wine" --src "$SRC" --build "$WIN" \
     --skip "redirects never start with //" || fail=1
 echo "check-windows: e2e http in $(( $(date +%s) - t1 )) s"
