@@ -69,6 +69,12 @@
 #undef readlink
 #undef sched_getaffinity
 
+#include "os.h"
+
+/* HOWTO 5.1: a process per connection is not for Windows, which has no
+ * fork() at all: sb_server_new refuses the fork model. */
+const int sb__os_has_fork = 0;
+
 #define H(fd) ((HANDLE)(intptr_t)(fd))
 #define S(fd) ((SOCKET)(intptr_t)(fd))
 

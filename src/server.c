@@ -26,6 +26,7 @@
 #include "switchboard.h"
 #include "conn_int.h"
 #include "sys.h"
+#include "os.h"
 #include "sock_int.h"
 #include "metrics_int.h"
 
@@ -316,6 +317,11 @@ static void warn_migrate(sb_server *s)
 
 int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
 {
+    if (o->model == SB_MODEL_FORK && !sb__os_has_fork) { /* Windows */
+        if (o->listen_fd > 0)
+            sb__sys.close(o->listen_fd);
+        return -ENOSYS;
+    }
     sb_server *s = sb__calloc(1, sizeof(*s));
     int rc = -ENOMEM;
 

@@ -5,7 +5,8 @@
 #
 #   1. the unit tests that hold on Windows, each an .exe under Wine, and
 #      Windows' own (tests/windows/test_*.c: select's FD_SETSIZE is a count
-#      of sockets there, not a bound on their numbers);
+#      of sockets there, not a bound on their numbers; the fork model
+#      refused, the others stopped by the console handler);
 #   2. the e2e echo matrix (tests/e2e_echo.py) with the .exe as server and
 #      as `send`, for event/poll, event/select and threads, every SPEC, and
 #      each model's checks (2,000 connections without a handle leak...); the
@@ -40,7 +41,7 @@ trap 'wineserver -k 2>/dev/null || true' EXIT
 
 units="test_error test_buf test_frame test_pack test_url test_hist test_http_cut
        test_bench_http test_proxy test_http test_sock test_loop_connect test_stream
-       test_conn test_select_win32"
+       test_conn test_select_win32 test_server_win32"
 n=0
 for t in $units; do
     n=$((n + 1))
