@@ -130,6 +130,8 @@ for m in "--model event" "--model threads"; do
 done
 want_bench=1 across ".exe bench -> Linux serve" "$LINUX/switchboard" serve -- \
     $exe bench --conns 4 --duration 1
+want_bench=1 across ".exe bench -n 200 -> Linux serve" "$LINUX/switchboard" serve -- \
+    $exe bench --conns 4 -n 200
 want_bench=1 across "Linux bench -> .exe serve" $exe serve -- \
     "$LINUX/switchboard" bench --conns 4 --duration 1
 echo "check-windows: across systems in $(( $(date +%s) - t2 )) s"
