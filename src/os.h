@@ -5,5 +5,8 @@
 
 /* 1 where fork() exists: the fork model runs only there. */
 extern const int sb__os_has_fork;
+/* 1 where SO_REUSEPORT lets each worker bind its own listener; else the
+ * workers share one. */
+extern const int sb__os_has_reuseport;
 
 #endif

@@ -2,3 +2,4 @@
 #include "os.h"
 
 const int sb__os_has_fork = 1;
+const int sb__os_has_reuseport = 1;

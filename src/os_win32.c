@@ -74,6 +74,8 @@
 /* HOWTO 5.1: a process per connection is not for Windows, which has no
  * fork() at all: sb_server_new refuses the fork model. */
 const int sb__os_has_fork = 0;
+/* No SO_REUSEPORT: the event model's workers share one listener. */
+const int sb__os_has_reuseport = 0;
 
 #define H(fd) ((HANDLE)(intptr_t)(fd))
 #define S(fd) ((SOCKET)(intptr_t)(fd))
@@ -369,6 +371,10 @@ ssize_t sb__win_writev(int fd, const struct iovec *iov, int cnt)
     return sb__win_sendmsg(fd, &m, 0);
 }
 
+static int keepalive_vals(int fd, int name, int v);
+static int keepalive_get(int fd, int name, int *v);
+static void ka_forget(int fd);
+
 int sb__win_getsockopt(int fd, int level, int name, void *v, socklen_t *len)
 {
     if (level == SOL_SOCKET && name == SO_REUSEADDR)
@@ -376,15 +382,19 @@ int sb__win_getsockopt(int fd, int level, int name, void *v, socklen_t *len)
     /* Some options come back as one byte (a BOOLEAN): the rest reads 0. */
     if (*len > 0)
         memset(v, 0, (size_t)*len);
-    if (getsockopt(S(fd), level, name, v, len) != 0)
-        return wsa_fail();
+    if (getsockopt(S(fd), level, name, v, len) != 0) {
+        int e = WSAGetLastError();
+        if ((e == WSAENOPROTOOPT || e == WSAEINVAL) && level == IPPROTO_TCP && *len >= (socklen_t)sizeof(int) &&
+            (name == TCP_KEEPIDLE || name == TCP_KEEPINTVL || name == TCP_KEEPCNT))
+            return keepalive_get(fd, name, v);
+        errno = sb__win_errno(e);
+        return -1;
+    }
     /* A failed connect's error is a Winsock code: an errno to callers. */
     if (level == SOL_SOCKET && name == SO_ERROR && *len >= (socklen_t)sizeof(int))
         *(int *)v = sb__win_errno(*(int *)v);
     return 0;
 }
-
-static int keepalive_vals(int fd, int name, int v);
 
 /* SO_REUSEADDR means "bind even while old connections linger" on POSIX but
  * "let another socket take this port" on Windows, where binding over
@@ -410,31 +420,93 @@ int sb__win_setsockopt(int fd, int level, int name, const void *v, socklen_t len
     return wsa_fail();
 }
 
-/* Keepalive timing where TCP_KEEPIDLE and TCP_KEEPINTVL are missing
- * (before Windows 10 1709, and Wine): SIO_KEEPALIVE_VALS sets both at
- * once, so the idle time set last on this thread's socket is remembered
- * for the interval that sb_set_keepalive sets next. The probe count is
- * fixed by Windows (10) there; TCP_KEEPCNT is then accepted and ignored. */
-static _Thread_local int ka_fd = -1;
-static _Thread_local ULONG ka_idle_ms = 7200000;
+/* Keepalive timing where TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT are
+ * missing (before Windows 10 1709, and Wine): SIO_KEEPALIVE_VALS sets the
+ * idle time and the interval together, and nothing reads them back, so
+ * what was set is kept here per socket, for the next setsockopt and for
+ * getsockopt. The probe count is Windows' own (10) there: kept, not
+ * applied. Entries go when their socket closes. */
+#define KA_SLOTS 4096 /* sockets with such timings at once */
+
+struct ka {
+    int fd; /* 0: never used, -1: freed (handles are never 0 or -1) */
+    int idle, intvl, cnt;
+};
+
+static struct ka ka_tab[KA_SLOTS];
+static SRWLOCK ka_lock = SRWLOCK_INIT;
+static volatile LONG ka_used; /* close looks in the table only when > 0 */
+
+/* Linear probing from the handle's slot; under ka_lock. */
+static struct ka *ka_find(int fd, int add)
+{
+    struct ka *spot = NULL;
+    for (unsigned i = 0, h = (unsigned)fd / 4; i < KA_SLOTS; i++) {
+        struct ka *e = &ka_tab[(h + i) % KA_SLOTS];
+        if (e->fd == fd)
+            return e;
+        if (e->fd == -1 && spot == NULL)
+            spot = e;
+        if (e->fd == 0) {
+            spot = spot != NULL ? spot : e;
+            break;
+        }
+    }
+    if (!add || spot == NULL)
+        return NULL;
+    spot->fd = fd;
+    spot->idle = 7200; /* Windows' defaults */
+    spot->intvl = 1;
+    spot->cnt = 10;
+    InterlockedIncrement(&ka_used);
+    return spot;
+}
+
+static void ka_forget(int fd)
+{
+    if (ka_used == 0)
+        return;
+    AcquireSRWLockExclusive(&ka_lock);
+    struct ka *e = ka_find(fd, 0);
+    if (e != NULL) {
+        e->fd = -1;
+        InterlockedDecrement(&ka_used);
+    }
+    ReleaseSRWLockExclusive(&ka_lock);
+}
 
 static int keepalive_vals(int fd, int name, int v)
 {
     struct tcp_keepalive k;
     DWORD out = 0;
-    if (name == TCP_KEEPCNT)
-        return 0;
-    if (fd != ka_fd) {
-        ka_fd = fd;
-        ka_idle_ms = 7200000; /* Windows' default idle time */
+    int r = 0;
+    AcquireSRWLockExclusive(&ka_lock);
+    struct ka *e = ka_find(fd, 1);
+    if (e == NULL) {
+        ReleaseSRWLockExclusive(&ka_lock);
+        errno = ENOBUFS;
+        return -1;
     }
+    *(name == TCP_KEEPIDLE ? &e->idle : name == TCP_KEEPINTVL ? &e->intvl : &e->cnt) = v;
     k.onoff = 1;
-    if (name == TCP_KEEPIDLE)
-        ka_idle_ms = (ULONG)v * 1000u;
-    k.keepalivetime = ka_idle_ms;
-    k.keepaliveinterval = name == TCP_KEEPINTVL ? (ULONG)v * 1000u : 1000u;
-    if (WSAIoctl(S(fd), SIO_KEEPALIVE_VALS, &k, sizeof k, NULL, 0, &out, NULL, NULL) != 0)
-        return wsa_fail();
+    k.keepalivetime = (ULONG)e->idle * 1000u;
+    k.keepaliveinterval = (ULONG)e->intvl * 1000u;
+    if (name != TCP_KEEPCNT && WSAIoctl(S(fd), SIO_KEEPALIVE_VALS, &k, sizeof k, NULL, 0, &out, NULL, NULL) != 0)
+        r = wsa_fail();
+    ReleaseSRWLockExclusive(&ka_lock);
+    return r;
+}
+
+/* getsockopt of those three where the system cannot answer. */
+static int keepalive_get(int fd, int name, int *v)
+{
+    AcquireSRWLockShared(&ka_lock);
+    struct ka *e = ka_find(fd, 0);
+    struct ka d = {fd, 7200, 1, 10};
+    if (e == NULL)
+        e = &d;
+    *v = name == TCP_KEEPIDLE ? e->idle : name == TCP_KEEPINTVL ? e->intvl : e->cnt;
+    ReleaseSRWLockShared(&ka_lock);
     return 0;
 }
 
@@ -704,8 +776,10 @@ int sb__win_close(int fd)
 {
     if (fd >= 0 && fd <= 2)
         return _close(fd);
-    if (socket_type(fd) != 0)
+    if (socket_type(fd) != 0) {
+        ka_forget(fd);
         return closesocket(S(fd)) == 0 ? 0 : wsa_fail();
+    }
     return CloseHandle(H(fd)) ? 0 : win_fail();
 }
 

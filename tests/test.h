@@ -51,6 +51,28 @@ static inline int sb_test_have_unix(void)
     return 1;
 }
 
+/* Whether the fork model runs here: everywhere but Windows, where
+ * sb_server_new refuses it with -ENOSYS. Tests of it are skipped, with a
+ * line saying so, where not. */
+static inline int sb_test_have_fork(void)
+{
+    sb_server_opts o;
+    sb_server *s = NULL;
+    sb_handler h;
+    int r;
+
+    memset(&h, 0, sizeof h);
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_FORK;
+    r = sb_server_new(&s, &o, &h);
+    if (r == 0)
+        sb_server_free(s);
+    if (r == -ENOSYS)
+        fprintf(stderr, "    (skipped: no fork model here)\n");
+    return r != -ENOSYS;
+}
+
 /* Backends a test should run on: every one compiled in, except io_uring
  * when the running kernel refuses it (old kernel, seccomp,
  * io_uring_disabled) and under `make check VALGRIND=1`, since valgrind
