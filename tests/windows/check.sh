@@ -36,11 +36,14 @@ t0=$(date +%s)
 fail=0
 
 echo "check-windows: Wine $(wine --version) in $WINEPREFIX"
-# One wineserver for the whole run (it would exit between two programs and
-# race the next one's start), ended with it; the prefix is this run's own.
+# One wineserver for the whole run, started before anything else uses the
+# prefix (one started by a program exits when it is idle and races the next
+# program's start), and ended with the run, with every process of the
+# prefix, which is this run's own.
+mkdir -p "$WINEPREFIX"
 wineserver -p 2>/dev/null || true
-wineboot -i >/dev/null 2>&1 || true
 trap 'wineserver -k 2>/dev/null || true' EXIT
+wineboot -i >/dev/null 2>&1 || true
 
 units="test_error test_buf test_frame test_pack test_url test_hist test_http_cut
        test_bench_http test_proxy test_http test_sock test_loop_connect test_stream
