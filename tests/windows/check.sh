@@ -21,7 +21,6 @@
 # alert"):
 #   test_faults   interval timers and a SIGALRM storm: POSIX signals
 #   test_loop     descriptor numbers chosen with dup3; the FD_SETSIZE bitmap
-#   test_addr     interface names in scoped IPv6 addresses ("lo") differ
 #   test_server   minutes under Wine; its fork cases skip themselves, but
 #                 with --workers 2 the workers share one listener (no
 #                 SO_REUSEPORT), and connections still queued on it at a stop
@@ -47,7 +46,7 @@ wineboot -i >/dev/null 2>&1 || true
 
 units="test_error test_buf test_frame test_pack test_url test_hist test_http_cut
        test_bench_http test_proxy test_http test_sock test_loop_connect test_stream
-       test_conn test_select_win32 test_server_win32"
+       test_conn test_addr test_select_win32 test_server_win32"
 n=0
 for t in $units; do
     n=$((n + 1))
