@@ -47,6 +47,7 @@
 #undef write
 #undef pread
 #undef dup
+#undef dup3
 #undef realpath
 #undef mkstemp
 #undef strerror
@@ -931,6 +932,16 @@ int sb__win_dup(int fd)
                          DUPLICATE_SAME_ACCESS))
         return win_fail();
     return (int)(intptr_t)out;
+}
+
+/* A handle's number is the system's to choose: no dup2, no dup3. */
+int sb__win_dup3(int fd, int to, int flags)
+{
+    (void)fd;
+    (void)to;
+    (void)flags;
+    errno = ENOSYS;
+    return -1;
 }
 
 int sb__win_fd_path(int fd, char *out, size_t n)

@@ -192,6 +192,7 @@ int sb__win_errno(int wsa);
 #ifndef O_NOFOLLOW
 #define O_NOFOLLOW 0
 #endif
+#define F_DUPFD_CLOEXEC 1030 /* refused: a handle's number is not ours to choose */
 #define F_GETFD 1
 #define F_SETFD 2
 #define F_GETFL 3
@@ -213,6 +214,7 @@ ssize_t sb__win_read(int fd, void *p, size_t n);
 ssize_t sb__win_write(int fd, const void *p, size_t n);
 ssize_t sb__win_pread(int fd, void *p, size_t n, off_t off);
 int sb__win_dup(int fd);
+int sb__win_dup3(int fd, int to, int flags);
 char *sb__win_realpath(const char *path, char *out);
 int sb__win_mkstemp(char *tmpl);
 /* The real path of an open file or directory (\\?\ and UNC prefixes
@@ -225,6 +227,7 @@ int sb__win_fd_path(int fd, char *out, size_t n);
 #define write sb__win_write
 #define pread sb__win_pread
 #define dup sb__win_dup
+#define dup3 sb__win_dup3
 #define realpath sb__win_realpath
 #define mkstemp sb__win_mkstemp
 

@@ -16,11 +16,12 @@
 #   3. across systems: the Linux `send` against the .exe server, and the
 #      .exe's `send` and `bench` against the Linux server.
 #
-# Tests of unix: addresses skip themselves under Wine, which has no
-# AF_UNIX. Unit tests left out, and why (see docs/howto.md, "Portability
+# Tests skip themselves, saying so, where Windows (or Wine) lacks what they
+# test: unix: addresses (Wine has no AF_UNIX), the fork model, descriptor
+# numbers chosen with dup3, poll reporting a closed socket (WSAPoll under
+# Wine does not). Unit tests left out, and why (see docs/howto.md, "Portability
 # alert"):
 #   test_faults   interval timers and a SIGALRM storm: POSIX signals
-#   test_loop     descriptor numbers chosen with dup3; the FD_SETSIZE bitmap
 #   test_server   minutes under Wine; its fork cases skip themselves, but
 #                 with --workers 2 the workers share one listener (no
 #                 SO_REUSEPORT), and connections still queued on it at a stop
@@ -46,7 +47,7 @@ wineboot -i >/dev/null 2>&1 || true
 
 units="test_error test_buf test_frame test_pack test_url test_hist test_http_cut
        test_bench_http test_proxy test_http test_sock test_loop_connect test_stream
-       test_conn test_addr test_select_win32 test_server_win32"
+       test_conn test_addr test_loop test_select_win32 test_server_win32"
 n=0
 for t in $units; do
     n=$((n + 1))
