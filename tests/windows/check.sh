@@ -42,7 +42,22 @@ echo "check-windows: Wine $(wine --version) in $WINEPREFIX"
 # prefix, which is this run's own.
 mkdir -p "$WINEPREFIX"
 wineserver -p 2>/dev/null || true
-trap 'wineserver -k 2>/dev/null || true' EXIT
+# At the end, every Windows process of this prefix goes: wineserver -k ends
+# those it knows, and any a killed wine left behind (winedevice.exe, say)
+# are found by their WINEPREFIX and their .exe command line.
+cleanup() {
+    wineserver -k 2>/dev/null || true
+    for d in /proc/[0-9]*; do
+        case "$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null)" in
+        *.exe*) ;;
+        *) continue ;;
+        esac
+        if tr '\0' '\n' <"$d/environ" 2>/dev/null | grep -qx "WINEPREFIX=$WINEPREFIX"; then
+            kill -9 "${d#/proc/}" 2>/dev/null || true
+        fi
+    done
+}
+trap cleanup EXIT
 wineboot -i >/dev/null 2>&1 || true
 
 units="test_error test_buf test_frame test_pack test_url test_hist test_http_cut
