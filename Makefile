@@ -5,6 +5,8 @@
 #       make install [PREFIX=/usr/local] | make uninstall | make clean
 #   make check SANITIZE=address,undefined   (or SANITIZE=thread)
 #   make check VALGRIND=1
+#   make windows         cross-build for Windows (mingw-w64) into build-windows/
+#   make check-windows   that build's tests under Wine (tests/windows/check.sh)
 
 # No "Entering directory" lines from the sub-makes CMake's build runs.
 MAKEFLAGS += --no-print-directory
@@ -19,7 +21,8 @@ CTEST_ARGS ?=
 SB := $(BUILD)/switchboard
 CONFIGURE = cmake -S . -B $(BUILD) -DSANITIZE="$(SANITIZE)" -DCMAKE_INSTALL_PREFIX=$(PREFIX)
 
-.PHONY: all build quiet-build run run-http check bench bench-quick fuzz docs install uninstall clean
+.PHONY: all build quiet-build run run-http check bench bench-quick fuzz docs install uninstall clean \
+	windows check-windows
 
 all: build
 
@@ -69,6 +72,20 @@ install: $(BUILD)/CMakeCache.txt
 # Removes what the last `make install` from $(BUILD) installed, wherever it went.
 uninstall:
 	cmake --build $(BUILD) --target uninstall
+
+WINBUILD ?= build-windows
+
+$(WINBUILD)/CMakeCache.txt:
+	cmake -S . -B $(WINBUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/mingw-w64-x86_64.cmake
+
+# switchboard.exe, libswitchboard.dll (+ libswitchboard.dll.a) and
+# libswitchboard.a, and the unit tests as .exe files.
+windows: $(WINBUILD)/CMakeCache.txt
+	cmake --build $(WINBUILD) -j $(JOBS)
+
+# Runs the Windows build under Wine, with the Linux build as the other side.
+check-windows: windows build
+	tests/windows/check.sh $(WINBUILD) $(BUILD)
 
 clean:
 	rm -rf build build-*

@@ -1,5 +1,6 @@
 /* bench_opts: the command line of `switchboard bench` (bench.h). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,9 @@
 
 #include "bench.h"
 #include "cli.h"
+
+/* -n's bound: a trillion messages, or what a long holds (32 bits on Windows). */
+#define COUNT_MAX (LONG_MAX < 1000000000000LL ? LONG_MAX : (long)1000000000000LL)
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -83,7 +87,7 @@ static int parse_one(const char *a, const char *v, struct bench_opts *o)
     } else if (strcmp(a, "--threads") == 0) {
         r = cli_parse_long(a, v, 1, 256, &o->threads);
     } else if (strcmp(a, "-n") == 0) {
-        r = cli_parse_long(a, v, 1, 1000000000000L, &o->count);
+        r = cli_parse_long(a, v, 1, COUNT_MAX, &o->count);
     } else if (strcmp(a, "--rate") == 0) {
         r = cli_parse_decimal(a, v, 0.001, 1e9, "a rate in messages/s", &o->rate);
     } else if (strcmp(a, "--size") == 0) {

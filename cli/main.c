@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "os.h"
 
 /* The subcommand running, set once by main() before it dispatches, so that
  * every message names it without each call site having to. */
@@ -174,6 +175,7 @@ int main(int argc, char **argv)
 {
     const char *cmd = argc > 1 ? argv[1] : NULL;
 
+    cli_os_init();
     if (cmd == NULL) {
         fputs(usage, stderr);
         return 2;

@@ -321,6 +321,10 @@ int cmd_send(int argc, char **argv)
         cli_error(a.cacert ? "--cacert" : a.sni ? "--sni" : "--insecure", "needs --tls");
         return 2;
     }
+    if (a.tls && !sb_tls_available()) { /* an option this build does not have */
+        cli_error("--tls", "%s", sb_strerror(SB_ENOTLS));
+        return 2;
+    }
     fd = sb_dial(a.addr, a.timeout_ms);
     if (fd < 0) {
         cli_error(a.addr, "%s", sb_strerror(fd));

@@ -8,6 +8,7 @@
 
 #include "apps.h"
 #include "cli.h"
+#include "os.h"
 
 static const char serve_usage[] =
     "usage: switchboard serve [options]\n"
@@ -115,6 +116,17 @@ typedef struct {
     int listen_given;
 } serve_args;
 
+/* "epoll, poll, select": the backends this build has. */
+static const char *backend_list(void)
+{
+    static char list[128];
+    size_t n = 0;
+    list[0] = '\0';
+    for (const char *const *b = sb_loop_backends(); *b && n < sizeof list; b++)
+        n += (size_t)snprintf(list + n, sizeof list - n, "%s%s", n ? ", " : "", *b);
+    return list;
+}
+
 static int parse_one(serve_args *a, int opt, const char *val)
 {
     long v;
@@ -136,18 +148,22 @@ static int parse_one(serve_args *a, int opt, const char *val)
     }
     case O_APP: a->app = val; return 0;
     case O_MODEL:
-        if (sb_model_parse(val, &a->so.model) == 0)
-            return 0;
-        cli_error("--model", "'%s' is not one of event, threads, fork", val);
-        return -1;
+        if (sb_model_parse(val, &a->so.model) < 0) {
+            cli_error("--model", "'%s' is not one of event, threads, fork", val);
+            return -1;
+        }
+        if (a->so.model == SB_MODEL_FORK && cli_os_no_fork != NULL) {
+            cli_error("--model", "fork: %s", cli_os_no_fork);
+            return -1;
+        }
+        return 0;
     case O_BACKEND:
         for (const char *const *b = sb_loop_backends(); *b; b++)
             if (strcmp(*b, val) == 0) {
                 a->so.backend = val;
                 return 0;
             }
-        cli_error("--backend", "'%s' is not a backend built in (epoll, poll, select%s)", val,
-                  sb_loop_backends()[3] ? ", uring" : "");
+        cli_error("--backend", "'%s' is not a backend built in (%s)", val, backend_list());
         return -1;
     case O_FRAME:
         a->frame_given = 1;
@@ -268,9 +284,9 @@ static int serve_tls(serve_args *a, sb_tls **out)
     *out = NULL;
     if (a->tls.cert_file == NULL)
         return 0;
-    if (!sb_tls_available()) {
+    if (!sb_tls_available()) { /* an option this build does not have: usage */
         cli_error("--tls-cert", "%s", sb_strerror(SB_ENOTLS));
-        return -1;
+        return -2;
     }
     if (strcmp(a->app, "http") == 0)
         a->tls.alpn = "http/1.1";
@@ -438,10 +454,10 @@ int cmd_serve(int argc, char **argv)
         cli_error("--proxy-protocol", "needs --model event");
         return 2;
     }
-    if (serve_tls(&a, &tls) < 0) {
+    if ((rc = serve_tls(&a, &tls)) < 0) {
         if (app->fini)
             app->fini();
-        return 1;
+        return rc == -2 ? 2 : 1;
     }
     rc = serve_start(&a, app, &h);
     sb_tls_free(tls);

@@ -25,7 +25,8 @@ install(CODE "
 install(TARGETS switchboard RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(TARGETS switchboard_static switchboard_shared EXPORT switchboardTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR})
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}) # Windows: the .dll
 install(FILES include/switchboard.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY include/switchboard DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.h")
@@ -33,6 +34,9 @@ install(FILES ${SB_GEN_INCLUDE}/switchboard/version.h DESTINATION ${CMAKE_INSTAL
 
 # switchboard.pc, written with the prefix of this install.
 set(SB_PC_LIBS "-lpthread")
+if(WIN32)
+  set(SB_PC_LIBS "${SB_PC_LIBS} -lws2_32 -liphlpapi")
+endif()
 if(SB_WITH_URING)
   set(SB_PC_LIBS "${SB_PC_LIBS} -luring")
 endif()

@@ -80,7 +80,9 @@ struct sb_loop {
 
 /* Backends in order of preference; the first is the default. */
 static const struct sb__backend *const sb__backends[] = {
+#ifdef SB_WITH_EPOLL
     &sb__backend_epoll,
+#endif
     &sb__backend_poll,
     &sb__backend_select,
 #ifdef SB_WITH_URING
@@ -90,7 +92,9 @@ static const struct sb__backend *const sb__backends[] = {
 };
 
 static const char *const sb__backend_names[] = {
+#ifdef SB_WITH_EPOLL
     "epoll",
+#endif
     "poll",
     "select",
 #ifdef SB_WITH_URING

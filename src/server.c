@@ -26,6 +26,7 @@
 #include "switchboard.h"
 #include "conn_int.h"
 #include "sys.h"
+#include "os.h"
 #include "sock_int.h"
 #include "metrics_int.h"
 
@@ -248,13 +249,13 @@ static int workers_count(const sb_server_opts *o)
 /* Worker 0 listens on the server's socket; over TCP with more workers,
  * each other one binds its own SO_REUSEPORT listener to the same address
  * (the port the first one got, when it asked for port 0). A unix: socket
- * cannot be shared that way, nor can a listener handed over by systemd:
- * there every worker watches the one listener, and none closes it on stop
- * (the others still watch it; systemd keeps its queue for the next
- * instance). */
+ * cannot be shared that way, nor can a listener handed over by systemd,
+ * nor any without SO_REUSEPORT (Windows): there every worker watches the
+ * one listener, and none closes it on stop (the others still watch it;
+ * systemd keeps its queue for the next instance). */
 static int workers_new(sb_server *s)
 {
-    int unix_sock = strncmp(s->listen, "unix:", 5) == 0 || s->o.listen_fd > 0;
+    int unix_sock = strncmp(s->listen, "unix:", 5) == 0 || s->o.listen_fd > 0 || !sb__os_has_reuseport;
 
     if (posix_memalign((void **)&s->w, 64, (size_t)s->nworkers * sizeof(*s->w)) != 0) {
         s->w = NULL;
@@ -317,6 +318,11 @@ static void warn_migrate(sb_server *s)
 
 int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
 {
+    if (o->model == SB_MODEL_FORK && !sb__os_has_fork) { /* Windows */
+        if (o->listen_fd > 0)
+            sb__sys.close(o->listen_fd);
+        return -ENOSYS;
+    }
     sb_server *s = sb__calloc(1, sizeof(*s));
     int rc = -ENOMEM;
 
@@ -352,7 +358,7 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
         goto fail;
     }
     if (o->listen_fd <= 0) {
-        rc = sb__listen_opt(s->listen, o->backlog, o->reuseport || s->nworkers > 1);
+        rc = sb__listen_opt(s->listen, o->backlog, o->reuseport || (s->nworkers > 1 && sb__os_has_reuseport));
         if (rc < 0)
             goto fail;
         s->lfd = rc;

@@ -3,9 +3,12 @@
 #ifndef SB_TEST_H
 #define SB_TEST_H
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 
 #include "switchboard.h"
 
@@ -33,6 +36,42 @@
         fprintf(stderr, "  %s ...\n", #fn);            \
         fn();                                          \
     } while (0)
+
+/* Whether this system has Unix-domain sockets: Linux always; Windows 10
+ * and later too, but not Wine, where the Windows build's tests run. Tests
+ * of unix: addresses are skipped, with a line saying so, where not. */
+static inline int sb_test_have_unix(void)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0) {
+        fprintf(stderr, "    (skipped: no Unix sockets here: %s)\n", strerror(errno));
+        return 0;
+    }
+    close(fd);
+    return 1;
+}
+
+/* Whether the fork model runs here: everywhere but Windows, where
+ * sb_server_new refuses it with -ENOSYS. Tests of it are skipped, with a
+ * line saying so, where not. */
+static inline int sb_test_have_fork(void)
+{
+    sb_server_opts o;
+    sb_server *s = NULL;
+    sb_handler h;
+    int r;
+
+    memset(&h, 0, sizeof h);
+    sb_server_opts_default(&o);
+    o.listen = "127.0.0.1:0";
+    o.model = SB_MODEL_FORK;
+    r = sb_server_new(&s, &o, &h);
+    if (r == 0)
+        sb_server_free(s);
+    if (r == -ENOSYS)
+        fprintf(stderr, "    (skipped: no fork model here)\n");
+    return r != -ENOSYS;
+}
 
 /* Backends a test should run on: every one compiled in, except io_uring
  * when the running kernel refuses it (old kernel, seccomp,

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <net/if.h>
 #include <sys/un.h>
 
 #include "test.h"
@@ -232,7 +233,13 @@ static void test_format(void)
     check_format("127.0.0.1:80", "127.0.0.1:80");
     check_format("[::1]:8080", "[::1]:8080");
     check_format("[2001:db8::1]:1", "[2001:db8::1]:1");
-    check_format("[fe80::1%lo]:22", "[fe80::1%lo]:22");
+    /* The interface as the system names it back: "lo" on Linux, its LUID
+     * name ("loopback_1") on Windows. */
+    char lo[IF_NAMESIZE] = "lo", want[64];
+    CHECK_EQ(sb_addr_resolve("[fe80::1%lo]:22", 0, &a, 1), 1);
+    if_indextoname(((struct sockaddr_in6 *)&a.ss)->sin6_scope_id, lo);
+    snprintf(want, sizeof want, "[fe80::1%%%s]:22", lo);
+    check_format("[fe80::1%lo]:22", want);
     check_format("unix:/tmp/sb.sock", "unix:/tmp/sb.sock");
     check_format(":9", "127.0.0.1:9");
 

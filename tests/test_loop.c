@@ -1,6 +1,7 @@
 /* test_loop: the reactor, run once per backend compiled in. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -161,6 +162,19 @@ struct stale {
     struct rec fresh;
 };
 
+/* Whether a test can give a descriptor the number it wants (dup3): not on
+ * Windows, where a handle's number is the system's choice. Tests that
+ * need it are skipped there, with a line saying so. */
+static int can_pick_fd(void)
+{
+    errno = 0;
+    if (dup3(-1, -1, 0) < 0 && errno == ENOSYS) {
+        fprintf(stderr, "    (skipped: descriptor numbers cannot be chosen here)\n");
+        return 0;
+    }
+    return 1;
+}
+
 static void stale_cb(sb_loop *l, int fd, int events, void *ud)
 {
     struct stale *s = ud;
@@ -181,6 +195,8 @@ static void stale_cb(sb_loop *l, int fd, int events, void *ud)
 
 static void test_stale_guard(void)
 {
+    if (!can_pick_fd())
+        return;
     sb_loop *l = new_loop();
     int a[2], b[2];
     make_pipe(a);
@@ -212,6 +228,8 @@ static void test_stale_guard(void)
  * with the same mask: it must be registered again (epoll dropped it). */
 static void test_reuse_without_unwatch(void)
 {
+    if (!can_pick_fd())
+        return;
     sb_loop *l = new_loop();
     int a[2], b[2];
     struct rec r1 = {0}, r2 = {0};
@@ -601,6 +619,9 @@ static void test_signal(void)
 static void test_fdsetsize(void)
 {
     struct rlimit rl;
+
+    if (!can_pick_fd()) /* Windows: tests/windows/test_select_win32.c */
+        return;
     CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
     if (rl.rlim_cur <= FD_SETSIZE + 8) {
         if (rl.rlim_max <= FD_SETSIZE + 8) {
@@ -636,6 +657,24 @@ static void test_fdsetsize(void)
     sb_loop_free(l);
 }
 
+/* Whether this system's poll reports a descriptor closed behind its back
+ * (POLLNVAL, or an error): Linux does; WSAPoll under Wine just leaves it
+ * out, so the loop can only see it die where this holds. */
+static int poll_sees_closed(void)
+{
+    int p[2], q[2];
+    make_pipe(p);
+    make_pipe(q);
+    struct pollfd pf[2] = {{p[0], POLLIN, 0}, {q[0], POLLIN, 0}};
+    close(p[0]);
+    int r = poll(pf, 2, 0);
+    close(p[1]), close(q[0]), close(q[1]);
+    if (r < 0 || (pf[0].revents & POLLNVAL))
+        return 1;
+    fprintf(stderr, "    (skipped: poll here does not report a closed descriptor)\n");
+    return 0;
+}
+
 /* The owner reads on SB_ERROR, sees EBADF and unwatches, as conn does. */
 static void dead_cb(sb_loop *l, int fd, int events, void *ud)
 {
@@ -652,6 +691,8 @@ static void test_dead_fd(void)
     /* epoll drops a closed fd from its set; an armed uring poll keeps the
      * file open until it is removed: neither ever sees the fd die. */
     if (strcmp(g_backend, "select") != 0 && strcmp(g_backend, "poll") != 0)
+        return;
+    if (strcmp(g_backend, "poll") == 0 && !poll_sees_closed())
         return;
     sb_loop *l = new_loop();
     int dead[2], live[2];
@@ -871,7 +912,11 @@ static void test_post(void)
 int main(void)
 {
     const char *const *names = sb_loop_backends();
-    CHECK(names[0] != NULL && strcmp(names[0], "epoll") == 0);
+    sb_loop *ep = NULL;
+    /* Where epoll is built, it is the default. */
+    if (sb_loop_new(&ep, "epoll") == 0)
+        CHECK(names[0] != NULL && strcmp(names[0], "epoll") == 0);
+    sb_loop_free(ep);
     for (int i = 0; names[i] != NULL; i++) {
         g_backend = names[i];
         if (!sb_test_backend_ok(g_backend))

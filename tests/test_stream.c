@@ -549,6 +549,10 @@ static void test_write_errors(void)
     close(sv[0]);
     close(sv[1]);
 
+    if (!sb_test_have_unix()) { /* pair() is a TCP pair: the first send succeeds */
+        free(data);
+        return;
+    }
     CHECK(signal(SIGPIPE, SIG_DFL) != SIG_ERR);
     pair(sv);
     close(sv[1]);

@@ -13,7 +13,12 @@
 #define SWITCHBOARD_ADDR_H
 
 #include <stddef.h>
+#ifdef _WIN32
+#include <winsock2.h> /* struct sockaddr (Windows: no sys/socket.h) */
+#include <ws2tcpip.h> /* socklen_t, struct sockaddr_storage */
+#else
 #include <sys/socket.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {

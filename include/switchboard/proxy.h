@@ -14,7 +14,12 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _WIN32
+#include <winsock2.h> /* struct sockaddr (Windows: no sys/socket.h) */
+#include <ws2tcpip.h> /* socklen_t, struct sockaddr_storage */
+#else
 #include <sys/socket.h>
+#endif
 
 #ifdef __cplusplus
 extern "C" {

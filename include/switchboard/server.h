@@ -119,7 +119,8 @@ typedef struct sb_server_stats {
 void sb_server_opts_default(sb_server_opts *o);
 /** Bind and listen now (so the port is known), dispatch on run. The handler
  * must outlive the server. Returns 0 with *out, or an error (-EBUSY: it asks
- * for handle_signals while another server holds them). */
+ * for handle_signals while another server holds them; -ENOSYS: the fork
+ * model on Windows, which has no fork()). */
 int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h);
 /** Serve until stopped. Returns 0 after a clean stop, or the negative error
  * that ended it (the loop or the accept step failed). */

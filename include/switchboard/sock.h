@@ -13,7 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#ifdef _WIN32
+#include <winsock2.h> /* struct sockaddr (Windows: no sys/socket.h) */
+#include <ws2tcpip.h> /* socklen_t, struct sockaddr_storage */
+#else
 #include <sys/socket.h>
+#endif
 
 #include "addr.h"
 

@@ -1,0 +1,5 @@
+/* netdb.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_NETDB_H
+#define SB_COMPAT_NETDB_H
+#include "sb_win32.h"
+#endif

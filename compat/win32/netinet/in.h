@@ -1,0 +1,5 @@
+/* netinet/in.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_NETINET_IN_H
+#define SB_COMPAT_NETINET_IN_H
+#include "sb_win32.h"
+#endif

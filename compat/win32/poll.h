@@ -1,0 +1,5 @@
+/* poll.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_POLL_H
+#define SB_COMPAT_POLL_H
+#include "sb_win32.h"
+#endif

@@ -1,0 +1,5 @@
+/* sys/ioctl.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_SYS_IOCTL_H
+#define SB_COMPAT_SYS_IOCTL_H
+#include "sb_win32.h"
+#endif

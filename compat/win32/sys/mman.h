@@ -1,0 +1,5 @@
+/* sys/mman.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_SYS_MMAN_H
+#define SB_COMPAT_SYS_MMAN_H
+#include "sb_win32.h"
+#endif

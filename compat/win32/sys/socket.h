@@ -1,0 +1,5 @@
+/* sys/socket.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_SYS_SOCKET_H
+#define SB_COMPAT_SYS_SOCKET_H
+#include "sb_win32.h"
+#endif

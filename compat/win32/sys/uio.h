@@ -1,0 +1,5 @@
+/* sys/uio.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_SYS_UIO_H
+#define SB_COMPAT_SYS_UIO_H
+#include "sb_win32.h"
+#endif

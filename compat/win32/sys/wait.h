@@ -1,0 +1,5 @@
+/* sys/wait.h on Windows: everything is in sb_win32.h (force-included). */
+#ifndef SB_COMPAT_SYS_WAIT_H
+#define SB_COMPAT_SYS_WAIT_H
+#include "sb_win32.h"
+#endif
