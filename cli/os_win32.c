@@ -7,6 +7,7 @@
 
 /* HOWTO 5.1: "don't do this on Windows - the overhead of process creation
  * is enormous there". Windows has no fork() at all. */
+const char cli_os_backends[] = "poll | select (poll)";
 const char *const cli_os_no_fork =
     "Windows has no fork(), and creating a process per connection costs too much there: "
     "use --model threads or --model event";

@@ -10,14 +10,15 @@
 #include "cli.h"
 #include "os.h"
 
-static const char serve_usage[] =
+static const char serve_usage_head[] =
     "usage: switchboard serve [options]\n"
     "\n"
     "  --listen ADDR          HOST:PORT, [V6]:PORT, :PORT or unix:PATH (127.0.0.1:7000)\n"
     "  --app NAME             echo | chat | http (echo)\n"
     "  --model NAME           event | threads | fork (event)\n"
-    "  --backend NAME         event loop: epoll | poll | select | uring (epoll);\n"
-    "                         uring is completion-based (io_uring does the I/O)\n"
+    "  --backend NAME         event loop: %s\n";
+
+static const char serve_usage[] =
     "  --frame SPEC           raw line delim:STR fixed:N ascii:N len16 len32 len64\n"
     "                         varint typed:T=N,... eof (line)\n"
     "  --max-msg BYTES        largest message accepted (1M)\n"
@@ -251,6 +252,7 @@ static int serve_parse(serve_args *a, int argc, char **argv)
     opterr = 0;
     while ((opt = getopt_long(argc, argv, ":h", serve_opts, NULL)) != -1) {
         if (opt == O_HELP || opt == 'h') {
+            printf(serve_usage_head, cli_os_backends);
             fputs(serve_usage, stdout);
             return 1;
         }
