@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 
 #include "test.h"
+#include "test_conn_util.h"
 #include "conn_int.h"
 #include "sys.h"
 
@@ -72,38 +73,9 @@ static sb_handler handler(state *s)
     return h;
 }
 
-static void opts_for(sb_conn_opts *o, const char *spec)
-{
-    sb_conn_opts_default(o);
-    CHECK_EQ(sb_frame_parse(spec, &o->frame), 0);
-}
 
-static void pair(int sv[2])
-{
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    sb_set_nonblock(sv[1], 1);
-}
 
-#define SPIN_UNTIL(l, cond)                                      \
-    do {                                                         \
-        for (int i_ = 0; i_ < 20000 && !(cond); i_++)            \
-            sb_loop_run_once((l), 1);                            \
-        CHECK(cond);                                             \
-    } while (0)
 
-static size_t drain(int fd, sb_buf *out)
-{
-    uint8_t *p;
-    size_t got = 0;
-    for (;;) {
-        CHECK_EQ(sb_buf_reserve(out, 65536, &p), 0);
-        ssize_t n = read(fd, p, 65536);
-        if (n <= 0)
-            return got;
-        sb_buf_commit(out, (size_t)n);
-        got += (size_t)n;
-    }
-}
 
 /* ---- io_uring unavailable ------------------------------------------------ */
 
