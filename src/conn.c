@@ -235,11 +235,6 @@ void sb__conn_mark_close(sb_conn *c, int err, int graceful)
     conn_mark_close(c, err, graceful);
 }
 
-int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof)
-{
-    return conn_consume(c, p, n, from_in, eof);
-}
-
 /* The peer shut down: whatever is left must now form whole messages (or
  * be the message, for `eof` framing). */
 static void conn_on_eof(sb_conn *c)
@@ -453,8 +448,11 @@ int64_t sb__conn_deadline(const sb_conn *c)
         d = c->msg_start + o->read_timeout_ms;
     if (o->write_timeout_ms > 0 && c->queued > 0 && c->write_since + o->write_timeout_ms < d)
         d = c->write_since + o->write_timeout_ms;
-    if (c->tp->deadline && c->tp->deadline(c->tp_state) < d)
-        d = c->tp->deadline(c->tp_state); /* a TLS handshake still under way */
+    if (c->tp->deadline) { /* a TLS handshake still under way */
+        int64_t t = c->tp->deadline(c->tp_state);
+        if (t < d)
+            d = t;
+    }
     return d;
 }
 

@@ -90,7 +90,7 @@ static void ev_ring_update(sb_conn *c)
 
 static void ev_update(sb_conn *c)
 {
-    int mask = 0, tpev = sb__conn_tp_events(c);
+    int mask = 0, tpev;
 
     if (c->flags & F_CLOSED)
         return;
@@ -98,6 +98,7 @@ static void ev_update(sb_conn *c)
         ev_ring_update(c);
         return;
     }
+    tpev = sb__conn_tp_events(c);
     /* Each side's wait only while that side has work: the read path's
      * (TLS: a handshake to drive, a read that must write) while reading,
      * the write path's while output is queued. */
@@ -304,7 +305,6 @@ static void ev_timer(sb_loop *l, sb_timer *t)
     int64_t now = sb__loop_now(l);
     int64_t d = sb__conn_deadline(c);
     int64_t next = sb__conn_min_timeout(c->o);
-    int64_t tpd = c->tp->deadline ? c->tp->deadline(c->tp_state) : INT64_MAX;
 
     if (c->flags & F_LINGER) {
         ev_finish(c);
@@ -315,8 +315,8 @@ static void ev_timer(sb_loop *l, sb_timer *t)
         ev_progress(c);
         return;
     }
-    if (next == 0 && tpd == INT64_MAX && d == INT64_MAX)
-        return; /* the handshake's deadline was the only one */
+    if (next == 0 && d == INT64_MAX)
+        return; /* the handshake's deadline (part of d) was the only one */
     if (next == 0 || d - now < next)
         next = d - now;
     sb_timer_start(l, t, next);

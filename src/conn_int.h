@@ -333,7 +333,6 @@ sb_conn *sb__conn_alloc(int fd, const sb_conn_opts *o, const sb_handler *h, sb__
                         const struct sockaddr *peer, socklen_t plen);
 void sb__conn_free(sb_conn *c);
 void sb__conn_mark_close(sb_conn *c, int err, int graceful);
-int sb__conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof);
 void sb__conn_redeliver(sb_conn *c);
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size);
 int sb__conn_received(sb_conn *c, const uint8_t *p, size_t n);

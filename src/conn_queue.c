@@ -26,6 +26,7 @@
 #include "transport.h"
 
 #define SB_IOV_MAX 64
+#define RING_MSG_SIZE (sizeof(struct msghdr) + SB_IOV_MAX * sizeof(struct iovec))
 
 /* A memory chunk with room for cap bytes; the loop's spare buffer when it
  * is large enough (event model), else the allocator's. */
@@ -297,7 +298,7 @@ int sb__queue_ring_send(sb_conn *c)
 {
     sb__chunk *k;
     struct iovec *iov;
-    size_t total = 0;
+    size_t total = 0, spare;
     int cnt = 0, rc;
 
     if (c->out_head == NULL || (c->op.busy & (1u << SB__OP_SEND)))
@@ -314,8 +315,9 @@ int sb__queue_ring_send(sb_conn *c)
         size_t n = k->end - k->start < SB_WRITE_BUDGET ? k->end - k->start : SB_WRITE_BUDGET;
         return sb__loop_send(c->loop, c->fd, k->data + k->start, n, &c->op);
     }
-    c->ring_msg = sb__malloc(sizeof(*c->ring_msg) + SB_IOV_MAX * sizeof(*iov));
-    if (c->ring_msg == NULL)
+    /* The loop's spare slot: a gathered send per turn costs no allocator call. */
+    c->ring_msg = sb__loop_spare_take(c->loop, RING_MSG_SIZE, &spare);
+    if (c->ring_msg == NULL && (c->ring_msg = sb__malloc(RING_MSG_SIZE)) == NULL)
         return -ENOMEM;
     iov = (struct iovec *)(c->ring_msg + 1);
     for (; k && k->fd < 0 && cnt < SB_IOV_MAX && total < SB_WRITE_BUDGET; k = k->next) {
@@ -328,7 +330,7 @@ int sb__queue_ring_send(sb_conn *c)
     c->ring_msg->msg_iovlen = (size_t)cnt;
     rc = sb__loop_sendmsg(c->loop, c->fd, c->ring_msg, &c->op);
     if (rc < 0) {
-        sb__free(c->ring_msg);
+        sb__loop_spare_give(c->loop, c->ring_msg, RING_MSG_SIZE);
         c->ring_msg = NULL;
     }
     return rc;
@@ -338,8 +340,10 @@ int sb__queue_ring_send(sb_conn *c)
  * cleared meanwhile is freed now, and the result means nothing more. */
 int sb__queue_ring_sent(sb_conn *c, int res)
 {
-    sb__free(c->ring_msg);
-    c->ring_msg = NULL;
+    if (c->ring_msg) {
+        sb__loop_spare_give(c->loop, c->ring_msg, RING_MSG_SIZE);
+        c->ring_msg = NULL;
+    }
     if (c->out_dead) {
         chunks_free(c, c->out_dead);
         c->out_dead = NULL;

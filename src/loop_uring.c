@@ -366,7 +366,6 @@ static int ur_accept(void *state, int lfd, sb__op *op)
         return err;
     /* accept4's flags, as every accept of the library makes them. */
     io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ur_op_data(op, SB__OP_ACCEPT));
     return 0;
 }
 
@@ -379,7 +378,6 @@ static int ur_recv(void *state, int fd, sb__op *op)
     io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = UR_BGID;
-    io_uring_sqe_set_data64(sqe, ur_op_data(op, SB__OP_RECV));
     return 0;
 }
 
@@ -390,7 +388,6 @@ static int ur_send(void *state, int fd, const void *p, size_t n, sb__op *op)
     if (sqe == NULL)
         return err;
     io_uring_prep_send(sqe, fd, p, n, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, ur_op_data(op, SB__OP_SEND));
     return 0;
 }
 
@@ -401,7 +398,6 @@ static int ur_sendmsg(void *state, int fd, const struct msghdr *mh, sb__op *op)
     if (sqe == NULL)
         return err;
     io_uring_prep_sendmsg(sqe, fd, mh, MSG_NOSIGNAL);
-    io_uring_sqe_set_data64(sqe, ur_op_data(op, SB__OP_SEND));
     return 0;
 }
 
