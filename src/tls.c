@@ -799,21 +799,8 @@ struct sb_tls_session {
 /* Wait until the engine's wish comes true or the deadline passes. */
 static int session_wait(tls_conn *t, int want, int64_t deadline)
 {
-    struct pollfd p;
-    int64_t left;
-    int n;
-
-    p.fd = t->fd;
-    p.events = (short)((want & SB_READABLE ? POLLIN : 0) | (want & SB_WRITABLE ? POLLOUT : 0));
-    /* A poll that returns early with nothing (EINTR, or 0 before the
-     * deadline: timers round) waits again; only the clock says timed out. */
-    do {
-        left = deadline == SB_NO_DEADLINE ? -1 : deadline - sb_now_ms();
-        if (deadline != SB_NO_DEADLINE && left <= 0)
-            return -ETIMEDOUT;
-        n = sb__sys.poll(&p, 1, left < 0 ? -1 : left > INT_MAX ? INT_MAX : (int)left);
-    } while ((n < 0 && errno == EINTR) || n == 0);
-    return n < 0 ? -errno : 0;
+    return sb_wait_fd(t->fd, (short)((want & SB_READABLE ? POLLIN : 0) |
+                                     (want & SB_WRITABLE ? POLLOUT : 0)), deadline);
 }
 
 static void session_why(const tls_conn *t, int rc, char *why, size_t n)

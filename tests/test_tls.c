@@ -705,6 +705,26 @@ static void echo_line(sb_tls_session *ts)
  * the ticket the server sent with the first data resumes the next
  * session (the session keeps its own reference: the ticket is freed at
  * once), and a session offered nothing makes a full handshake. */
+/* A blocking handshake against a peer that never answers ends at its
+ * deadline with -ETIMEDOUT (the session's wait is sb_wait_fd's). */
+static void test_connect_deadline(void)
+{
+    sb_tls *c = client_ctx(ca, "localhost");
+    sb_tls_session *ts = NULL;
+    char why[256];
+    int sv[2];
+    int64_t t0;
+
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    t0 = sb_now_ms();
+    CHECK_EQ(sb_tls_connect(&ts, c, sv[1], "localhost", t0 + 100, why, sizeof why), -ETIMEDOUT);
+    CHECK(sb_now_ms() - t0 >= 100);
+    CHECK(ts == NULL);
+    close(sv[0]);
+    close(sv[1]); /* the session never owns the fd */
+    sb_tls_free(c);
+}
+
 static void test_nonblocking_handshake_and_resume(void)
 {
     sb_tls *s = server_ctx(), *c = client_ctx(ca, NULL);
@@ -1038,6 +1058,7 @@ int main(void)
     RUN(test_held_bytes_after_resume);
     RUN(test_blocking_session);
     RUN(test_nonblocking_handshake_and_resume);
+    RUN(test_connect_deadline);
     RUN(test_host_name_required);
     RUN(test_close_notify_in_handshake);
     RUN(test_truncated_eof_message);
