@@ -179,7 +179,7 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
      * models) the connection's own, made when its thread starts. */
     if (spec->cut_info_size && c->loop && (c->fs.info = sb__loop_info(c->loop, spec->cut_info_size)) == NULL)
         return -ENOMEM;
-    while (!sb__conn_stopped(c) && !sb__conn_files_full(c)) {
+    while (!sb__conn_stopped(c) && !sb__conn_must_wait(c)) {
         sb_msg m;
         /* Nothing left to cut (a custom cutter may still want eof). */
         if (used == n && spec->kind != SB_FRAME_CUSTOM) {
@@ -200,6 +200,24 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
     return r < 0 ? r : (ssize_t)used;
 }
 
+/* Keep n bytes that were read but not delivered in `in`. When delivery
+ * stopped (paused, closing, must wait) they may be many messages - a
+ * whole read, or a ring's whole turn - which `in`'s bound, one message
+ * long, is not for: it bounds what an unfinished message may grow to, and
+ * only then applies. */
+static int conn_keep(sb_conn *c, const uint8_t *p, size_t n)
+{
+    size_t max = c->in.max;
+    int rc;
+
+    if (!sb__conn_stopped(c) && !sb__conn_must_wait(c))
+        return sb_buf_append(&c->in, p, n);
+    c->in.max = 0;
+    rc = sb_buf_append(&c->in, p, n);
+    c->in.max = max;
+    return rc;
+}
+
 /* Messages now in p[0..n) (from scratch when `in` was empty, else `in`
  * itself): deliver, then keep the unfinished tail in `in`. */
 static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int eof)
@@ -209,11 +227,10 @@ static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int
 
     if (used < 0)
         return (int)used;
-    if (from_in) {
+    if (from_in)
         sb_buf_consume(&c->in, (size_t)used);
-    } else if ((size_t)used < n) {
-        rc = sb_buf_append(&c->in, p + used, n - (size_t)used);
-    }
+    else if ((size_t)used < n)
+        rc = conn_keep(c, p + used, n - (size_t)used);
     if (sb_buf_len(&c->in) == 0) {
         if (c->in.data != NULL)
             sb_buf_free(&c->in);
@@ -225,7 +242,7 @@ static int conn_consume(sb_conn *c, const uint8_t *p, size_t n, int from_in, int
      * the read timeout counts from now. */
     if (used > 0 || !from_in)
         c->msg_start = sb__conn_now(c);
-    if ((sb__conn_stopped(c) || sb__conn_files_full(c)) && !(c->flags & (F_CLOSING | F_ABORT)))
+    if ((sb__conn_stopped(c) || sb__conn_must_wait(c)) && !(c->flags & (F_CLOSING | F_ABORT)))
         c->flags |= F_DELIVER;
     return rc;
 }
@@ -255,7 +272,7 @@ static void conn_on_eof(sb_conn *c)
         conn_mark_close(c, rc, 1);
         return;
     }
-    if (sb_buf_len(&c->in) > 0 && !sb__conn_stopped(c) && sb__conn_files_full(c)) {
+    if (sb_buf_len(&c->in) > 0 && !sb__conn_stopped(c) && sb__conn_must_wait(c)) {
         c->flags |= F_EOF_LATE; /* whole messages wait for the queue to drain */
         return;
     }
@@ -300,8 +317,8 @@ static uint8_t *conn_read_target(sb_conn *c, uint8_t *scratch, size_t scratch_si
         *size = scratch_size;
         return scratch;
     }
-    if (c->in.max && c->in.max - sb_buf_len(&c->in) < want)
-        want = c->in.max - sb_buf_len(&c->in);
+    if (c->in.max && c->in.max - sb_buf_len(&c->in) < want) /* held messages may pass max */
+        want = c->in.max > sb_buf_len(&c->in) ? c->in.max - sb_buf_len(&c->in) : 0;
     if (want == 0 || sb_buf_reserve(&c->in, want, &p) < 0)
         return NULL;
     *size = want;
@@ -355,8 +372,10 @@ int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
 /* What a completion ring received into one of its buffers (n == 0: the
  * peer's end). Messages are cut straight out of p while `in` is empty;
  * otherwise p joins the message under way in `in`, no more at a time than
- * `in` may hold (as a read is sized by it), and the rest follows. Returns
- * 0 or -errno / SB_E*. */
+ * `in` may hold (as a read is sized by it), and the rest follows. While
+ * messages are held (paused, or waiting for the output to drain) p only
+ * joins them: the receive was told to stop, and these came before it did.
+ * Returns 0 or -errno / SB_E*. */
 int sb__conn_received(sb_conn *c, const uint8_t *p, size_t n)
 {
     int rc = 0;
@@ -371,6 +390,8 @@ int sb__conn_received(sb_conn *c, const uint8_t *p, size_t n)
         size_t len = sb_buf_len(&c->in), take = n;
         if (len == 0)
             return conn_consume(c, p, n, 0, 0);
+        if (c->flags & F_DELIVER)
+            return conn_keep(c, p, n);
         if (c->in.max && c->in.max - len < take)
             take = c->in.max - len;
         if (take == 0)
@@ -407,7 +428,11 @@ int sb__conn_start_linger(sb_conn *c, uint8_t *buf, size_t size)
 {
     int pending = 0;
 
-    if ((c->flags & F_EOF) || ioctl(c->fd, FIONREAD, &pending) < 0 || pending <= 0)
+    if ((c->flags & F_EOF) || ioctl(c->fd, FIONREAD, &pending) < 0)
+        return 0;
+    /* A ring's receive empties the socket as bytes come; that it brought
+     * some after the close began says the peer is still sending. */
+    if (pending <= 0 && !(c->flags & F_RDROP))
         return 0;
     if (sb__conn_linger_read(c, buf, size) == 1)
         return 0;

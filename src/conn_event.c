@@ -181,6 +181,13 @@ static void ev_progress(sb_conn *c)
             ev_update(c);
             return;
         }
+        /* A ring's receive still in flight may have taken bytes the
+         * socket no longer shows: whether the peer is still sending is
+         * known once its cancel ended it (ev_ring_done comes back here). */
+        if (!(c->flags & F_ABORT) && (c->op.busy & (1u << SB__OP_RECV))) {
+            ev_update(c);
+            return;
+        }
         /* The timer is the only bound on lingering: without one (out of
          * memory for the timer heap), close at once. */
         if (!(c->flags & F_ABORT) &&
@@ -237,8 +244,8 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
 }
 
 /* F_RING: what the receive brought. Bytes that come while closing are
- * dropped: nothing more is delivered, and lingering wants only the
- * peer's end. */
+ * dropped (nothing more is delivered) but remembered: they decide whether
+ * the close lingers. */
 static void ev_ring_recv(sb_conn *c, int res, int more, const void *p)
 {
     int rc;
@@ -249,8 +256,10 @@ static void ev_ring_recv(sb_conn *c, int res, int more, const void *p)
         sb__conn_mark_close(c, res, res != -ECONNRESET && res != -EPIPE);
         return;
     }
-    if (c->flags & (F_CLOSING | F_ABORT | F_EOF))
+    if (c->flags & (F_CLOSING | F_ABORT | F_EOF)) {
+        c->flags |= res > 0 ? F_RDROP : F_EOF;
         return;
+    }
     rc = sb__conn_received(c, p, (size_t)res);
     if (rc < 0)
         sb__conn_mark_close(c, rc, 1);

@@ -195,6 +195,7 @@ enum {
     F_GOTMSG = 1 << 14,    /* at least one message delivered */
     F_RING = 1 << 15,      /* event model on a completion ring: the kernel receives and sends */
     F_RSTOP = 1 << 16,     /* ring: the receive's cancel is asked, its end not yet seen */
+    F_RDROP = 1 << 17,     /* ring: bytes came after closing began (the peer still sends) */
 };
 
 typedef struct sb__chunk sb__chunk;
@@ -305,6 +306,17 @@ static inline int sb__conn_stopped(const sb_conn *c)
 static inline int sb__conn_files_full(const sb_conn *c)
 {
     return __atomic_load_n(&c->queued_files, __ATOMIC_RELAXED) >= SB_FILES_HIGH;
+}
+
+/* Messages must wait in `in`: too many file ranges queued, or (F_RING) the
+ * output is over its high-water mark. A readiness connection stops reading
+ * there and leaves the rest in the socket; a ring connection's receive has
+ * taken it already (a whole turn's completions come at once), so it stops
+ * delivering instead, and what came waits in `in` until the output drains:
+ * the output cap is not a ring's turn away from being crossed. */
+static inline int sb__conn_must_wait(const sb_conn *c)
+{
+    return sb__conn_files_full(c) || ((c->flags & F_RING) && c->queued > sb__conn_out_high(c));
 }
 
 static inline int sb__conn_files_low(const sb_conn *c)

@@ -48,8 +48,8 @@
  * consumes it, so the count bounds what one turn can receive, not how many
  * connections the loop serves; a ring that runs dry costs a re-arm, not
  * data. 512 x 16 KiB: 8 MiB of address space per loop, touched as used. */
-unsigned sb__uring_bufs = 512;
-unsigned sb__uring_buf_size = 16 * 1024;
+unsigned sb__uring_bufs = 256;
+unsigned sb__uring_buf_size = 64 * 1024;
 
 struct ur_fd {
     int mask;     /* SB_READABLE | SB_WRITABLE wanted, 0 = not watched */

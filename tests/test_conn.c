@@ -713,6 +713,53 @@ static void test_one_burst(void)
     sb_loop_free(l);
 }
 
+/* A pause in the middle of a read: the messages after it wait in `in`,
+ * all of them, though they are many times max_msg - that bounds one
+ * unfinished message, not what a read brought - and come after the resume. */
+static int pause_on_first(sb_conn *c, const sb_msg *m, void *app)
+{
+    state *s = app;
+    if (++s->messages == 1)
+        sb_conn_pause(c);
+    return sb_conn_send(c, m->type, m->data, m->len);
+}
+
+#define HELD_LEN 4000
+
+static void test_pause_holds_a_read(void)
+{
+    sb_loop *l = new_loop();
+    state s = {0};
+    sb_handler h = {NULL, pause_on_first, NULL, on_close, &s};
+    sb_conn_opts o;
+    sb_conn *c;
+    sb_buf back = {0};
+    char in[HELD_LEN + 1]; /* 200 lines of 20 bytes, and snprintf's last NUL */
+    int sv[2];
+
+    for (size_t i = 0; i < HELD_LEN; i += 20)
+        snprintf(in + i, 21, "line %014zu\n", i / 20);
+    opts_for(&o, "line");
+    o.max_msg = 64;
+    pair(sv);
+    CHECK_EQ(write(sv[1], in, HELD_LEN), (ssize_t)HELD_LEN);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    SPIN_UNTIL(l, s.messages == 1);
+    for (int i = 0; i < 5; i++)
+        sb_loop_run_once(l, 1);
+    CHECK_EQ(s.messages, 1);
+    CHECK_EQ(s.closes, 0);
+    sb_conn_resume(c);
+    SPIN_UNTIL(l, (drain(sv[1], &back), sb_buf_len(&back) == HELD_LEN));
+    CHECK(memcmp(sb_buf_data(&back), in, HELD_LEN) == 0);
+    CHECK_EQ(s.messages, (int)(HELD_LEN / 20));
+    close(sv[1]);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, 0);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
 /* A connection paused and resumed by others within one turn, its readable
  * event falling in between: the bytes are still read (on epoll the edge
  * was spent while it was paused; watching for reads again re-arms it). */
@@ -1187,6 +1234,7 @@ int main(void)
         RUN(test_transport_without_sendfile);
         RUN(test_one_burst);
         RUN(test_pause_within_turn);
+        RUN(test_pause_holds_a_read);
         RUN(test_write_budget);
         RUN(test_linger_long_drain);
         RUN(test_peer_after_reset);

@@ -11,7 +11,9 @@
  *     multishot receive; it is re-armed): nothing lost or reordered, and
  *     messages spanning several buffers arrive whole;
  *   - a paused connection's receive is cancelled: the bytes stay in the
- *     kernel until the resume;
+ *     kernel until the resume; what a turn's completions brought before
+ *     the pause, or before the output passed its high-water mark, is held
+ *     (beyond `in`'s bound) and delivered later, never past the out cap;
  *   - a connection closed with a send or a receive in flight is freed only
  *     by the last completion, the peer sees the close, and a loop freed
  *     right after the close frees it too;
@@ -259,6 +261,77 @@ static void test_pause_cancels(void)
     sb_loop_free(l);
 }
 
+/* A whole turn's completions reach a connection at once, all taken from
+ * the socket before the connection could stop reading. Output over its
+ * high-water mark, or a pause, must hold what they brought - beyond `in`'s
+ * one-message bound (max_msg 64 here) - not deliver it past the output cap
+ * nor refuse it: 40 KiB of lines, written before the loop turns, on 1 KiB
+ * buffers, against an 8 KiB output cap, come back whole. */
+static int pause_each(sb_conn *c, const sb_msg *m, void *app)
+{
+    state *s = app;
+    s->messages++;
+    if (s->messages % 100 == 1)
+        sb_conn_pause(c);
+    return sb_conn_send(c, m->type, m->data, m->len);
+}
+
+static void held_turn(int pausing)
+{
+    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
+    sb_loop *l;
+    state s = {0};
+    sb_handler h = {NULL, pausing ? pause_each : on_message, NULL, on_close, &s};
+    sb_conn_opts o;
+    sb_conn *c;
+    sb_buf want = {0}, back = {0};
+    int sv[2];
+
+    sb__uring_bufs = 64;
+    sb__uring_buf_size = 1024;
+    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
+    sb__uring_bufs = saved_n;
+    sb__uring_buf_size = saved_size;
+    opts_for(&o, "line");
+    o.max_msg = 64;
+    o.out_high = 2048;
+    o.out_cap = 8192;
+    pair(sv);
+    for (int i = 0; sb_buf_len(&want) < (40u << 10); i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "message %07d\n", i);
+        CHECK_EQ(sb_buf_append(&want, line, (size_t)n), 0);
+    }
+    CHECK_EQ(write(sv[1], sb_buf_data(&want), sb_buf_len(&want)), (ssize_t)sb_buf_len(&want));
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    for (int i = 0; i < 20000 && sb_buf_len(&back) < sb_buf_len(&want) && s.closes == 0; i++) {
+        sb_loop_run_once(l, 1);
+        if (pausing && (c->flags & F_PAUSED))
+            sb_conn_resume(c);
+        if (i % 4 == 3) /* a slow reader: the output backs up between reads */
+            drain(sv[1], &back);
+    }
+    CHECK_EQ(s.closes, 0);
+    CHECK_EQ(sb_buf_len(&back), sb_buf_len(&want));
+    CHECK(memcmp(sb_buf_data(&back), sb_buf_data(&want), sb_buf_len(&want)) == 0);
+    close(sv[1]);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, 0);
+    sb_buf_free(&want);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+static void test_held_over_high_water(void)
+{
+    held_turn(0);
+}
+
+static void test_held_while_paused(void)
+{
+    held_turn(1);
+}
+
 /* ---- closing with requests in flight ------------------------------------- */
 
 static const void *watched;
@@ -344,9 +417,12 @@ static void test_free_loop_with_send(void)
     close_with_send(1);
 }
 
-/* An idle connection closed by the app: its armed receive is cancelled,
- * the connection freed by the cancel's completion, the peer sees EOF. */
-static void test_close_with_recv(void)
+/* An idle connection closed by the app. Gracefully: the close waits for
+ * the armed receive's cancel to end it (bytes it took would say the peer
+ * is still sending, and the close should linger), so on_close finds
+ * nothing in flight and the peer sees EOF. Aborted: on_close runs at
+ * once, the connection is freed by the cancel's completion. */
+static void close_with_recv(int aborted)
 {
     sb_loop *l;
     state s = {0};
@@ -364,15 +440,28 @@ static void test_close_with_recv(void)
     watched = c;
     watched_freed = 0;
     sb__sys.free = watch_free;
-    sb_conn_close(c);
+    if (aborted)
+        sb_conn_abort(c);
+    else
+        sb_conn_close(c);
     SPIN_UNTIL(l, s.closes == 1);
-    CHECK(s.ring_busy_at_close);
+    CHECK_EQ(s.ring_busy_at_close, aborted);
     CHECK_EQ(s.close_err, 0);
     SPIN_UNTIL(l, watched_freed);
     sb__sys_reset();
-    SPIN_UNTIL(l, read(sv[1], &b, 1) == 0);
+    SPIN_UNTIL(l, read(sv[1], &b, 1) == 0); /* a socket pair ends without a reset */
     close(sv[1]);
     sb_loop_free(l);
+}
+
+static void test_close_with_recv(void)
+{
+    close_with_recv(0);
+}
+
+static void test_abort_with_recv(void)
+{
+    close_with_recv(1);
 }
 
 /* ---- threads -------------------------------------------------------------- */
@@ -444,9 +533,12 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     RUN(test_ring_dry);
     RUN(test_pause_cancels);
+    RUN(test_held_over_high_water);
+    RUN(test_held_while_paused);
     RUN(test_close_with_send);
     RUN(test_free_loop_with_send);
     RUN(test_close_with_recv);
+    RUN(test_abort_with_recv);
     RUN(test_other_thread);
     return 0;
 #endif
