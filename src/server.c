@@ -1074,6 +1074,21 @@ static void px_timeout(sb_loop *l, sb_timer *t)
     px_end(t->data, 0);
 }
 
+/* The longest wait for the header: 5 seconds, or the connection's idle or
+ * read timeout when one is set and shorter. A server that closes a silent
+ * or stalled client sooner closes one that has not yet said who it is no
+ * later. */
+static int px_wait_ms(const sb_server *s)
+{
+    int ms = SB_PROXY_WAIT_MS, idle = s->o.conn.idle_timeout_ms, rd = s->o.conn.read_timeout_ms;
+
+    if (idle > 0 && idle < ms)
+        ms = idle;
+    if (rd > 0 && rd < ms)
+        ms = rd;
+    return ms;
+}
+
 static void px_wait(sb__worker *w, int fd)
 {
     sb__pending *p = sb__malloc(sizeof(*p));
@@ -1087,7 +1102,7 @@ static void px_wait(sb__worker *w, int fd)
     p->have = 0;
     sb_timer_init(&p->timer, px_timeout, p);
     if (sb_loop_watch(w->loop, fd, SB_READABLE, px_io, p) < 0 ||
-        sb_timer_start(w->loop, &p->timer, SB_PROXY_WAIT_MS) < 0) {
+        sb_timer_start(w->loop, &p->timer, px_wait_ms(w->s)) < 0) {
         sb_loop_watch(w->loop, fd, 0, NULL, NULL);
         sb__sys.close(fd);
         sb__free(p);

@@ -4,8 +4,9 @@
  * one that must not name a connection's fd after its close (threads,
  * and a fork child's SIGTERM handler); a stop while connections are
  * handed between workers; a drain with a request unread; a fork child
- * busy with a client that keeps sending ends itself on a stop. The
- * server runs on the main thread, clients on a second one. */
+ * busy with a client that keeps sending ends itself on a stop; the PROXY
+ * protocol header's wait. The server runs on the main thread, clients on
+ * a second one. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -917,6 +918,103 @@ static void test_drain_reads_waiting_request(void)
     }
 }
 
+/* PROXY protocol: a client that sends no header, or half of one, is closed
+ * once the wait is over - here the connection's idle or read timeout,
+ * shorter than the 5 s default - and the handler never hears of it. A
+ * client with a whole header is served, so the handler's counts below
+ * would have seen the others had they been let through. */
+#define PX_WAIT_MS 250
+
+static int px_opens, px_msgs;
+
+static int px_open(sb_conn *c, void *app)
+{
+    __atomic_fetch_add(&px_opens, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static int px_echo(sb_conn *c, const sb_msg *m, void *app)
+{
+    __atomic_fetch_add(&px_msgs, 1, __ATOMIC_RELAXED);
+    return sb_conn_send(c, m->type, m->data, m->len);
+}
+
+/* fd is closed by the server within the wait, not before (well before
+ * the 5 s default: the deadline is 4 s). */
+static void px_expect_closed(int fd, int64_t t0)
+{
+    char b;
+    ssize_t r = sb_recv_some(fd, &b, 1, t0 + 4000);
+    int64_t took = sb_now_ms() - t0;
+
+    fprintf(stderr, "    closed after %lld ms: %zd\n", (long long)took, r);
+    CHECK(r == 0 || r == -ECONNRESET);
+    CHECK(took >= PX_WAIT_MS - 50);
+}
+
+static void *px_client(void *p)
+{
+    static const uint8_t v2_half[] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49,
+                                      0x54, 0x0A, 0x21, 0x11, 0x00, 0x0C, 0xc0, 0x00, 0x02, 0x01};
+    static const char v1_half[] = "PROXY TCP4 192.0.2.1 10.0.0.1 5";
+    static const char whole[] = "PROXY TCP4 192.0.2.1 10.0.0.1 5555 80\r\nhi\n";
+    sb_server *s = p;
+    char addr[64], b[3];
+    int fd[3], ok;
+    int64_t t0;
+
+    CHECK(sb_server_address(s, addr, sizeof(addr)) > 0);
+    t0 = sb_now_ms();
+    for (int i = 0; i < 3; i++)
+        CHECK((fd[i] = sb_dial(addr, 2000)) >= 0);
+    CHECK_EQ(sb_send_all(fd[1], v1_half, sizeof(v1_half) - 1, t0 + 2000), sizeof(v1_half) - 1);
+    CHECK_EQ(sb_send_all(fd[2], v2_half, sizeof(v2_half), t0 + 2000), sizeof(v2_half));
+    for (int i = 0; i < 3; i++) {
+        px_expect_closed(fd[i], t0);
+        close(fd[i]);
+    }
+    ok = sb_dial(addr, 2000);
+    CHECK(ok >= 0);
+    CHECK_EQ(sb_send_all(ok, whole, sizeof(whole) - 1, sb_now_ms() + 2000), sizeof(whole) - 1);
+    CHECK_EQ(sb_recv_exact(ok, b, 3, sb_now_ms() + 2000), 3);
+    CHECK(memcmp(b, "hi\n", 3) == 0);
+    close(ok);
+    sb_server_stop(s);
+    return NULL;
+}
+
+static void test_proxy_header_wait(void)
+{
+    static const sb_handler h = {px_open, px_echo, NULL, NULL, NULL};
+
+    for (int i = 0; i < 2; i++) {
+        sb_server_opts o;
+        sb_server *s;
+        pthread_t t;
+        char text[8192];
+
+        fprintf(stderr, "    %s timeout\n", i == 0 ? "idle" : "read");
+        sb_server_opts_default(&o);
+        o.listen = "127.0.0.1:0";
+        o.proxy_protocol = 1;
+        o.grace_ms = 300;
+        if (i == 0)
+            o.conn.idle_timeout_ms = PX_WAIT_MS;
+        else
+            o.conn.read_timeout_ms = PX_WAIT_MS;
+        px_opens = px_msgs = 0;
+        CHECK_EQ(sb_server_new(&s, &o, &h), 0);
+        CHECK_EQ(pthread_create(&t, NULL, px_client, s), 0);
+        CHECK_EQ(sb_server_run(s), 0);
+        pthread_join(t, NULL);
+        CHECK_EQ(px_opens, 1);
+        CHECK_EQ(px_msgs, 1);
+        CHECK(sb_server_metrics(s, text, sizeof(text)) > 0);
+        CHECK(strstr(text, "switchboard_connection_errors_total{worker=\"0\",cause=\"proxy_header\"} 3\n") != NULL);
+        sb_server_free(s);
+    }
+}
+
 static void test_bad_listen(void)
 {
     sb_server_opts o;
@@ -948,5 +1046,6 @@ int main(void)
     RUN(test_fork_stop_wakes_busy_child);
     RUN(test_signal_before_run);
     RUN(test_signals_one_server);
+    RUN(test_proxy_header_wait);
     return 0;
 }

@@ -78,7 +78,8 @@ typedef struct sb_server_opts {
     /** 1: every connection starts with a PROXY protocol header (v1 or v2,
      * from a load balancer); its source address becomes the peer
      * (sb_conn_peer). A connection without a valid header within 5 seconds
-     * is closed. Event model only. */
+     * (or conn.idle_timeout_ms or conn.read_timeout_ms, when set and
+     * shorter) is closed; the handler never sees it. Event model only. */
     int proxy_protocol;
     /** > 0: serve this socket, already bound and listening, instead of
      * binding listen (systemd socket activation hands over fd 3: see
