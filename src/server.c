@@ -316,6 +316,21 @@ static void warn_migrate(sb_server *s)
     close(fd);
 }
 
+/* A socket handed over (listen_fd) must be a listener: on anything else
+ * accept fails at once while readiness reports the socket ready for ever
+ * (a TCP socket that is neither listening nor connected polls as hung
+ * up), and the loop would spin. systemd passes whatever the unit names -
+ * a datagram socket, a connection of Accept=yes. */
+static int check_listener(int fd)
+{
+    int on = 0;
+    socklen_t len = sizeof(on);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0)
+        return -errno;
+    return on ? 0 : -EINVAL;
+}
+
 int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
 {
     if (o->model == SB_MODEL_FORK && !sb__os_has_fork) { /* Windows */
@@ -363,6 +378,8 @@ int sb_server_new(sb_server **out, const sb_server_opts *o, const sb_handler *h)
             goto fail;
         s->lfd = rc;
         s->bound = 1;
+    } else if ((rc = check_listener(s->lfd)) < 0) {
+        goto fail;
     }
     sb_set_nonblock(s->lfd, 1);
     s->port = sb_local_port(s->lfd);

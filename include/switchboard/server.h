@@ -84,7 +84,9 @@ typedef struct sb_server_opts {
     /** > 0: serve this socket, already bound and listening, instead of
      * binding listen (systemd socket activation hands over fd 3: see
      * sb_listen_fds). The server owns it from sb_server_new on, even when
-     * that fails. Every worker watches it. */
+     * that fails: -ENOTSOCK (or -EBADF) for what is not a socket, -EINVAL
+     * for a socket that is not listening (a datagram socket, a connection).
+     * Every worker watches it. */
     int listen_fd;
     /** "HOST:PORT": serve Prometheus metrics at http://HOST:PORT/metrics
      * on a thread of their own (NULL: off). */
