@@ -333,6 +333,11 @@ static int serve_start(serve_args *a, const sb_app *app, sb_handler *h)
     a->so.on_ready = serve_ready;
     a->so.on_ready_ud = a;
     rc = sb_server_new(&s, &a->so, h);
+    if (rc < 0 && a->so.listen_fd > 0) {
+        cli_error("LISTEN_FDS", "fd %d: %s%s", a->so.listen_fd, sb_strerror(rc),
+                  rc == -EINVAL || rc == -ENOTSOCK ? " (not a listening socket)" : "");
+        return 1;
+    }
     if (rc < 0) {
         cli_error(a->so.listen, "%s", sb_strerror(rc));
         return 1;

@@ -21,7 +21,8 @@
   SIGTERM: no refused connection, no lost request (in a network namespace of
   the test's own with net.ipv4.tcp_migrate_req=1, as docs/deploy.md asks;
   needs root, which CI has).
-- systemd socket activation: a socket passed as fd 3 (LISTEN_FDS) is served.
+- systemd socket activation: a socket passed as fd 3 (LISTEN_FDS) is served;
+  one that is not listening is refused (exit 1).
 - --proxy-protocol: v1 and v2 headers (whole or split) make the client in the
   header the peer (the access log shows it); a connection without a valid
   header is closed unanswered and counted.
@@ -748,6 +749,30 @@ def check_socket_activation():
             p.wait()
 
 
+def check_socket_activation_refused():
+    """A socket that is not listening (bound, never listen()ed: systemd
+    hands over whatever the unit names) is refused at start, exit 1 naming
+    it - not served by a loop that would spin on its hang-up forever."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    fd = s.fileno()
+
+    def as_systemd():
+        os.dup2(fd, 3)
+        os.putenv("LISTEN_PID", str(os.getpid()))
+        os.putenv("LISTEN_FDS", "1")
+
+    try:
+        p = subprocess.run([BIN, "serve"], pass_fds=sorted({fd, 3}), preexec_fn=as_systemd,
+                           stderr=subprocess.PIPE, timeout=10)
+    finally:
+        s.close()
+    eq(p.returncode, 1, "exit")
+    err = p.stderr.decode()
+    if "LISTEN_FDS: fd 3" not in err or "not a listening socket" not in err:
+        raise AssertionError(f"error line: {err!r}")
+
+
 r.check("workers: --workers 2 spreads 1,000 connections, max/min <= 1.3 (/metrics)", check_spread)
 for n in (1, 2, 4):
     r.check(f"echo on {n} workers", check_echo, n)
@@ -766,6 +791,8 @@ r.check("restart with --reuseport: no refused connection, no lost request", chec
 r.check("PROXY v1/v2 in front of http: the header's client in the access log", check_proxy_http)
 r.check("PROXY in front of echo: data after the header kept, bad headers closed", check_proxy_echo)
 r.check("systemd socket activation: LISTEN_FDS, fd 3, two workers", check_socket_activation)
+r.check("systemd socket activation: a socket not listening is refused, exit 1",
+        check_socket_activation_refused)
 # The io_uring backend's own accept (multishot, its cancel at a drain) and
 # the hand-offs between workers' rings.
 if sbtest.has_uring(BIN):
