@@ -18,8 +18,9 @@ link_libraries(ws2_32 iphlpapi)
 add_compile_options(-Wno-sign-compare -Wno-format)
 # Unit tests that test POSIX machinery itself: interval timers and a
 # SIGALRM storm (test_faults), descriptor numbers chosen with dup3 and the
-# FD_SETSIZE bitmap bound (test_loop).
-set(SB_WIN32_SKIP_TESTS test_faults)
+# FD_SETSIZE bitmap bound (test_loop), systemd socket activation
+# (test_activation: setenv, pipe).
+set(SB_WIN32_SKIP_TESTS test_faults test_activation)
 set(SB_TLS OFF CACHE BOOL "TLS with OpenSSL 3 when found" FORCE)
 
 # build-windows/switchboard-wine: the .exe under Wine, for the e2e suites.
