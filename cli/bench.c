@@ -58,10 +58,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 
 #include "bench_int.h"
 #include "bench_pace.h"
@@ -685,31 +683,6 @@ static void conn_reconnect(struct bconn *c, int64_t now)
 
 /* ---- --reconnect: a connection per message -------------------------------- */
 
-/* A connected socket with Nagle off (the request follows the handshake's
- * last flight at once). The connect blocks: on loopback the kernel
- * completes the TCP handshake inside the call, which saves a wakeup and a
- * readiness wait per connection over a non-blocking one; SO_SNDTIMEO
- * bounds it where the SYN could go unanswered. Every read and write after
- * it passes MSG_DONTWAIT (the TLS engine's too), so the socket need not be
- * made non-blocking. Returns the fd or -errno. */
-static int dial_quick(const struct bench *b)
-{
-    struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
-    int one = 1, e;
-    int fd = socket(b->addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    if (fd < 0)
-        return -errno;
-    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) == 0 &&
-        (b->addr.family == AF_UNIX ||
-         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) == 0) &&
-        connect(fd, (const struct sockaddr *)&b->addr.ss, b->addr.len) == 0)
-        return fd;
-    e = errno;
-    close(fd);
-    return -e;
-}
-
 /* A handshake failed: the reason once per run; the slot ends (the next
  * handshake would fail the same way). */
 static void tls_failed(struct bconn *c, const char *why)
@@ -747,13 +720,16 @@ static void conn_handshake(struct bconn *c)
 
 /* A new connection for c's next message, its latency running from now:
  * dial, start the handshake (TLS: the ClientHello goes now, offering the
- * slot's ticket with --tls-resume), queue the message. */
+ * slot's ticket with --tls-resume), queue the message. The socket stays
+ * blocking as sb_dial_addr returns it: every read and write on it passes
+ * MSG_DONTWAIT (the TLS engine's too), so the two fcntl calls that would
+ * make it non-blocking are saved on every connection. */
 static void conn_begin(struct bconn *c, int64_t now)
 {
     struct worker *w = c->w;
     const struct bench *b = w->b;
     char why[256];
-    int r, fd = dial_quick(b);
+    int r, fd = sb_dial_addr(&b->addr, CONNECT_TIMEOUT_MS);
 
     if (fd < 0) {
         w->k.e_connect++;

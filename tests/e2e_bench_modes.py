@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """e2e_bench_modes: `switchboard bench`'s modes, driven end to end.
 
-  -n N           exactly N replies, and the server served N
+  -n N           exactly N replies, and the server served N; with
+                 --reconnect (TCP and unix) N connections too
   --rate R       the achieved rate is near R (a sanity bound, not a timing
                  test); against a server that stalls once for 100 ms, the
                  latency counted from when each message was due shows the
@@ -153,6 +154,26 @@ def n_fewer_than_conns():
         eq((d["sent_total"], d["received_total"]), (2, 2), "sent, received")
     finally:
         srv.kill()
+
+
+def n_reconnect():
+    """--reconnect -n 60 over TCP and a unix socket: a connection per
+    message, each dialled, answered and closed - 60 connections, 60
+    replies, no error, and the server counts the same."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for listen in ("127.0.0.1:0", "unix:" + os.path.join(tmp, "s")):
+            srv = sbtest.start_server(BIN, "--listen", listen)
+            try:
+                d = bench_json(srv.addr_str, "--reconnect", "-n", "60", "-c", "3")
+                eq((d["connected"], d["received_total"], d["messages"], d["errors_total"]),
+                   (60, 60, 60, 0), f"{listen}: connected, received, counted, errors")
+                _, err = srv.stop()
+                m = SERVED_RE.search(err)
+                if not m:
+                    raise AssertionError(f"no served line in {err!r}")
+                eq((int(m.group(1)), int(m.group(2))), (60, 60), f"{listen}: served")
+            finally:
+                srv.kill()
 
 
 def n_time_limit():
@@ -460,6 +481,8 @@ def live_line_pty(threads):
 def main():
     r.check("bench -n: exactly N replies, the server's count agrees", n_exact, limit=20)
     r.check("bench -n 2 -c 10: two messages only", n_fewer_than_conns, limit=20)
+    r.check("bench --reconnect -n: a connection per message, TCP and unix", n_reconnect,
+            limit=20)
     r.check("bench -n with --duration: a limit, exit 1 short of N", n_time_limit, limit=20)
     r.check("bench: options that do not go together exit 2", usage_errors, limit=20)
     r.check("bench --rate: achieved rate near the asked one", rate_achieved, limit=20)
