@@ -47,9 +47,16 @@
  * held only from the receive that fills it to the end of the callback that
  * consumes it, so the count bounds what one turn can receive, not how many
  * connections the loop serves; a ring that runs dry costs a re-arm, not
- * data. 512 x 16 KiB: 8 MiB of address space per loop, touched as used. */
+ * data. 256 x 64 KiB: 16 MiB of address space per loop, touched as used
+ * (see ur_top_up: usually a few MiB of it). 64 KiB, a socket read's worth,
+ * so that a message up to that size arrives in one buffer, not joined. */
 unsigned sb__uring_bufs = 256;
 unsigned sb__uring_buf_size = 64 * 1024;
+
+/* The fewest buffers kept in the kernel's ring (ur_top_up), and how many
+ * turns pass between chances to shrink it. */
+#define UR_RING_MIN 16u
+#define UR_SHRINK_TURNS 1024u
 
 struct ur_fd {
     int mask;     /* SB_READABLE | SB_WRITABLE wanted, 0 = not watched */
@@ -74,7 +81,12 @@ struct ur_state {
     /* completion side; br == NULL: readiness only */
     struct io_uring_buf_ring *br;  /* the provided-buffer ring */
     uint8_t *bufs;                 /* nbufs buffers of bufsize bytes */
-    unsigned nbufs, bufsize, given; /* given: buffers handed back, not yet published */
+    unsigned nbufs, bufsize;
+    uint16_t *spare;               /* buffer ids out of the kernel's ring, last freed on top */
+    unsigned nspare;
+    unsigned inring;               /* buffers the kernel's ring holds now */
+    unsigned target;               /* ... and how many it should hold (ur_top_up) */
+    unsigned peak, turns;          /* most buffers a turn used, over this many turns */
     struct ur_done *done;          /* completions collected by the last wait */
     unsigned ndone, donecap;
     sb__op live;                   /* list head: ops with requests in flight */
@@ -121,6 +133,29 @@ static int ur_has_multishot_recv(struct ur_state *s)
     return ok;
 }
 
+/* Keep target buffers in the kernel's ring, taken from the top of the
+ * spare stack - the buffers freed last, still in the CPU's caches. The
+ * ring is a FIFO: with all 256 buffers in it, each would be written again
+ * only after 16 MiB of others, always from cold memory (for 16 KiB
+ * messages that copy cost more than the system calls io_uring saves).
+ * With target in it, a buffer comes back after target - 1 others. A ring
+ * that ran dry doubles the target (ur_run); one whose turns used under a
+ * quarter of it for UR_SHRINK_TURNS turns halves it (ur_complete). */
+static void ur_top_up(struct ur_state *s)
+{
+    unsigned added = 0;
+
+    while (s->inring < s->target && s->nspare > 0) {
+        unsigned bid = s->spare[--s->nspare];
+        io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * s->bufsize, s->bufsize,
+                              (unsigned short)bid, io_uring_buf_ring_mask(s->nbufs), (int)added);
+        added++;
+        s->inring++;
+    }
+    if (added > 0)
+        io_uring_buf_ring_advance(s->br, (int)added);
+}
+
 /* The completion side: the buffer ring, registered with the kernel and
  * filled, and room for a full CQ of collected completions. Any failure
  * leaves the backend readiness-only. */
@@ -135,7 +170,9 @@ static void ur_ring_setup(struct ur_state *s)
     s->donecap = *s->ring.cq.kring_entries;
     s->done = sb__malloc(s->donecap * sizeof *s->done);
     s->bufs = sb__malloc((size_t)n * size);
-    if (s->done == NULL || s->bufs == NULL || posix_memalign(&br, 4096, n * sizeof(struct io_uring_buf)) != 0)
+    s->spare = sb__malloc(n * sizeof *s->spare);
+    if (s->done == NULL || s->bufs == NULL || s->spare == NULL ||
+        posix_memalign(&br, 4096, n * sizeof(struct io_uring_buf)) != 0)
         goto fail;
     memset(&reg, 0, sizeof reg);
     reg.ring_addr = (uintptr_t)br;
@@ -147,17 +184,20 @@ static void ur_ring_setup(struct ur_state *s)
     s->nbufs = n;
     s->bufsize = size;
     io_uring_buf_ring_init(s->br);
-    for (unsigned i = 0; i < n; i++)
-        io_uring_buf_ring_add(s->br, s->bufs + (size_t)i * size, size, (unsigned short)i,
-                              io_uring_buf_ring_mask(n), (int)i);
-    io_uring_buf_ring_advance(s->br, (int)n);
+    for (unsigned i = 0; i < n; i++) /* buffer 0 on top: the first used */
+        s->spare[i] = (uint16_t)(n - 1 - i);
+    s->nspare = n;
+    s->target = n < 2 * UR_RING_MIN ? n : 2 * UR_RING_MIN;
+    ur_top_up(s);
     return;
 fail:
     free(br);
     sb__free(s->bufs);
     sb__free(s->done);
+    sb__free(s->spare);
     s->bufs = NULL;
     s->done = NULL;
+    s->spare = NULL;
 }
 
 static int ur_init(void **state)
@@ -183,6 +223,7 @@ static void ur_free(void *state)
     free(s->br);
     sb__free(s->bufs);
     sb__free(s->done);
+    sb__free(s->spare);
     sb__free(s->fds);
     sb__free(s->rearm);
     sb__free(s);
@@ -477,11 +518,11 @@ static int ur_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
 
 /* ---- completions ------------------------------------------------------- */
 
+/* A buffer the kernel filled is out of its ring; once consumed it goes on
+ * top of the spare stack, the next to go back in (ur_top_up). */
 static void ur_give_back(struct ur_state *s, unsigned bid)
 {
-    io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * s->bufsize, s->bufsize,
-                          (unsigned short)bid, io_uring_buf_ring_mask(s->nbufs), (int)s->given);
-    s->given++;
+    s->spare[s->nspare++] = (uint16_t)bid;
 }
 
 /* One completion to its op. The op may be freed by its callback: nothing
@@ -498,6 +539,10 @@ static void ur_run(struct ur_state *s, const struct ur_done *d)
     if (kind != SB__OP_ACCEPT && res > 0 && sb__sys.uring_io != NULL)
         res = sb__sys.uring_io(res); /* fault injection (sys.h) */
     const void *p = bid >= 0 && res > 0 ? s->bufs + (size_t)bid * s->bufsize : NULL;
+    if (bid >= 0)
+        s->inring--;
+    else if (res == -ENOBUFS && kind == SB__OP_RECV && s->target < s->nbufs)
+        s->target *= 2; /* ran dry: keep more in the ring */
     if (!more)
         ur_op_ended(op, kind);
     op->cb(op, kind, res, more, p);
@@ -510,13 +555,22 @@ static int ur_complete(void *state)
     struct ur_state *s = state;
     unsigned n = s->ndone;
 
+    unsigned used = s->nspare;
+
     for (unsigned i = 0; i < n; i++)
         ur_run(s, &s->done[i]);
     s->ndone = 0;
-    if (s->given > 0) {
-        io_uring_buf_ring_advance(s->br, (int)s->given);
-        s->given = 0;
+    if (s->br == NULL)
+        return (int)n;
+    used = s->nspare - used; /* buffers this turn filled and gave back */
+    if (used > s->peak)
+        s->peak = used;
+    if (++s->turns == UR_SHRINK_TURNS) {
+        if (s->peak * 4 < s->target && s->target / 2 >= UR_RING_MIN)
+            s->target /= 2;
+        s->peak = s->turns = 0;
     }
+    ur_top_up(s);
     return (int)n;
 }
 
