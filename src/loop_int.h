@@ -146,6 +146,9 @@ extern const struct sb__backend sb__backend_uring;
 /* The provided buffers of each io_uring loop made from now on: how many (a
  * power of two) and how large. Tests shrink them to run the ring dry. */
 extern unsigned sb__uring_bufs, sb__uring_buf_size;
+/* How many buffers the io_uring loop l keeps in the kernel's ring now
+ * (ur_top_up in loop_uring.c); 0 without the completion side. Tests. */
+unsigned sb__uring_ring_target(const sb_loop *l);
 #endif
 
 /* What conn reads on every message, named here so that it inlines: the

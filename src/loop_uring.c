@@ -606,6 +606,12 @@ static void ur_drain(void *state)
     }
 }
 
+unsigned sb__uring_ring_target(const sb_loop *l)
+{
+    const struct ur_state *s = sb__loop_hot(l)->bs;
+    return s->br != NULL ? s->target : 0;
+}
+
 static const struct sb__ring ur_ring_ops = {
     .accept = ur_accept,
     .recv = ur_recv,

@@ -9,7 +9,9 @@
  *     connections still work;
  *   - more connections sending than the ring has buffers (ENOBUFS ends the
  *     multishot receive; it is re-armed): nothing lost or reordered, and
- *     messages spanning several buffers arrive whole;
+ *     messages spanning several buffers arrive whole; the kernel's ring
+ *     holds only what the turns need, growing when it runs dry and
+ *     shrinking when turns use little;
  *   - a paused connection's receive is cancelled: the bytes stay in the
  *     kernel until the resume; what a turn's completions brought before
  *     the pause, or before the output passed its high-water mark, is held
@@ -212,6 +214,60 @@ static void test_ring_dry(void)
         sb_buf_free(&want[i]);
         sb_buf_free(&back[i]);
     }
+    sb_loop_free(l);
+}
+
+/* The kernel's ring holds only as many buffers as the turns need (a FIFO
+ * of all of them would make every receive land in cold memory): 32 of 64
+ * at first; 60 connections with bytes waiting run it dry, and it grows to
+ * all 64 with nothing lost; turns that use few shrink it back, step by
+ * step, never under 16. */
+static void test_ring_target(void)
+{
+    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
+    sb_loop *l;
+    state s = {0};
+    sb_handler h = handler(&s);
+    sb_conn_opts o;
+    sb_buf back[60];
+    int sv[60][2], got = 0;
+
+    sb__uring_bufs = 64;
+    sb__uring_buf_size = 1024;
+    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
+    sb__uring_bufs = saved_n;
+    sb__uring_buf_size = saved_size;
+    CHECK_EQ(sb__uring_ring_target(l), 32);
+    opts_for(&o, "line");
+    for (int i = 0; i < 60; i++) {
+        pair(sv[i]);
+        sb_buf_init(&back[i], 0);
+        CHECK_EQ(sb_conn_open(l, sv[i][0], &o, &h, NULL), 0);
+    }
+    sb_loop_run_once(l, 0); /* every receive armed, no bytes yet */
+    for (int i = 0; i < 60; i++)
+        CHECK_EQ(write(sv[i][1], "ping\n", 5), 5);
+    for (int round = 0; round < 2000 && got < 60; round++) {
+        sb_loop_run_once(l, 1);
+        got = 0;
+        for (int i = 0; i < 60; i++)
+            got += (drain(sv[i][1], &back[i]), sb_buf_len(&back[i]) == 5);
+    }
+    CHECK_EQ(got, 60);
+    CHECK_EQ(sb__uring_ring_target(l), 64);
+    for (int i = 0; i < 60; i++)
+        CHECK(memcmp(sb_buf_data(&back[i]), "ping\n", 5) == 0);
+    for (int i = 0; i < 3 * 1024 && sb__uring_ring_target(l) > 16; i++)
+        sb_loop_run_once(l, 0);
+    CHECK_EQ(sb__uring_ring_target(l), 16);
+    for (int i = 0; i < 2 * 1024; i++)
+        sb_loop_run_once(l, 0);
+    CHECK_EQ(sb__uring_ring_target(l), 16);
+    for (int i = 0; i < 60; i++) {
+        close(sv[i][1]);
+        sb_buf_free(&back[i]);
+    }
+    SPIN_UNTIL(l, s.closes == 60);
     sb_loop_free(l);
 }
 
@@ -532,6 +588,7 @@ int main(void)
     sb_loop_free(l);
     signal(SIGPIPE, SIG_IGN);
     RUN(test_ring_dry);
+    RUN(test_ring_target);
     RUN(test_pause_cancels);
     RUN(test_held_over_high_water);
     RUN(test_held_while_paused);
