@@ -55,7 +55,7 @@ int sb_buf_reserve(sb_buf *b, size_t n, uint8_t **out)
 {
     size_t len = sb_buf_len(b);
 
-    if (n > buf_limit(b) - len)
+    if (len > buf_limit(b) || n > buf_limit(b) - len) /* content past max: held by its owner */
         return SB_ETOOBIG;
     if (n > b->cap - b->wpos && b->rpos > 0) {
         /* Slide the content to the front before considering growth. */

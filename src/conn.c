@@ -166,8 +166,9 @@ static void conn_mark_close(sb_conn *c, int err, int graceful)
 
 /* Hand every whole message in p[0..n) to the handler. Returns the bytes
  * consumed, or a framing error. Stops early when the handler closes or
- * pauses the connection, or its replies hold too many file ranges; the
- * rest stays for later. */
+ * pauses the connection, or when messages must wait (its replies hold too
+ * many file ranges, or a ring connection's output passed its high-water
+ * mark); the rest stays for later. */
 static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
 {
     const sb_frame_spec *spec = &c->o->frame;
@@ -200,22 +201,34 @@ static ssize_t conn_deliver(sb_conn *c, const uint8_t *p, size_t n, int eof)
     return r < 0 ? r : (ssize_t)used;
 }
 
-/* Keep n bytes that were read but not delivered in `in`. When delivery
- * stopped (paused, closing, must wait) they may be many messages - a
- * whole read, or a ring's whole turn - which `in`'s bound, one message
- * long, is not for: it bounds what an unfinished message may grow to, and
- * only then applies. */
-static int conn_keep(sb_conn *c, const uint8_t *p, size_t n)
+/* Hold n bytes read while delivery is stopped (paused, closing, must
+ * wait) in `in`, behind what it holds. They may be many messages - a whole
+ * read, or a ring's whole turn - which `in`'s bound, one message long, is
+ * not for: that bounds what an unfinished message may grow to. A readiness
+ * connection holds at most one read; a ring's receive stops at the end of
+ * the turn that held, having brought at most the ring's buffers in all
+ * (SB_HOLD_MAX). More means the receive did not stop, and the connection
+ * ends rather than grow without bound. */
+static int conn_hold(sb_conn *c, const uint8_t *p, size_t n)
 {
-    size_t max = c->in.max;
+    size_t max = c->in.max, len = sb_buf_len(&c->in);
     int rc;
 
-    if (!sb__conn_stopped(c) && !sb__conn_must_wait(c))
-        return sb_buf_append(&c->in, p, n);
+    if (len + n > SB_HOLD_MAX + sb__conn_max_msg(c))
+        return sb__conn_must_wait(c) ? SB_EOUTPUT : SB_ETOOBIG;
     c->in.max = 0;
     rc = sb_buf_append(&c->in, p, n);
     c->in.max = max;
     return rc;
+}
+
+/* Keep the n bytes a delivery left: held when it stopped, else the start
+ * of the next message, bounded by `in`. */
+static int conn_keep(sb_conn *c, const uint8_t *p, size_t n)
+{
+    if (sb__conn_stopped(c) || sb__conn_must_wait(c))
+        return conn_hold(c, p, n);
+    return sb_buf_append(&c->in, p, n);
 }
 
 /* Messages now in p[0..n) (from scratch when `in` was empty, else `in`
@@ -267,13 +280,23 @@ static void conn_on_eof(sb_conn *c)
         conn_mark_close(c, rc, 1);
         return;
     }
+    /* A paused event-model connection takes the end at its resume, after
+     * what it holds, as a readiness one finds the end in the socket then
+     * (a ring's receive brings it while paused). */
+    if (c->loop && (c->flags & F_PAUSED) && !(c->flags & (F_CLOSING | F_ABORT))) {
+        c->flags |= F_EOF_LATE | F_DELIVER;
+        return;
+    }
     rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 1);
     if (rc < 0) {
         conn_mark_close(c, rc, 1);
         return;
     }
-    if (sb_buf_len(&c->in) > 0 && !sb__conn_stopped(c) && sb__conn_must_wait(c)) {
-        c->flags |= F_EOF_LATE; /* whole messages wait for the queue to drain */
+    /* Whole messages wait for the queue to drain, or (event model) for the
+     * resume of a handler that paused among them. */
+    if (sb_buf_len(&c->in) > 0 && !(c->flags & (F_CLOSING | F_ABORT | F_CLOSED)) &&
+        (sb__conn_must_wait(c) || (c->loop && (c->flags & F_PAUSED)))) {
+        c->flags |= F_EOF_LATE;
         return;
     }
     if (sb_buf_len(&c->in) > 0 && !sb__conn_stopped(c)) {
@@ -288,9 +311,9 @@ static void conn_on_eof(sb_conn *c)
         conn_mark_close(c, 0, 1);
 }
 
-/* Deliver the messages held in `in` (after a resume, or once the file
- * ranges queued fell back); the peer's end, if it came meanwhile, follows
- * them. */
+/* Deliver the messages held in `in` (after a resume, or once the output
+ * or its file ranges fell back); the peer's end, if it came meanwhile,
+ * follows them. */
 void sb__conn_redeliver(sb_conn *c)
 {
     int rc;
@@ -317,7 +340,7 @@ static uint8_t *conn_read_target(sb_conn *c, uint8_t *scratch, size_t scratch_si
         *size = scratch_size;
         return scratch;
     }
-    if (c->in.max && c->in.max - sb_buf_len(&c->in) < want) /* held messages may pass max */
+    if (c->in.max && c->in.max - sb_buf_len(&c->in) < want)
         want = c->in.max > sb_buf_len(&c->in) ? c->in.max - sb_buf_len(&c->in) : 0;
     if (want == 0 || sb_buf_reserve(&c->in, want, &p) < 0)
         return NULL;
@@ -340,10 +363,23 @@ static void conn_took(sb_conn *c, size_t n)
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
 {
     size_t size;
-    uint8_t *p = conn_read_target(c, scratch, scratch_size, &size);
-    int from_in = p != scratch;
+    uint8_t *p;
+    int from_in;
     ssize_t n;
     int rc;
+
+    /* Held messages came first: a read goes behind them, so they are
+     * delivered before it (they were released in this turn) or it waits
+     * (still held: not reading is what holding means on readiness). */
+    if (c->flags & F_DELIVER) {
+        if (sb__conn_stopped(c) || sb__conn_must_wait(c))
+            return 0;
+        sb__conn_redeliver(c);
+        if (c->flags & (F_DELIVER | F_CLOSING | F_ABORT))
+            return 0;
+    }
+    p = conn_read_target(c, scratch, scratch_size, &size);
+    from_in = p != scratch;
 
     if (p == NULL)
         return SB_ETOOBIG;
@@ -386,14 +422,22 @@ int sb__conn_received(sb_conn *c, const uint8_t *p, size_t n)
         return 0;
     }
     conn_took(c, n);
-    while (n > 0 && rc == 0) {
+    while (n > 0 && rc == 0 && !(c->flags & (F_CLOSING | F_ABORT))) {
         size_t len = sb_buf_len(&c->in), take = n;
+        if (c->flags & F_DELIVER) {
+            /* Messages are held, and p comes after them: still held
+             * (paused, the output not drained), p joins them; released
+             * but not delivered yet (a resume or a send's completion
+             * earlier in this turn), they go first, now. */
+            if (sb__conn_stopped(c) || sb__conn_must_wait(c))
+                return conn_hold(c, p, n);
+            sb__conn_redeliver(c);
+            continue;
+        }
         if (len == 0)
             return conn_consume(c, p, n, 0, 0);
-        if (c->flags & F_DELIVER)
-            return conn_keep(c, p, n);
         if (c->in.max && c->in.max - len < take)
-            take = c->in.max - len;
+            take = c->in.max > len ? c->in.max - len : 0;
         if (take == 0)
             return SB_ETOOBIG;
         if ((rc = sb_buf_append(&c->in, p, take)) < 0)

@@ -73,18 +73,21 @@ static int ev_want_read(const sb_conn *c)
 
 /* F_RING: the receive armed while the connection wants to read, and
  * cancelled when it stops wanting to. A cancel still on its way is waited
- * out (its end re-runs this). An arm that fails (the submission queue
- * full and not flushable) is tried again at the next event; the timers
- * bound the connection meanwhile. */
+ * out (its end re-runs this). An arm or a cancel that could not be queued
+ * (the submission queue full and not flushable) is tried again at the end
+ * of the turn; the timers bound the connection meanwhile. */
 static void ev_ring_update(sb_conn *c)
 {
     int want = ev_want_read(c), busy = (c->op.busy & (1u << SB__OP_RECV)) != 0;
 
     if (want && !busy) {
-        sb__loop_recv(c->loop, c->fd, &c->op);
+        if (sb__loop_recv(c->loop, c->fd, &c->op) == -EBUSY)
+            sb__conn_kick(c);
     } else if (!want && busy && !(c->flags & F_RSTOP)) {
-        sb__loop_cancel(c->loop, &c->op, SB__OP_RECV);
-        c->flags |= F_RSTOP;
+        if (sb__loop_cancel(c->loop, &c->op, SB__OP_RECV) == 0)
+            c->flags |= F_RSTOP;
+        else
+            sb__conn_kick(c);
     }
 }
 
@@ -186,6 +189,7 @@ static void ev_progress(sb_conn *c)
          * known once its cancel ended it (ev_ring_done comes back here). */
         if (!(c->flags & F_ABORT) && (c->op.busy & (1u << SB__OP_RECV))) {
             ev_update(c);
+            sb_timer_start(c->loop, &c->timer, SB_LINGER_MS); /* bounds the wait (ev_timer) */
             return;
         }
         /* The timer is the only bound on lingering: without one (out of
@@ -315,7 +319,10 @@ static void ev_timer(sb_loop *l, sb_timer *t)
     int64_t d = sb__conn_deadline(c);
     int64_t next = sb__conn_min_timeout(c->o);
 
-    if (c->flags & F_LINGER) {
+    /* Lingering, or waiting for the receive's end to decide whether to
+     * linger (ev_progress): the time is up, close. */
+    if ((c->flags & F_LINGER) ||
+        ((c->flags & F_CLOSING) && c->queued == 0 && (c->op.busy & (1u << SB__OP_RECV)))) {
         ev_finish(c);
         return;
     }

@@ -170,6 +170,11 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful);
  * and a few hundred bytes, so a pipelining client that never reads would
  * otherwise take the process's descriptors. At most SB_FILES_HIGH - 1 plus
  * one reply's ranges are held. */
+/* The most a connection holds undelivered beyond one message (conn_hold):
+ * what one turn of a completion ring can receive, all its buffers
+ * (loop_uring.c: 256 x 64 KiB). */
+#define SB_HOLD_MAX (16u << 20)
+
 #define SB_FILES_HIGH 32
 #define SB_FILES_LOW 8
 
@@ -187,7 +192,7 @@ enum {
     F_PAUSED = 1 << 6,     /* sb_conn_pause */
     F_BACKPRESS = 1 << 7,  /* output over out_high: not reading */
     F_CLOSED = 1 << 8,     /* finished: fd closed, on_close called */
-    F_DELIVER = 1 << 9,    /* messages wait in `in` (after resume) */
+    F_DELIVER = 1 << 9,    /* messages wait in `in`: paused, must wait, or released and not yet delivered */
     F_LINGER = 1 << 10,    /* closing: our FIN is out, draining the peer's bytes */
     F_HUP = 1 << 11,       /* event model: the loop reported SB_HUP; read to the end */
     F_EOF_LATE = 1 << 12,  /* the peer's end came while messages were held: on_eof waits */
@@ -251,7 +256,8 @@ struct sb_conn {
     size_t queued;             /* bytes in the write queue (memory and file ranges) */
     size_t queued_mem;         /* ... of which in memory: what out_cap bounds */
     unsigned queued_files;     /* file chunks in the queue (each holds an fd) */
-    sb_buf in;                 /* unfinished message; empty (no memory) otherwise */
+    sb_buf in;                 /* unfinished message, after any held whole ones (F_DELIVER,
+                                * may pass in.max: conn_hold); empty (no memory) otherwise */
     sb_frame_state fs;         /* where decoding of the message in `in` stopped */
     int64_t last_io;           /* ms: last byte in or out */
     int64_t msg_start;         /* ms: when `in` became non-empty */

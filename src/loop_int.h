@@ -101,8 +101,10 @@ struct sb__ring {
     int (*send)(void *state, int fd, const void *p, size_t n, sb__op *op);
     int (*sendmsg)(void *state, int fd, const struct msghdr *mh, sb__op *op);
     /* Ask the kernel to end op's request of this kind, if in flight; its
-     * last completion still comes, through the callback as usual. */
-    void (*cancel)(void *state, sb__op *op, int kind);
+     * last completion still comes, through the callback as usual. Returns
+     * 0, or -EBUSY when the request could not be queued (the submission
+     * queue full and not flushable): ask again later. */
+    int (*cancel)(void *state, sb__op *op, int kind);
     /* Run the callbacks of what the last wait() collected; returns how
      * many ran. */
     int (*complete)(void *state);
@@ -259,10 +261,9 @@ static inline int sb__loop_accept(sb_loop *l, int lfd, sb__op *op)
     return h->ring->accept(h->bs, lfd, op);
 }
 
-static inline void sb__loop_cancel(sb_loop *l, sb__op *op, int kind)
+static inline int sb__loop_cancel(sb_loop *l, sb__op *op, int kind)
 {
     struct sb__loop_hot *h = sb__loop_hot(l);
-    if (op->busy & (1u << kind))
-        h->ring->cancel(h->bs, op, kind);
+    return op->busy & (1u << kind) ? h->ring->cancel(h->bs, op, kind) : 0;
 }
 #endif

@@ -48,8 +48,9 @@
  * consumes it, so the count bounds what one turn can receive, not how many
  * connections the loop serves; a ring that runs dry costs a re-arm, not
  * data. 256 x 64 KiB: 16 MiB of address space per loop, touched as used
- * (see ur_top_up: usually a few MiB of it). 64 KiB, a socket read's worth,
- * so that a message up to that size arrives in one buffer, not joined. */
+ * (see ur_top_up: usually a few MiB of it). 64 KiB, a socket read's worth:
+ * a receive takes a whole buffer, so a message up to that size that starts
+ * a receive (as a request does) arrives in one buffer, not joined. */
 unsigned sb__uring_bufs = 256;
 unsigned sb__uring_buf_size = 64 * 1024;
 
@@ -87,6 +88,7 @@ struct ur_state {
     unsigned inring;               /* buffers the kernel's ring holds now */
     unsigned target;               /* ... and how many it should hold (ur_top_up) */
     unsigned peak, turns;          /* most buffers a turn used, over this many turns */
+    int grew;                      /* the target grew this turn (once a turn at most) */
     struct ur_done *done;          /* completions collected by the last wait */
     unsigned ndone, donecap;
     sb__op live;                   /* list head: ops with requests in flight */
@@ -442,15 +444,18 @@ static int ur_sendmsg(void *state, int fd, const struct msghdr *mh, sb__op *op)
     return 0;
 }
 
-static void ur_cancel(void *state, sb__op *op, int kind)
+static int ur_cancel(void *state, sb__op *op, int kind)
 {
     struct ur_state *s = state;
     struct io_uring_sqe *sqe;
 
-    if (!(op->busy & (1u << kind)) || s->draining || (sqe = ur_sqe(s)) == NULL)
-        return; /* SQ full and not flushable: the request ends with its socket */
+    if (!(op->busy & (1u << kind)) || s->draining)
+        return 0; /* nothing in flight, or the teardown ends it */
+    if ((sqe = ur_sqe(s)) == NULL)
+        return -EBUSY;
     io_uring_prep_cancel64(sqe, ur_op_data(op, kind), 0);
     io_uring_sqe_set_data64(sqe, 0);
+    return 0;
 }
 
 /* ---- the wait ---------------------------------------------------------- */
@@ -541,8 +546,10 @@ static void ur_run(struct ur_state *s, const struct ur_done *d)
     const void *p = bid >= 0 && res > 0 ? s->bufs + (size_t)bid * s->bufsize : NULL;
     if (bid >= 0)
         s->inring--;
-    else if (res == -ENOBUFS && kind == SB__OP_RECV && s->target < s->nbufs)
-        s->target *= 2; /* ran dry: keep more in the ring */
+    else if (res == -ENOBUFS && kind == SB__OP_RECV && s->target < s->nbufs && !s->grew) {
+        s->target *= 2; /* ran dry: keep more in the ring (every receive that ended says so) */
+        s->grew = 1;
+    }
     if (!more)
         ur_op_ended(op, kind);
     op->cb(op, kind, res, more, p);
@@ -570,6 +577,7 @@ static int ur_complete(void *state)
             s->target /= 2;
         s->peak = s->turns = 0;
     }
+    s->grew = 0;
     ur_top_up(s);
     return (int)n;
 }

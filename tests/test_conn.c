@@ -760,6 +760,56 @@ static void test_pause_holds_a_read(void)
     sb_loop_free(l);
 }
 
+/* The peer's end comes behind messages a paused connection holds: the end
+ * waits for the resume and follows every message (on a ring the receive
+ * brings the end while the connection is paused; on readiness it waits in
+ * the socket). */
+static int eof_messages;
+
+static void eof_count(sb_conn *c, void *app)
+{
+    state *s = app;
+    eof_messages = s->messages;
+    on_eof(c, app);
+}
+
+static void test_eof_behind_pause(void)
+{
+    sb_loop *l = new_loop();
+    state s = {.pause_after = 1};
+    sb_handler h = {NULL, on_message, eof_count, on_close, &s};
+    sb_conn_opts o;
+    sb_conn *c;
+    sb_buf back = {0};
+    char in[25 * 16 + 1];
+    int sv[2];
+
+    for (int i = 0; i < 25; i++)
+        snprintf(in + i * 16, 17, "message %07d\n", i);
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(write(sv[1], in, 25 * 16), 25 * 16);
+    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    SPIN_UNTIL(l, s.messages == 1);
+    for (int i = 0; i < 10; i++)
+        sb_loop_run_once(l, 1);
+    CHECK_EQ(s.messages, 1);
+    CHECK_EQ(s.eofs, 0);
+    CHECK_EQ(s.closes, 0);
+    sb_conn_resume(c);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.messages, 25);
+    CHECK_EQ(s.eofs, 1);
+    CHECK_EQ(eof_messages, 25);
+    CHECK_EQ(s.close_err, 0);
+    drain(sv[1], &back);
+    CHECK_EQ(sb_buf_len(&back), 25 * 16);
+    close(sv[1]);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
 /* A connection paused and resumed by others within one turn, its readable
  * event falling in between: the bytes are still read (on epoll the edge
  * was spent while it was paused; watching for reads again re-arms it). */
@@ -1235,6 +1285,7 @@ int main(void)
         RUN(test_one_burst);
         RUN(test_pause_within_turn);
         RUN(test_pause_holds_a_read);
+        RUN(test_eof_behind_pause);
         RUN(test_write_budget);
         RUN(test_linger_long_drain);
         RUN(test_peer_after_reset);

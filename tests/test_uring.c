@@ -388,6 +388,140 @@ static void test_held_while_paused(void)
     held_turn(1);
 }
 
+/* Connection A pauses on its first message with a turn's worth of lines
+ * held (80 KB on 1,984-byte buffers); B's message, later in the same
+ * turn, resumes A. A's completions
+ * still to run in that turn must go behind what A holds, which is then
+ * delivered first - beyond `in`'s one-message bound, nothing refused or
+ * lost, in order. */
+static int resume_peer(sb_conn *c, const sb_msg *m, void *app)
+{
+    sb_conn_resume(app);
+    return 0;
+}
+
+static void test_resumed_within_turn(void)
+{
+    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
+    sb_loop *l;
+    state s = {0};
+    sb_handler ha = {NULL, pause_each, NULL, on_close, &s};
+    sb_handler hb = {NULL, resume_peer, NULL, NULL, NULL};
+    sb_conn_opts o;
+    sb_conn *a;
+    sb_buf want = {0}, back = {0};
+    int va[2], vb[2];
+
+    sb__uring_bufs = 256;
+    sb__uring_buf_size = 1984;
+    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
+    sb__uring_bufs = saved_n;
+    sb__uring_buf_size = saved_size;
+    opts_for(&o, "line");
+    o.max_msg = 64;
+    /* A flood first grows the kernel's ring, so that A's completions
+     * come in the first turn: the kernel runs 32 of them, B's, then more
+     * of A's. */
+    state sw = {0};
+    sb_handler hw = {NULL, on_message, NULL, on_close, &sw};
+    sb_buf flood = {0};
+    int vw[2];
+    size_t off = 0;
+    pair(vw);
+    CHECK_EQ(sb_conn_open(l, vw[0], &o, &hw, NULL), 0);
+    CHECK_EQ(sb_buf_reserve(&flood, 200000, &(uint8_t *){0}), 0);
+    for (int i = 0; i < 200000 / 16; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "flood %09d\n", i);
+        CHECK_EQ(sb_buf_append(&flood, line, (size_t)n), 0);
+    }
+    for (int i = 0; i < 2000 && sb__uring_ring_target(l) < 64; i++) {
+        ssize_t n = write(vw[1], sb_buf_data(&flood) + off, sb_buf_len(&flood) - off);
+        if (n > 0)
+            off = (off + (size_t)n) % sb_buf_len(&flood);
+        sb_loop_run_once(l, 1);
+        sb_buf_free(&back);
+        drain(vw[1], &back);
+    }
+    CHECK(sb__uring_ring_target(l) >= 64);
+    sb_buf_free(&back);
+    close(vw[1]);
+    SPIN_UNTIL(l, sw.closes == 1);
+    sb_buf_free(&flood);
+    pair(va);
+    pair(vb);
+    for (int i = 0; sb_buf_len(&want) < 80000; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "message %07d\n", i);
+        CHECK_EQ(sb_buf_append(&want, line, (size_t)n), 0);
+    }
+    CHECK_EQ(write(va[1], sb_buf_data(&want), sb_buf_len(&want)), (ssize_t)sb_buf_len(&want));
+    CHECK_EQ(write(vb[1], "go\n", 3), 3);
+    CHECK_EQ(sb_conn_open(l, va[0], &o, &ha, &a), 0);
+    hb.app = a;
+    CHECK_EQ(sb_conn_open(l, vb[0], &o, &hb, NULL), 0);
+    for (int i = 0; i < 20000 && sb_buf_len(&back) < sb_buf_len(&want) && s.closes == 0; i++) {
+        sb_loop_run_once(l, 1);
+        if (a->flags & F_PAUSED)
+            sb_conn_resume(a);
+        drain(va[1], &back);
+    }
+    CHECK_EQ(s.closes, 0);
+    CHECK_EQ(sb_buf_len(&back), sb_buf_len(&want));
+    CHECK(memcmp(sb_buf_data(&back), sb_buf_data(&want), sb_buf_len(&want)) == 0);
+    close(va[1]);
+    close(vb[1]);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.close_err, 0);
+    sb_buf_free(&want);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+/* The handler closes partway through a receive's bytes (max_msg 64, 1 KiB
+ * buffers that end mid-line): a clean close, not "message too big" from
+ * the bytes it no longer takes. */
+static int close_at_70(sb_conn *c, const sb_msg *m, void *app)
+{
+    state *s = app;
+    if (++s->messages == 70)
+        sb_conn_close(c);
+    return 0;
+}
+
+static void test_close_within_receive(void)
+{
+    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
+    sb_loop *l;
+    state s = {0};
+    sb_handler h = {NULL, close_at_70, NULL, on_close, &s};
+    sb_conn_opts o;
+    sb_buf data = {0};
+    int sv[2];
+
+    sb__uring_bufs = 64;
+    sb__uring_buf_size = 1024;
+    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
+    sb__uring_bufs = saved_n;
+    sb__uring_buf_size = saved_size;
+    opts_for(&o, "line");
+    o.max_msg = 64;
+    pair(sv);
+    for (int i = 0; i < 300; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "message %06d\n", i);
+        CHECK_EQ(sb_buf_append(&data, line, (size_t)n), 0);
+    }
+    CHECK_EQ(write(sv[1], sb_buf_data(&data), sb_buf_len(&data)), (ssize_t)sb_buf_len(&data));
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    SPIN_UNTIL(l, s.closes == 1);
+    CHECK_EQ(s.messages, 70);
+    CHECK_EQ(s.close_err, 0);
+    close(sv[1]);
+    sb_buf_free(&data);
+    sb_loop_free(l);
+}
+
 /* ---- closing with requests in flight ------------------------------------- */
 
 static const void *watched;
@@ -592,6 +726,8 @@ int main(void)
     RUN(test_pause_cancels);
     RUN(test_held_over_high_water);
     RUN(test_held_while_paused);
+    RUN(test_resumed_within_turn);
+    RUN(test_close_within_receive);
     RUN(test_close_with_send);
     RUN(test_free_loop_with_send);
     RUN(test_close_with_recv);
