@@ -292,10 +292,16 @@ static void conn_on_eof(sb_conn *c)
         conn_mark_close(c, rc, 1);
         return;
     }
-    /* Whole messages wait for the queue to drain, or (event model) for the
-     * resume of a handler that paused among them. */
+    /* A message just delivered paused it: the end waits for the resume
+     * too, whether or not messages are left (a resume with nothing held
+     * would not redeliver, hence F_DELIVER). */
+    if (c->loop && (c->flags & F_PAUSED) && !(c->flags & (F_CLOSING | F_ABORT | F_CLOSED))) {
+        c->flags |= F_EOF_LATE | F_DELIVER;
+        return;
+    }
+    /* Whole messages wait for the queue to drain. */
     if (sb_buf_len(&c->in) > 0 && !(c->flags & (F_CLOSING | F_ABORT | F_CLOSED)) &&
-        (sb__conn_must_wait(c) || (c->loop && (c->flags & F_PAUSED)))) {
+        sb__conn_must_wait(c)) {
         c->flags |= F_EOF_LATE;
         return;
     }
@@ -370,13 +376,14 @@ int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
 
     /* Held messages came first: a read goes behind them, so they are
      * delivered before it (they were released in this turn) or it waits
-     * (still held: not reading is what holding means on readiness). */
+     * (still held: not reading is what holding means on readiness). A
+     * read that waits says "maybe more": the socket was not drained, and
+     * an edge-triggered watch gives no second report of it. */
     if (c->flags & F_DELIVER) {
-        if (sb__conn_stopped(c) || sb__conn_must_wait(c))
-            return 0;
-        sb__conn_redeliver(c);
-        if (c->flags & (F_DELIVER | F_CLOSING | F_ABORT))
-            return 0;
+        if (!sb__conn_stopped(c) && !sb__conn_must_wait(c))
+            sb__conn_redeliver(c);
+        if ((c->flags & F_DELIVER) || sb__conn_stopped(c) || sb__conn_must_wait(c))
+            return 1;
     }
     p = conn_read_target(c, scratch, scratch_size, &size);
     from_in = p != scratch;
@@ -446,6 +453,8 @@ int sb__conn_received(sb_conn *c, const uint8_t *p, size_t n)
         n -= take;
         rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 0);
     }
+    if (n > 0 && (c->flags & (F_CLOSING | F_ABORT)))
+        c->flags |= F_RDROP; /* closed with bytes still coming: see lingering */
     return rc;
 }
 

@@ -189,7 +189,10 @@ static void ev_progress(sb_conn *c)
          * known once its cancel ended it (ev_ring_done comes back here). */
         if (!(c->flags & F_ABORT) && (c->op.busy & (1u << SB__OP_RECV))) {
             ev_update(c);
-            sb_timer_start(c->loop, &c->timer, SB_LINGER_MS); /* bounds the wait (ev_timer) */
+            if (!(c->flags & F_RWAIT)) { /* the wait's bound, from its start (ev_timer) */
+                c->flags |= F_RWAIT;
+                sb_timer_start(c->loop, &c->timer, SB_LINGER_MS);
+            }
             return;
         }
         /* The timer is the only bound on lingering: without one (out of
@@ -321,8 +324,7 @@ static void ev_timer(sb_loop *l, sb_timer *t)
 
     /* Lingering, or waiting for the receive's end to decide whether to
      * linger (ev_progress): the time is up, close. */
-    if ((c->flags & F_LINGER) ||
-        ((c->flags & F_CLOSING) && c->queued == 0 && (c->op.busy & (1u << SB__OP_RECV)))) {
+    if (c->flags & (F_LINGER | F_RWAIT)) {
         ev_finish(c);
         return;
     }

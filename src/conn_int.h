@@ -172,7 +172,7 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful);
  * one reply's ranges are held. */
 /* The most a connection holds undelivered beyond one message (conn_hold):
  * what one turn of a completion ring can receive, all its buffers
- * (loop_uring.c: 256 x 64 KiB). */
+ * (loop_uring.c: 256 x 64 KiB; a larger ring needs a larger bound). */
 #define SB_HOLD_MAX (16u << 20)
 
 #define SB_FILES_HIGH 32
@@ -201,6 +201,7 @@ enum {
     F_RING = 1 << 15,      /* event model on a completion ring: the kernel receives and sends */
     F_RSTOP = 1 << 16,     /* ring: the receive's cancel is asked, its end not yet seen */
     F_RDROP = 1 << 17,     /* ring: bytes came after closing began (the peer still sends) */
+    F_RWAIT = 1 << 18,     /* ring: closing, waiting for the receive's end (bounded by the timer) */
 };
 
 typedef struct sb__chunk sb__chunk;

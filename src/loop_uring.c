@@ -50,7 +50,9 @@
  * data. 256 x 64 KiB: 16 MiB of address space per loop, touched as used
  * (see ur_top_up: usually a few MiB of it). 64 KiB, a socket read's worth:
  * a receive takes a whole buffer, so a message up to that size that starts
- * a receive (as a request does) arrives in one buffer, not joined. */
+ * a receive (as a request does) arrives in one buffer, not joined. What
+ * one turn can bring a connection is bounded by all of them together:
+ * SB_HOLD_MAX (conn_int.h) must stay at least that. */
 unsigned sb__uring_bufs = 256;
 unsigned sb__uring_buf_size = 64 * 1024;
 

@@ -572,6 +572,62 @@ static void test_sendfile_order(void)
     sb_loop_free(l);
 }
 
+/* Every message answered by a one-byte file range: each read's messages
+ * stop at the file-range bound (SB_FILES_HIGH) and wait in `in`, while the
+ * socket holds more. Each read must go behind the waiting messages and
+ * still leave the socket read to its end - on an edge-triggered watch no
+ * second report comes for bytes left unread - so all 40,000 are answered. */
+static int file_byte(sb_conn *c, const sb_msg *m, void *app)
+{
+    file_state *f = app;
+    f->step++;
+    return sb_conn_sendfile(c, dup(f->file_fd), 0, 1);
+}
+
+static void test_files_bound_many_reads(void)
+{
+    sb_loop *l = new_loop();
+    file_state f = {0};
+    sb_handler h = {NULL, file_byte, NULL, NULL, &f};
+    sb_conn_opts o;
+    sb_buf back = {0};
+    char path[] = "/tmp/sb_conn_XXXXXX";
+    static char in[40000 * 2];
+    size_t off = 0;
+    int sv[2];
+
+    f.file_fd = mkstemp(path);
+    CHECK(f.file_fd >= 0);
+    unlink(path);
+    CHECK_EQ(write(f.file_fd, "x", 1), 1);
+    for (size_t i = 0; i < sizeof in; i += 2)
+        memcpy(in + i, "a\n", 2);
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, NULL), 0);
+    /* Until all are answered, or 1,000 turns pass with no reply (a stall). */
+    for (int idle = 0; idle < 1000 && sb_buf_len(&back) < 40000; idle++) {
+        size_t had = sb_buf_len(&back);
+        if (off < sizeof in) {
+            ssize_t n = write(sv[1], in + off, sizeof in - off);
+            if (n > 0)
+                off += (size_t)n;
+        }
+        sb_loop_run_once(l, 1);
+        drain(sv[1], &back);
+        if (sb_buf_len(&back) > had)
+            idle = 0;
+    }
+    CHECK_EQ(f.step, 40000);
+    CHECK_EQ(sb_buf_len(&back), 40000);
+    close(sv[1]);
+    for (int i = 0; i < 5; i++)
+        sb_loop_run_once(l, 1);
+    close(f.file_fd);
+    sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
 /* A file range costs no memory: out_cap bounds the memory queued, so a
  * range far larger than the cap is queued and sent whole, while memory
  * over the cap is still refused. */
@@ -807,6 +863,63 @@ static void test_eof_behind_pause(void)
     CHECK_EQ(sb_buf_len(&back), 25 * 16);
     close(sv[1]);
     sb_buf_free(&back);
+    sb_loop_free(l);
+}
+
+/* A handler that pauses on every message, and the peer's end right behind
+ * the last one: the end, like each message, waits for the resume ("R"),
+ * then on_eof ("E") once and the close ("C") - on every backend, though a
+ * ring's receive brings the end while the connection is paused. */
+static char paused_log[64];
+
+static void log_add(const char *t)
+{
+    strncat(paused_log, t, sizeof paused_log - strlen(paused_log) - 1);
+}
+
+static int pause_log_message(sb_conn *c, const sb_msg *m, void *app)
+{
+    char t[8];
+    snprintf(t, sizeof t, "%.*s|", (int)m->len, (const char *)m->data);
+    log_add(t);
+    sb_conn_pause(c);
+    return 0;
+}
+
+static void pause_log_eof(sb_conn *c, void *app)
+{
+    log_add("E");
+    sb_conn_close(c);
+}
+
+static void pause_log_close(sb_conn *c, int err, void *app)
+{
+    log_add(err == 0 ? "C" : "X");
+}
+
+static void test_eof_after_last_pause(void)
+{
+    sb_loop *l = new_loop();
+    sb_handler h = {NULL, pause_log_message, pause_log_eof, pause_log_close, NULL};
+    sb_conn_opts o;
+    sb_conn *c;
+    int sv[2];
+
+    paused_log[0] = 0;
+    opts_for(&o, "line");
+    pair(sv);
+    CHECK_EQ(write(sv[1], "a\nb\nc\n", 6), 6);
+    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+    CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
+    for (int i = 1; i <= 200 && strchr(paused_log, 'C') == NULL; i++) {
+        sb_loop_run_once(l, 1);
+        if (i % 10 == 0 && (c->flags & F_PAUSED)) {
+            log_add("R");
+            sb_conn_resume(c);
+        }
+    }
+    CHECK(strcmp(paused_log, "a|Rb|Rc|REC") == 0);
+    close(sv[1]);
     sb_loop_free(l);
 }
 
@@ -1280,12 +1393,14 @@ int main(void)
         RUN(test_write_timeout);
         RUN(test_close_other_in_batch);
         RUN(test_sendfile_order);
+        RUN(test_files_bound_many_reads);
         RUN(test_sendfile_over_cap);
         RUN(test_transport_without_sendfile);
         RUN(test_one_burst);
         RUN(test_pause_within_turn);
         RUN(test_pause_holds_a_read);
         RUN(test_eof_behind_pause);
+        RUN(test_eof_after_last_pause);
         RUN(test_write_budget);
         RUN(test_linger_long_drain);
         RUN(test_peer_after_reset);
