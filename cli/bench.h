@@ -46,6 +46,7 @@ struct counters {
     uint64_t e_connect, e_tls, e_mismatch, e_closed, e_io, e_decode, e_unanswered;
     uint64_t e_status, e_length; /* HTTP: non-2xx; 2xx body of another length */
     uint64_t status[HTTP_STATUS_MAX]; /* HTTP: responses per status */
+    uint64_t ring_bufs;      /* uring engine: the most buffers its kernel ring held at once */
 };
 
 struct result {

@@ -201,6 +201,6 @@ void bench_print_json(const struct bench_opts *o, const struct result *r)
     json_statuses(k);
     printf("\"client_backend\":");
     json_str(r->client);
-    printf(",\"client_cpu_s\":%.4f,\"client_cpu_us_per_msg\":%.3f}\n", r->cpu_s,
-           cpu_per_msg(o, r));
+    printf(",\"client_cpu_s\":%.4f,\"client_cpu_us_per_msg\":%.3f,\"client_ring_buffers\":%llu}\n",
+           r->cpu_s, cpu_per_msg(o, r), (unsigned long long)k->ring_bufs);
 }

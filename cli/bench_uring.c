@@ -8,15 +8,16 @@
  * (6.1 on), else COOP_TASKRUN, else none; it needs Linux 6.0 for the
  * multishot receive, and bench_uring_probe says so before the run.
  * Each connection has one multishot receive armed into a ring of provided
- * buffers shared by the worker's connections; a buffer goes back to the
- * ring as soon as the replies in it are checked (whole replies are checked
- * where they landed; only a partial one is copied, into the connection's
- * input). A turn: take every completion, check the replies and queue one
- * new message per reply, run the timers if one is due, put one send per
- * connection that has something queued on the ring, then submit those
- * sends and wait for the next completion (or the next timer) in one
- * io_uring_enter. The epoll engine pays a recv and a send per connection
- * and turn and an epoll_wait per turn.
+ * buffers shared by the worker's connections; a buffer is free again as
+ * soon as the replies in it are checked (whole replies are checked where
+ * they landed; only a partial one is copied, into the connection's input),
+ * and the kernel's ring is refilled at the end of the turn from the
+ * buffers freed last (top_up). A turn: take every completion, check the
+ * replies and queue one new message per reply, run the timers if one is
+ * due, put one send per connection that has something queued on the ring,
+ * then submit those sends and wait for the next completion (or the next
+ * timer) in one io_uring_enter. The epoll engine pays a recv and a send
+ * per connection and turn and an epoll_wait per turn.
  *
  * Single receives straight into each connection's input (one submission
  * per reply) measured about 6% more client CPU per message than the
@@ -46,6 +47,11 @@
 #define NBUFS_MAX 32768      /* the kernel's limit on a buffer ring's entries */
 #define BUFS_BYTES_MAX (32u << 20) /* a worker's buffers in all, at most */
 #define SQ_MAX 4096
+/* How many buffers the kernel's ring holds to begin with and at least
+ * (top_up), and how many turns pass between chances to shrink it. */
+#define RING_START 32u
+#define RING_MIN 16u
+#define SHRINK_TURNS 1024u
 
 /* What a completion is for: the operation in the low bits of user_data,
  * the connection's index in the worker above them. */
@@ -59,7 +65,12 @@ struct uring {
     size_t br_bytes;
     uint8_t *bufs;                /* nbufs buffers of bufsz bytes */
     unsigned nbufs, bufsz;
-    unsigned returned;            /* buffers given back this turn, not yet published */
+    uint16_t *spare;              /* buffer ids out of the kernel's ring, last freed on top */
+    unsigned nspare;
+    unsigned inring;              /* buffers the kernel's ring holds now */
+    unsigned target;              /* ... and how many it should hold (top_up) */
+    unsigned peak, turns;         /* most buffers a turn used, over this many turns */
+    int grew;                     /* the target grew this turn (once a turn at most) */
     struct bconn **dirty;         /* connections with work for the end of the turn */
     long ndirty;
 };
@@ -97,8 +108,32 @@ static int ring_init(struct io_uring *ring, unsigned entries)
     return r;
 }
 
-/* The provided buffers: nbufs of bufsz bytes, all in the ring. liburing
- * 2.3 has no io_uring_setup_buf_ring, so the ring's memory is ours. */
+/* Keep target buffers in the kernel's ring, taken from the top of the
+ * spare stack: the buffers freed last, still in the CPU's caches. The ring
+ * is a FIFO, so with all nbufs in it a buffer would be written again only
+ * after every other one (up to BUFS_BYTES_MAX of them), from cold memory;
+ * with target in it, after target - 1 others. A ring that ran dry doubles
+ * the target (on_recv); one whose turns used under a quarter of it for
+ * SHRINK_TURNS turns halves it (reap). */
+static void top_up(struct uring *u)
+{
+    unsigned added = 0;
+
+    while (u->inring < u->target && u->nspare > 0) {
+        unsigned bid = u->spare[--u->nspare];
+
+        io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsz, u->bufsz,
+                              (unsigned short)bid, io_uring_buf_ring_mask(u->nbufs), (int)added);
+        added++;
+        u->inring++;
+    }
+    if (added > 0)
+        io_uring_buf_ring_advance(u->br, (int)added);
+}
+
+/* The provided buffers: nbufs of bufsz bytes (memory touched only as the
+ * ring's target reaches it), RING_START of them in the ring. liburing 2.3
+ * has no io_uring_setup_buf_ring, so the ring's memory is ours. */
 static int bufs_init(struct uring *u)
 {
     struct io_uring_buf_reg reg;
@@ -111,7 +146,8 @@ static int bufs_init(struct uring *u)
         return -ENOMEM;
     }
     u->bufs = malloc((size_t)u->nbufs * u->bufsz);
-    if (u->bufs == NULL)
+    u->spare = malloc(u->nbufs * sizeof *u->spare);
+    if (u->bufs == NULL || u->spare == NULL)
         return -ENOMEM;
     io_uring_buf_ring_init(u->br);
     memset(&reg, 0, sizeof reg);
@@ -121,10 +157,11 @@ static int bufs_init(struct uring *u)
     r = io_uring_register_buf_ring(&u->ring, &reg, 0);
     if (r < 0)
         return r;
-    for (unsigned i = 0; i < u->nbufs; i++)
-        io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * u->bufsz, u->bufsz, (unsigned short)i,
-                              io_uring_buf_ring_mask(u->nbufs), (int)i);
-    io_uring_buf_ring_advance(u->br, (int)u->nbufs);
+    for (unsigned i = 0; i < u->nbufs; i++) /* buffer 0 on top: the first used */
+        u->spare[i] = (uint16_t)(u->nbufs - 1 - i);
+    u->nspare = u->nbufs;
+    u->target = u->nbufs < 2 * RING_MIN ? u->nbufs : RING_START;
+    top_up(u);
     return 0;
 }
 
@@ -173,6 +210,7 @@ int bench_uring_probe(void)
     if (u.br)
         munmap(u.br, u.br_bytes);
     free(u.bufs);
+    free(u.spare);
     /* A kernel before 5.19 has no buffer rings, one before 6.0 no
      * multishot receive. */
     return r == -EINVAL ? -EOPNOTSUPP : r;
@@ -186,9 +224,10 @@ int bench_uring_open(struct worker *w)
 
     if (u == NULL)
         return -ENOMEM;
-    /* A buffer holds what a connection can have in flight, and the ring
-     * has two buffers per connection: a connection holds one only from a
-     * completion to the end of that turn. */
+    /* A buffer holds what a connection can have in flight, and there are
+     * two buffers per connection (a connection holds one only from a
+     * completion to the end of that turn): the most the kernel's ring
+     * holds once its target has grown to them. */
     u->bufsz = pow2_at_least(b->framed * (size_t)b->o.pipeline, BUF_MIN, BUF_MAX);
     u->nbufs = pow2_at_least((size_t)w->nconns * 2, NBUFS_MIN, NBUFS_MAX);
     /* Past the bound a receive that finds the ring empty ends (-ENOBUFS)
@@ -211,6 +250,7 @@ int bench_uring_open(struct worker *w)
         bench_uring_free(w);
         return r;
     }
+    w->k.ring_bufs = u->target;
     for (long i = 0; i < w->nconns; i++) /* the first turn arms their receives */
         if (w->c[i].fd >= 0)
             bench_uring_flush(&w->c[i]);
@@ -227,6 +267,7 @@ void bench_uring_free(struct worker *w)
     if (u->br)
         munmap(u->br, u->br_bytes);
     free(u->bufs);
+    free(u->spare);
     free(u->dirty);
     free(u);
     w->u = NULL;
@@ -314,15 +355,17 @@ static void submit_dirty(struct uring *u, int64_t now)
     u->ndirty = keep;
 }
 
+/* A buffer the kernel filled is out of its ring; once its replies are
+ * checked it goes on top of the spare stack, the next to go back in. */
 static void give_back(struct uring *u, unsigned bid)
 {
-    io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsz, u->bufsz, (unsigned short)bid,
-                          io_uring_buf_ring_mask(u->nbufs), (int)u->returned++);
+    u->spare[u->nspare++] = (uint16_t)bid;
 }
 
 /* A receive completed: bytes (checked, the buffer given back at once), the
- * end of the multishot (armed again at the end of the turn), the server's
- * close, or an error. */
+ * end of the multishot (armed again at the end of the turn, after the
+ * ring's top-up; one that ended on an empty ring grows its target), the
+ * server's close, or an error. */
 static void on_recv(struct worker *w, struct bconn *c, const struct io_uring_cqe *cqe, int64_t now)
 {
     struct uring *u = w->u;
@@ -331,6 +374,14 @@ static void on_recv(struct worker *w, struct bconn *c, const struct io_uring_cqe
 
     if (!(cqe->flags & IORING_CQE_F_MORE))
         c->u_recv = 0;
+    if (has_buf) {
+        u->inring--;
+    } else if (cqe->res == -ENOBUFS && u->target < u->nbufs && !u->grew) {
+        u->target *= 2; /* every receive that ended on the empty ring says so: once a turn */
+        u->grew = 1;
+        if (u->target > w->k.ring_bufs)
+            w->k.ring_bufs = u->target;
+    }
     if (c->fd >= 0) {
         if (cqe->res > 0 && has_buf)
             bench_conn_input(c, u->bufs + (size_t)bid * u->bufsz, (size_t)cqe->res, now);
@@ -360,12 +411,14 @@ static void on_send(struct worker *w, struct bconn *c, int res)
         bench_uring_flush(c);
 }
 
-/* Every completion there is; the buffers given back in one step. */
+/* Every completion there is, then the kernel's ring topped up from the
+ * buffers they freed, its target halved after SHRINK_TURNS turns that each
+ * used under a quarter of it. */
 static void reap(struct worker *w, int64_t now)
 {
     struct uring *u = w->u;
     struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
+    unsigned head, n = 0, used = u->nspare;
 
     io_uring_for_each_cqe(&u->ring, head, cqe) {
         uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -378,10 +431,16 @@ static void reap(struct worker *w, int64_t now)
             on_send(w, c, cqe->res);
     }
     io_uring_cq_advance(&u->ring, n);
-    if (u->returned) {
-        io_uring_buf_ring_advance(u->br, (int)u->returned);
-        u->returned = 0;
+    used = u->nspare - used;
+    if (used > u->peak)
+        u->peak = used;
+    if (++u->turns == SHRINK_TURNS) {
+        if (u->peak * 4 < u->target && u->target / 2 >= RING_MIN)
+            u->target /= 2;
+        u->peak = u->turns = 0;
     }
+    u->grew = 0;
+    top_up(u);
 }
 
 /* Submit the turn's operations and wait for a completion, or until due

@@ -4,7 +4,10 @@ client engine (cli/bench_uring.c), driven end to end.
 
   every framing bench can check, at pipeline 1 and 8, -n exact: N sent, N
   replies checked, and the server served N; a payload larger than a
-  provided buffer (replies that span buffers)
+  provided buffer (replies that span buffers); 1,000 connections at
+  pipeline 8, more than the kernel's ring holds to begin with: the ring
+  grows (client_ring_buffers), within the buffers there are, and every
+  reply is checked
   --threads, --rate with -n, --duration with --marks
   servers that corrupt a reply's first or last byte, swap two replies or
   answer twice: mismatch counted, exit 1
@@ -127,6 +130,43 @@ def spanning_buffers():
                        "--pipeline", "3")
         eq((d["received_total"], d["errors_total"]), (60, 0), "received, errors")
         eq(served(srv), 60, "messages the server served")
+    finally:
+        srv.kill()
+
+
+def pow2_at_least(n, lo, hi):
+    v = lo
+    while v < n and v < hi:
+        v <<= 1
+    return v
+
+
+RING_START = 32  # buffers in the client's kernel ring to begin with (bench_uring.c)
+
+
+def ring_grows():
+    """1,000 connections at pipeline 8 on one worker: a turn's receives
+    take more buffers than the RING_START the kernel's ring starts with, so
+    receives end on an empty ring and the ring must grow; it stays within
+    the worker's buffers (two per connection, 32 MiB in all at most, as
+    bench_uring_open sizes them), and every reply of -n is checked with no
+    error."""
+    need_uring()
+    conns, pipeline, size = 1000, 8, 64
+    srv = sbtest.start_server(BIN, "--frame", "len32")
+    try:
+        d = uring_json(srv.addr_str, "--frame", "len32", "-n", "40000", "-c", conns,
+                       "--pipeline", pipeline, "--size", size)
+        eq((d["sent_total"], d["received_total"], d["errors_total"]), (40000, 40000, 0),
+           "sent, received, errors")
+        bufsz = pow2_at_least((4 + size) * pipeline, 4096, 65536)
+        nbufs = pow2_at_least(2 * conns, 64, 32768)
+        while nbufs > 64 and nbufs * bufsz > 32 << 20:
+            nbufs >>= 1
+        if not RING_START < d["client_ring_buffers"] <= nbufs:
+            raise AssertionError(f"the ring held at most {d['client_ring_buffers']} buffers, "
+                                 f"not more than {RING_START} and at most {nbufs}")
+        eq(served(srv), 40000, "messages the server served")
     finally:
         srv.kill()
 
@@ -349,6 +389,8 @@ def main():
                     framings_exact, spec, extra, str(pipe), limit=30)
     r.check("bench --backend uring: 100 KiB replies span provided buffers", spanning_buffers,
             limit=30)
+    r.check("bench --backend uring -c 1000 --pipeline 8: the buffer ring grows, every reply "
+            "checked", ring_grows, limit=60)
     r.check("bench --backend uring --threads 3 --marks: replies = served", threads_duration,
             limit=30)
     r.check("bench --backend uring --rate with -n: exact and paced", rate_exact, limit=30)
