@@ -254,6 +254,53 @@ def proc_tree_cpu_us(pid):
 
 # ------------------------------------------------------------------ client
 
+class WindowCpu:
+    """The server's CPU over a sub-window strictly inside the client's: from
+    the moment bench's "window begins" mark is seen to `span` seconds later,
+    so the server is sampled while every connection is open. Feed it bench's
+    stderr lines (on_line), join() once the client exited, then per(rate)
+    gives CPU µs per message (request) and pct() the server's share of one
+    core, or None when no sound figure exists: a sample taken after the
+    client's window closed (a starved runner) may miss threads or children
+    that already exited, so no figure rather than a wrong one."""
+
+    def __init__(self, running, span):
+        self.r, self.span = running, span
+        self.begin = self.end = self.ends_seen = None
+        self.timer = None
+
+    def _sample_end(self):
+        self.end = (time.monotonic(), self.r.cpu_us())
+
+    def on_line(self, line):
+        if "window begins" in line:
+            self.begin = (time.monotonic(), self.r.cpu_us())
+            self.timer = threading.Timer(max(0.05, self.span), self._sample_end)
+            self.timer.start()
+        elif "window ends" in line:
+            self.ends_seen = time.monotonic()
+
+    def join(self):
+        if self.timer is not None:
+            self.timer.join()
+
+    def _span(self):
+        b, e = self.begin, self.end
+        if b is None or e is None or None in (b[1], e[1]) or e[1] < b[1]:
+            return None
+        if self.ends_seen is not None and e[0] > self.ends_seen:
+            return None
+        return e[1] - b[1], e[0] - b[0]
+
+    def per(self, rate):
+        d = self._span()
+        return d[0] / (d[1] * rate) if d and rate else None
+
+    def pct(self):
+        d = self._span()
+        return 100.0 * d[0] / 1e6 / d[1] if d else None
+
+
 def run_bench(args, port, size, conns, pipeline, duration, extra=(), on_line=None):
     cmd = ["taskset", "-c", "1", args.client, "bench", "127.0.0.1:%d" % port,
            "--conns", str(conns), "--pipeline", str(pipeline), "--size", str(size),
@@ -321,40 +368,19 @@ class Matrix:
             self.cells.append(cell)
             self.problems.append("rep %d %s %s: %s" % (rep, label, server.name, why))
             return cell
-        marks = {}
-
-        def sample_end():
-            marks["end"] = (time.monotonic(), r.cpu_us())
-
-        def on_line(line):
-            # A sub-window strictly inside the client's: from the moment the
-            # begin mark is seen to 0.1 s before the client's window ends,
-            # so the server is sampled while every connection is open.
-            if "window begins" in line:
-                marks["begin"] = (time.monotonic(), r.cpu_us())
-                timer = threading.Timer(max(0.05, self.args.duration - 0.1), sample_end)
-                timer.start()
-                marks["timer"] = timer
-            elif "window ends" in line:
-                marks["ends_seen"] = time.monotonic()
+        cpu = WindowCpu(r, self.args.duration - 0.1)  # to 0.1 s before the window ends
         res, err = run_bench(self.args, r.port, size, conns, pipeline, self.args.duration,
-                             on_line=on_line)
-        if "timer" in marks:
-            marks["timer"].join()
+                             on_line=cpu.on_line)
+        cpu.join()
         served = r.stop()
         cell["bench"] = res
         if res is None:
             cell["error"] = "bench failed: " + " | ".join(err[-3:])
         else:
             total = res.get("received_total") or 0
-            b, e = marks.get("begin"), marks.get("end")
-            # A sample taken after the client's window closed (a starved
-            # runner) may miss threads or children that already exited:
-            # no figure rather than a wrong one.
-            late = e is not None and e[0] > marks.get("ends_seen", float("inf"))
-            if b and e and b[1] is not None and e[1] is not None and res.get("msgs_per_s") \
-                    and not late and e[1] >= b[1]:
-                cell["server_cpu_us_per_msg"] = (e[1] - b[1]) / ((e[0] - b[0]) * res["msgs_per_s"])
+            per = cpu.per(res.get("msgs_per_s"))
+            if per is not None:
+                cell["server_cpu_us_per_msg"] = per
             if served is not None:
                 cell["served"] = served
                 if total and served:
@@ -816,19 +842,8 @@ def hs_load(m, rep, server, label, root, cafile, extra=()):
         m.problems.append("rep %d HTTPS %s %s: %s" % (rep, label, server.name, why))
         m.cells.append(cell)
         return cell
-    marks = {}
-
-    def sample_end():
-        marks["end"] = (time.monotonic(), r.cpu_us())
-
-    def on_line(line):
-        if "window begins" in line:
-            marks["begin"] = (time.monotonic(), r.cpu_us())
-            # 80% of the window: slack for a runner that a loaded machine wakes late.
-            marks["timer"] = threading.Timer(max(0.05, args.http_duration * 0.8), sample_end)
-            marks["timer"].start()
-        elif "window ends" in line:
-            marks["ends_seen"] = time.monotonic()
+    # 80% of the window: slack for a runner that a loaded machine wakes late.
+    cpu = WindowCpu(r, args.http_duration * 0.8)
     # --fifo: the client too (its run ends with its window and drain, unlike wrk's).
     cmd = ["taskset", "-c", "1"] + args.sched_prefix + [args.switchboard, "bench",
            "https://127.0.0.1:%d/small.txt" % r.port, "--reconnect", "-k", "-c", str(HTTP_CONNS),
@@ -841,7 +856,7 @@ def hs_load(m, rep, server, label, root, cafile, extra=()):
     def read_err():
         for line in p.stderr:
             err.append(line.rstrip("\n"))
-            on_line(line)
+            cpu.on_line(line)
     t = threading.Thread(target=read_err, daemon=True)
     t.start()
     try:
@@ -850,8 +865,7 @@ def hs_load(m, rep, server, label, root, cafile, extra=()):
         p.kill()
         out, _ = p.communicate()
     t.join(2)
-    if "timer" in marks:
-        marks["timer"].join()
+    cpu.join()
     r.stop()
     try:
         res = json.loads(out.strip().splitlines()[-1])
@@ -872,11 +886,10 @@ def hs_load(m, rep, server, label, root, cafile, extra=()):
     cell["client_cpu_us_per_req"] = res.get("client_cpu_us_per_msg")
     cell["resumed_pct"] = 100.0 * res["tls_resumed"] / res["tls_handshakes"] \
         if res.get("tls_handshakes") else None
-    b, e = marks.get("begin"), marks.get("end")
-    late = e is not None and e[0] > marks.get("ends_seen", float("inf"))
-    if b and e and None not in (b[1], e[1]) and rps and not late and e[1] >= b[1]:
-        cell["server_cpu_us_per_req"] = (e[1] - b[1]) / ((e[0] - b[0]) * rps)
-        cell["server_cpu_pct"] = 100.0 * (e[1] - b[1]) / 1e6 / (e[0] - b[0])
+    per = cpu.per(rps)
+    if per is not None:
+        cell["server_cpu_us_per_req"] = per
+        cell["server_cpu_pct"] = cpu.pct()
     if p.returncode != 0 or res.get("errors_total") or not res.get("messages"):
         cell["error"] = "bench exit %s, %s connections, %s errors: %s" % (
             p.returncode, res.get("messages"), res.get("errors_total"), " | ".join(err[-2:]))
