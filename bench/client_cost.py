@@ -25,21 +25,8 @@ import sys
 import threading
 import time
 
-WORKLOADS = {
-    "A": dict(size=64, conns=50, pipeline=1),
-    "A300": dict(size=64, conns=300, pipeline=1),
-    "A1000": dict(size=64, conns=1000, pipeline=1),
-    "B": dict(size=64, conns=50, pipeline=16),
-    "C": dict(size=16384, conns=10, pipeline=1),
-}
-
-
-def runtime_ns(pid):
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-            total += int(f.read().split()[0])
-    return total
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from runner import WORKLOADS, task_runtime_ns  # noqa: E402 (the runner's workloads and CPU reading)
 
 
 def one(args, backend, port):
@@ -66,9 +53,9 @@ def one(args, backend, port):
         def read_err():
             for line in p.stderr:
                 if "window begins" in line:
-                    marks["b"] = (time.monotonic(), runtime_ns(srv.pid))
+                    marks["b"] = (time.monotonic(), task_runtime_ns(srv.pid))
                 elif "window ends" in line:
-                    marks["e"] = (time.monotonic(), runtime_ns(srv.pid))
+                    marks["e"] = (time.monotonic(), task_runtime_ns(srv.pid))
         t = threading.Thread(target=read_err, daemon=True)
         t.start()
         out = p.stdout.read()

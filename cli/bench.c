@@ -722,8 +722,8 @@ static void conn_handshake(struct bconn *c)
  * dial, start the handshake (TLS: the ClientHello goes now, offering the
  * slot's ticket with --tls-resume), queue the message. The socket stays
  * blocking as sb_dial_addr returns it: every read and write on it passes
- * MSG_DONTWAIT (the TLS engine's too), so the two fcntl calls that would
- * make it non-blocking are saved on every connection. */
+ * MSG_DONTWAIT (the TLS engine's too), so it need not be made
+ * non-blocking again. */
 static void conn_begin(struct bconn *c, int64_t now)
 {
     struct worker *w = c->w;

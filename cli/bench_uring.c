@@ -12,11 +12,11 @@
  * soon as the replies in it are checked (whole replies are checked where
  * they landed; only a partial one is copied, into the connection's input),
  * and the kernel's ring is refilled at the end of the turn from the
- * buffers freed last (top_up). A turn: take every completion, check the
- * replies and queue one new message per reply, run the timers if one is
- * due, put one send per connection that has something queued on the ring,
- * then submit those sends and wait for the next completion (or the next
- * timer) in one io_uring_enter. The epoll engine pays a recv and a send
+ * buffers freed last (src/uring_bufs.h). A turn: take every completion,
+ * check the replies and queue one new message per reply, run the timers
+ * if one is due, put one send per connection that has something queued on
+ * the ring, then submit those sends and wait for the next completion (or
+ * the next timer) in one io_uring_enter. The epoll engine pays a recv and a send
  * per connection and turn and an epoll_wait per turn.
  *
  * Single receives straight into each connection's input (one submission
@@ -39,6 +39,7 @@
 #include <liburing.h>
 
 #include "bench_int.h"
+#include "../src/uring_bufs.h" /* the kernel's ring kept warm, as the loop's backend does */
 
 #define BUF_GROUP 0
 #define BUF_MIN 4096         /* a provided buffer: at least a page */
@@ -47,11 +48,6 @@
 #define NBUFS_MAX 32768      /* the kernel's limit on a buffer ring's entries */
 #define BUFS_BYTES_MAX (32u << 20) /* a worker's buffers in all, at most */
 #define SQ_MAX 4096
-/* How many buffers the kernel's ring holds to begin with and at least
- * (top_up), and how many turns pass between chances to shrink it. */
-#define RING_START 32u
-#define RING_MIN 16u
-#define SHRINK_TURNS 1024u
 
 /* What a completion is for: the operation in the low bits of user_data,
  * the connection's index in the worker above them. */
@@ -61,16 +57,8 @@ enum { OP_RECV = 1, OP_SEND = 2 };
 
 struct uring {
     struct io_uring ring;
-    struct io_uring_buf_ring *br; /* the provided buffers' ring (page aligned) */
+    struct sb__bufs b;            /* the provided buffers (b.br page aligned, mmap'ed) */
     size_t br_bytes;
-    uint8_t *bufs;                /* nbufs buffers of bufsz bytes */
-    unsigned nbufs, bufsz;
-    uint16_t *spare;              /* buffer ids out of the kernel's ring, last freed on top */
-    unsigned nspare;
-    unsigned inring;              /* buffers the kernel's ring holds now */
-    unsigned target;              /* ... and how many it should hold (top_up) */
-    unsigned peak, turns;         /* most buffers a turn used, over this many turns */
-    int grew;                     /* the target grew this turn (once a turn at most) */
     struct bconn **dirty;         /* connections with work for the end of the turn */
     long ndirty;
 };
@@ -108,60 +96,33 @@ static int ring_init(struct io_uring *ring, unsigned entries)
     return r;
 }
 
-/* Keep target buffers in the kernel's ring, taken from the top of the
- * spare stack: the buffers freed last, still in the CPU's caches. The ring
- * is a FIFO, so with all nbufs in it a buffer would be written again only
- * after every other one (up to BUFS_BYTES_MAX of them), from cold memory;
- * with target in it, after target - 1 others. A ring that ran dry doubles
- * the target (on_recv); one whose turns used under a quarter of it for
- * SHRINK_TURNS turns halves it (reap). */
-static void top_up(struct uring *u)
-{
-    unsigned added = 0;
-
-    while (u->inring < u->target && u->nspare > 0) {
-        unsigned bid = u->spare[--u->nspare];
-
-        io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * u->bufsz, u->bufsz,
-                              (unsigned short)bid, io_uring_buf_ring_mask(u->nbufs), (int)added);
-        added++;
-        u->inring++;
-    }
-    if (added > 0)
-        io_uring_buf_ring_advance(u->br, (int)added);
-}
-
-/* The provided buffers: nbufs of bufsz bytes (memory touched only as the
- * ring's target reaches it), RING_START of them in the ring. liburing 2.3
+/* The provided buffers: b.n of b.size bytes (memory touched only as the
+ * ring's target reaches it), the first few in the kernel's ring. liburing 2.3
  * has no io_uring_setup_buf_ring, so the ring's memory is ours. */
 static int bufs_init(struct uring *u)
 {
     struct io_uring_buf_reg reg;
     int r;
 
-    u->br_bytes = (size_t)u->nbufs * sizeof(struct io_uring_buf);
-    u->br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (u->br == MAP_FAILED) {
-        u->br = NULL;
+    u->br_bytes = (size_t)u->b.n * sizeof(struct io_uring_buf);
+    u->b.br = mmap(NULL, u->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (u->b.br == MAP_FAILED) {
+        u->b.br = NULL;
         return -ENOMEM;
     }
-    u->bufs = malloc((size_t)u->nbufs * u->bufsz);
-    u->spare = malloc(u->nbufs * sizeof *u->spare);
-    if (u->bufs == NULL || u->spare == NULL)
+    u->b.mem = malloc((size_t)u->b.n * u->b.size);
+    u->b.spare = malloc(u->b.n * sizeof *u->b.spare);
+    if (u->b.mem == NULL || u->b.spare == NULL)
         return -ENOMEM;
-    io_uring_buf_ring_init(u->br);
+    io_uring_buf_ring_init(u->b.br);
     memset(&reg, 0, sizeof reg);
-    reg.ring_addr = (unsigned long)(uintptr_t)u->br;
-    reg.ring_entries = u->nbufs;
+    reg.ring_addr = (unsigned long)(uintptr_t)u->b.br;
+    reg.ring_entries = u->b.n;
     reg.bgid = BUF_GROUP;
     r = io_uring_register_buf_ring(&u->ring, &reg, 0);
     if (r < 0)
         return r;
-    for (unsigned i = 0; i < u->nbufs; i++) /* buffer 0 on top: the first used */
-        u->spare[i] = (uint16_t)(u->nbufs - 1 - i);
-    u->nspare = u->nbufs;
-    u->target = u->nbufs < 2 * RING_MIN ? u->nbufs : RING_START;
-    top_up(u);
+    sb__bufs_start(&u->b);
     return 0;
 }
 
@@ -198,8 +159,8 @@ int bench_uring_probe(void)
     int r;
 
     memset(&u, 0, sizeof u);
-    u.nbufs = 2;
-    u.bufsz = 64;
+    u.b.n = 2;
+    u.b.size = 64;
     r = ring_init(&u.ring, 4);
     if (r < 0)
         return r;
@@ -207,10 +168,10 @@ int bench_uring_probe(void)
     if (r == 0)
         r = probe_recv(&u);
     io_uring_queue_exit(&u.ring);
-    if (u.br)
-        munmap(u.br, u.br_bytes);
-    free(u.bufs);
-    free(u.spare);
+    if (u.b.br)
+        munmap(u.b.br, u.br_bytes);
+    free(u.b.mem);
+    free(u.b.spare);
     /* A kernel before 5.19 has no buffer rings, one before 6.0 no
      * multishot receive. */
     return r == -EINVAL ? -EOPNOTSUPP : r;
@@ -228,12 +189,12 @@ int bench_uring_open(struct worker *w)
      * two buffers per connection (a connection holds one only from a
      * completion to the end of that turn): the most the kernel's ring
      * holds once its target has grown to them. */
-    u->bufsz = pow2_at_least(b->framed * (size_t)b->o.pipeline, BUF_MIN, BUF_MAX);
-    u->nbufs = pow2_at_least((size_t)w->nconns * 2, NBUFS_MIN, NBUFS_MAX);
+    u->b.size = pow2_at_least(b->framed * (size_t)b->o.pipeline, BUF_MIN, BUF_MAX);
+    u->b.n = pow2_at_least((size_t)w->nconns * 2, NBUFS_MIN, NBUFS_MAX);
     /* Past the bound a receive that finds the ring empty ends (-ENOBUFS)
      * and is armed again once the turn has given buffers back. */
-    while (u->nbufs > NBUFS_MIN && (size_t)u->nbufs * u->bufsz > BUFS_BYTES_MAX)
-        u->nbufs >>= 1;
+    while (u->b.n > NBUFS_MIN && (size_t)u->b.n * u->b.size > BUFS_BYTES_MAX)
+        u->b.n >>= 1;
     u->dirty = calloc((size_t)w->nconns, sizeof *u->dirty);
     r = u->dirty ? ring_init(&u->ring, pow2_at_least((size_t)w->nconns * 2, 64, SQ_MAX)) : -ENOMEM;
     if (r < 0) {
@@ -250,7 +211,7 @@ int bench_uring_open(struct worker *w)
         bench_uring_free(w);
         return r;
     }
-    w->k.ring_bufs = u->target;
+    w->k.ring_bufs = u->b.target;
     for (long i = 0; i < w->nconns; i++) /* the first turn arms their receives */
         if (w->c[i].fd >= 0)
             bench_uring_flush(&w->c[i]);
@@ -264,10 +225,10 @@ void bench_uring_free(struct worker *w)
     if (u == NULL)
         return;
     io_uring_queue_exit(&u->ring);
-    if (u->br)
-        munmap(u->br, u->br_bytes);
-    free(u->bufs);
-    free(u->spare);
+    if (u->b.br)
+        munmap(u->b.br, u->br_bytes);
+    free(u->b.mem);
+    free(u->b.spare);
     free(u->dirty);
     free(u);
     w->u = NULL;
@@ -355,13 +316,6 @@ static void submit_dirty(struct uring *u, int64_t now)
     u->ndirty = keep;
 }
 
-/* A buffer the kernel filled is out of its ring; once its replies are
- * checked it goes on top of the spare stack, the next to go back in. */
-static void give_back(struct uring *u, unsigned bid)
-{
-    u->spare[u->nspare++] = (uint16_t)bid;
-}
-
 /* A receive completed: bytes (checked, the buffer given back at once), the
  * end of the multishot (armed again at the end of the turn, after the
  * ring's top-up; one that ended on an empty ring grows its target), the
@@ -375,23 +329,22 @@ static void on_recv(struct worker *w, struct bconn *c, const struct io_uring_cqe
     if (!(cqe->flags & IORING_CQE_F_MORE))
         c->u_recv = 0;
     if (has_buf) {
-        u->inring--;
-    } else if (cqe->res == -ENOBUFS && u->target < u->nbufs && !u->grew) {
-        u->target *= 2; /* every receive that ended on the empty ring says so: once a turn */
-        u->grew = 1;
-        if (u->target > w->k.ring_bufs)
-            w->k.ring_bufs = u->target;
+        sb__bufs_filled(&u->b);
+    } else if (cqe->res == -ENOBUFS) {
+        sb__bufs_dry(&u->b);
+        if (u->b.target > w->k.ring_bufs)
+            w->k.ring_bufs = u->b.target;
     }
     if (c->fd >= 0) {
         if (cqe->res > 0 && has_buf)
-            bench_conn_input(c, u->bufs + (size_t)bid * u->bufsz, (size_t)cqe->res, now);
+            bench_conn_input(c, sb__bufs_at(&u->b, bid), (size_t)cqe->res, now);
         else if (cqe->res == 0)
             bench_conn_fail(c, &w->k.e_closed);
         else if (cqe->res != -ENOBUFS && cqe->res != -EINTR && cqe->res != -EAGAIN)
             bench_conn_fail(c, &w->k.e_io);
     }
     if (has_buf)
-        give_back(u, bid);
+        sb__bufs_give_back(&u->b, bid);
     if (c->fd >= 0 && !c->u_recv)
         bench_uring_flush(c);
 }
@@ -412,13 +365,14 @@ static void on_send(struct worker *w, struct bconn *c, int res)
 }
 
 /* Every completion there is, then the kernel's ring topped up from the
- * buffers they freed, its target halved after SHRINK_TURNS turns that each
- * used under a quarter of it. */
+ * buffers they freed (uring_bufs.h). */
 static void reap(struct worker *w, int64_t now)
 {
     struct uring *u = w->u;
     struct io_uring_cqe *cqe;
-    unsigned head, n = 0, used = u->nspare;
+    unsigned head, n = 0;
+
+    sb__bufs_turn_begin(&u->b);
 
     io_uring_for_each_cqe(&u->ring, head, cqe) {
         uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -431,16 +385,7 @@ static void reap(struct worker *w, int64_t now)
             on_send(w, c, cqe->res);
     }
     io_uring_cq_advance(&u->ring, n);
-    used = u->nspare - used;
-    if (used > u->peak)
-        u->peak = used;
-    if (++u->turns == SHRINK_TURNS) {
-        if (u->peak * 4 < u->target && u->target / 2 >= RING_MIN)
-            u->target /= 2;
-        u->peak = u->turns = 0;
-    }
-    u->grew = 0;
-    top_up(u);
+    sb__bufs_turn_end(&u->b);
 }
 
 /* Submit the turn's operations and wait for a completion, or until due

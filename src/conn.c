@@ -280,21 +280,16 @@ static void conn_on_eof(sb_conn *c)
         conn_mark_close(c, rc, 1);
         return;
     }
-    /* A paused event-model connection takes the end at its resume, after
-     * what it holds, as a readiness one finds the end in the socket then
-     * (a ring's receive brings it while paused). */
-    if (c->loop && (c->flags & F_PAUSED) && !(c->flags & (F_CLOSING | F_ABORT))) {
-        c->flags |= F_EOF_LATE | F_DELIVER;
-        return;
-    }
     rc = conn_consume(c, sb_buf_data(&c->in), sb_buf_len(&c->in), 1, 1);
     if (rc < 0) {
         conn_mark_close(c, rc, 1);
         return;
     }
-    /* A message just delivered paused it: the end waits for the resume
-     * too, whether or not messages are left (a resume with nothing held
-     * would not redeliver, hence F_DELIVER). */
+    /* Paused (before, or by a message just delivered): an event-model
+     * connection takes the end at its resume, after what it holds, as a
+     * readiness one finds the end in the socket then (a ring's receive
+     * brings it while paused). F_DELIVER: a resume with nothing held
+     * would not redeliver. */
     if (c->loop && (c->flags & F_PAUSED) && !(c->flags & (F_CLOSING | F_ABORT | F_CLOSED))) {
         c->flags |= F_EOF_LATE | F_DELIVER;
         return;
@@ -363,9 +358,10 @@ static void conn_took(sb_conn *c, size_t n)
     c->read_hint = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
-/* One read and everything it leads to. Returns 1 if more may be readable,
- * 0 if the socket is drained (or the conn stopped reading), -EAGAIN when
- * nothing was there, or -errno. */
+/* One read and everything it leads to. Returns 1 if more may be readable
+ * (including: not read, messages still held), 0 if the socket is drained
+ * or the read made the conn stop reading, -EAGAIN when nothing was there,
+ * or -errno. */
 int sb__conn_read(sb_conn *c, uint8_t *scratch, size_t scratch_size)
 {
     size_t size;

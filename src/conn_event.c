@@ -253,7 +253,7 @@ static void ev_io(sb_loop *l, int fd, int events, void *ud)
 /* F_RING: what the receive brought. Bytes that come while closing are
  * dropped (nothing more is delivered) but remembered: they decide whether
  * the close lingers. */
-static void ev_ring_recv(sb_conn *c, int res, int more, const void *p)
+static void ev_ring_recv(sb_conn *c, int res, const void *p)
 {
     int rc;
 
@@ -300,7 +300,7 @@ static void ev_ring_done(sb__op *op, int kind, int res, int more, const void *p)
     }
     c->depth++;
     if (kind == SB__OP_RECV)
-        ev_ring_recv(c, res, more, p);
+        ev_ring_recv(c, res, p);
     ev_flush(c);
     c->depth--;
     ev_progress(c);

@@ -170,13 +170,13 @@ void sb__conn_close_err(sb_conn *c, int err, int graceful);
  * and a few hundred bytes, so a pipelining client that never reads would
  * otherwise take the process's descriptors. At most SB_FILES_HIGH - 1 plus
  * one reply's ranges are held. */
+#define SB_FILES_HIGH 32
+#define SB_FILES_LOW 8
+
 /* The most a connection holds undelivered beyond one message (conn_hold):
  * what one turn of a completion ring can receive, all its buffers
  * (loop_uring.c: 256 x 64 KiB; a larger ring needs a larger bound). */
 #define SB_HOLD_MAX (16u << 20)
-
-#define SB_FILES_HIGH 32
-#define SB_FILES_LOW 8
 
 /* The steps of sb_conn_send, run once per reply: inlined so that their
  * checks cost no calls (-O2 alone keeps them out of line). */
@@ -320,7 +320,10 @@ static inline int sb__conn_files_full(const sb_conn *c)
  * there and leaves the rest in the socket; a ring connection's receive has
  * taken it already (a whole turn's completions come at once), so it stops
  * delivering instead, and what came waits in `in` until the output drains:
- * the output cap is not a ring's turn away from being crossed. */
+ * the output cap is not a ring's turn away from being crossed. The queue,
+ * not F_BACKPRESS, is what is checked: held messages released at once must
+ * stop again at the mark, within the one delivery (F_BACKPRESS is set only
+ * by the flush after it). */
 static inline int sb__conn_must_wait(const sb_conn *c)
 {
     return sb__conn_files_full(c) || ((c->flags & F_RING) && c->queued > sb__conn_out_high(c));

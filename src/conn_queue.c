@@ -168,17 +168,39 @@ static void queue_advance(sb_conn *c, size_t n)
     }
 }
 
+/* n bytes went out: the clocks and the counter. dontwait (a foreign
+ * thread) leaves last_io, the owner's, alone and marks out_io instead. */
+static void queue_sent(sb_conn *c, size_t n, int dontwait)
+{
+    c->write_since = sb__conn_now(c);
+    if (dontwait)
+        c->out_io = c->write_since;
+    else
+        c->last_io = c->write_since;
+    if (c->owner && c->owner->stats)
+        sb__stat_add(&c->owner->stats->bytes_out, (uint64_t)n);
+}
+
+/* The next piece of file range k, at most cap bytes, into buf. Returns the
+ * bytes read or -errno; -EIO for none (the file shrank under us). */
+static ssize_t chunk_pread(const sb__chunk *k, void *buf, size_t cap)
+{
+    size_t want = k->end - k->start < cap ? k->end - k->start : cap;
+    ssize_t n = pread(k->fd, buf, want, (off_t)k->start);
+
+    return n > 0 ? n : n == 0 ? -EIO : -errno;
+}
+
 /* A file range through a transport without sendfile: read a piece of the
  * file and write it like memory. */
 static ssize_t queue_copy_file(sb_conn *c, sb__chunk *k, int dontwait)
 {
     uint8_t buf[16 * 1024];
-    size_t want = k->end - k->start < sizeof(buf) ? k->end - k->start : sizeof(buf);
-    ssize_t n = pread(k->fd, buf, want, (off_t)k->start);
+    ssize_t n = chunk_pread(k, buf, sizeof(buf));
     struct iovec iov;
 
-    if (n <= 0)
-        return n == 0 ? -EIO : -errno;
+    if (n < 0)
+        return n;
     iov.iov_base = buf;
     iov.iov_len = (size_t)n;
     n = c->tp->writev(c->tp_state, c->fd, &iov, 1, dontwait);
@@ -249,15 +271,8 @@ int sb__queue_flush(sb_conn *c, size_t budget, int dontwait)
         queue_advance(c, (size_t)n);
         sent += (size_t)n;
     }
-    if (sent > 0) {
-        c->write_since = sb__conn_now(c);
-        if (dontwait)
-            c->out_io = c->write_since;
-        else
-            c->last_io = c->write_since;
-    }
-    if (sent > 0 && c->owner && c->owner->stats)
-        sb__stat_add(&c->owner->stats->bytes_out, sent);
+    if (sent > 0)
+        queue_sent(c, sent, dontwait);
     return rc;
 }
 
@@ -276,10 +291,9 @@ static int queue_file_to_mem(sb_conn *c)
 
     if ((m = chunk_new(c, want)) == NULL)
         return -ENOMEM;
-    n = pread(k->fd, m->data, want, (off_t)k->start);
-    if (n <= 0) {
+    if ((n = chunk_pread(k, m->data, want)) < 0) {
         chunk_free(c, m);
-        return n == 0 ? -EIO : -errno; /* 0: the file shrank under us */
+        return (int)n;
     }
     m->end = (size_t)n;
     k->start += (size_t)n;
@@ -354,9 +368,7 @@ int sb__queue_ring_sent(sb_conn *c, int res)
     if (res <= 0)
         return res < 0 ? res : -EIO;
     queue_advance(c, (size_t)res);
-    c->write_since = c->last_io = sb__conn_now(c);
-    if (c->owner && c->owner->stats)
-        sb__stat_add(&c->owner->stats->bytes_out, (uint64_t)res);
+    queue_sent(c, (size_t)res, 0);
     return 0;
 }
 

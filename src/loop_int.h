@@ -1,5 +1,6 @@
 /* loop_int: the contract between the loop core (loop.c) and its backends
- * (loop_select.c, loop_poll.c, loop_epoll.c, loop_uring.c).
+ * (loop_select.c or, on Windows, loop_select_win32.c; loop_poll.c,
+ * loop_epoll.c, loop_uring.c).
  *
  * A backend is first a readiness multiplexer. The core owns the fd-indexed
  * watcher table, callbacks, timers, defers, wakeups and signals; a backend
@@ -149,7 +150,7 @@ extern const struct sb__backend sb__backend_uring;
  * power of two) and how large. Tests shrink them to run the ring dry. */
 extern unsigned sb__uring_bufs, sb__uring_buf_size;
 /* How many buffers the io_uring loop l keeps in the kernel's ring now
- * (ur_top_up in loop_uring.c); 0 without the completion side. Tests. */
+ * (uring_bufs.h); 0 without the completion side. Tests. */
 unsigned sb__uring_ring_target(const sb_loop *l);
 #endif
 

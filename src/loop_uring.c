@@ -38,6 +38,7 @@
 
 #include "loop_int.h"
 #include "sys.h"
+#include "uring_bufs.h"
 
 #define UR_ENTRIES 4096       /* SQ size; the CQ is twice that */
 #define UR_BGID 0             /* the buffer group of the receive ring */
@@ -48,18 +49,13 @@
  * consumes it, so the count bounds what one turn can receive, not how many
  * connections the loop serves; a ring that runs dry costs a re-arm, not
  * data. 256 x 64 KiB: 16 MiB of address space per loop, touched as used
- * (see ur_top_up: usually a few MiB of it). 64 KiB, a socket read's worth:
+ * (uring_bufs.h: only the warm few in the kernel's ring, usually). 64 KiB, a socket read's worth:
  * a receive takes a whole buffer, so a message up to that size that starts
  * a receive (as a request does) arrives in one buffer, not joined. What
  * one turn can bring a connection is bounded by all of them together:
  * SB_HOLD_MAX (conn_int.h) must stay at least that. */
 unsigned sb__uring_bufs = 256;
 unsigned sb__uring_buf_size = 64 * 1024;
-
-/* The fewest buffers kept in the kernel's ring (ur_top_up), and how many
- * turns pass between chances to shrink it. */
-#define UR_RING_MIN 16u
-#define UR_SHRINK_TURNS 1024u
 
 struct ur_fd {
     int mask;     /* SB_READABLE | SB_WRITABLE wanted, 0 = not watched */
@@ -81,16 +77,8 @@ struct ur_state {
     int cap;
     int *rearm;                    /* fds that fired in the last wait, cap slots */
     int nrearm;
-    /* completion side; br == NULL: readiness only */
-    struct io_uring_buf_ring *br;  /* the provided-buffer ring */
-    uint8_t *bufs;                 /* nbufs buffers of bufsize bytes */
-    unsigned nbufs, bufsize;
-    uint16_t *spare;               /* buffer ids out of the kernel's ring, last freed on top */
-    unsigned nspare;
-    unsigned inring;               /* buffers the kernel's ring holds now */
-    unsigned target;               /* ... and how many it should hold (ur_top_up) */
-    unsigned peak, turns;          /* most buffers a turn used, over this many turns */
-    int grew;                      /* the target grew this turn (once a turn at most) */
+    /* completion side; b.br == NULL: readiness only */
+    struct sb__bufs b;             /* the provided buffers and which the kernel's ring holds */
     struct ur_done *done;          /* completions collected by the last wait */
     unsigned ndone, donecap;
     sb__op live;                   /* list head: ops with requests in flight */
@@ -137,29 +125,6 @@ static int ur_has_multishot_recv(struct ur_state *s)
     return ok;
 }
 
-/* Keep target buffers in the kernel's ring, taken from the top of the
- * spare stack - the buffers freed last, still in the CPU's caches. The
- * ring is a FIFO: with all 256 buffers in it, each would be written again
- * only after 16 MiB of others, always from cold memory (for 16 KiB
- * messages that copy cost more than the system calls io_uring saves).
- * With target in it, a buffer comes back after target - 1 others. A ring
- * that ran dry doubles the target (ur_run); one whose turns used under a
- * quarter of it for UR_SHRINK_TURNS turns halves it (ur_complete). */
-static void ur_top_up(struct ur_state *s)
-{
-    unsigned added = 0;
-
-    while (s->inring < s->target && s->nspare > 0) {
-        unsigned bid = s->spare[--s->nspare];
-        io_uring_buf_ring_add(s->br, s->bufs + (size_t)bid * s->bufsize, s->bufsize,
-                              (unsigned short)bid, io_uring_buf_ring_mask(s->nbufs), (int)added);
-        added++;
-        s->inring++;
-    }
-    if (added > 0)
-        io_uring_buf_ring_advance(s->br, (int)added);
-}
-
 /* The completion side: the buffer ring, registered with the kernel and
  * filled, and room for a full CQ of collected completions. Any failure
  * leaves the backend readiness-only. */
@@ -173,9 +138,9 @@ static void ur_ring_setup(struct ur_state *s)
         return;
     s->donecap = *s->ring.cq.kring_entries;
     s->done = sb__malloc(s->donecap * sizeof *s->done);
-    s->bufs = sb__malloc((size_t)n * size);
-    s->spare = sb__malloc(n * sizeof *s->spare);
-    if (s->done == NULL || s->bufs == NULL || s->spare == NULL ||
+    s->b.mem = sb__malloc((size_t)n * size);
+    s->b.spare = sb__malloc(n * sizeof *s->b.spare);
+    if (s->done == NULL || s->b.mem == NULL || s->b.spare == NULL ||
         posix_memalign(&br, 4096, n * sizeof(struct io_uring_buf)) != 0)
         goto fail;
     memset(&reg, 0, sizeof reg);
@@ -184,24 +149,20 @@ static void ur_ring_setup(struct ur_state *s)
     reg.bgid = UR_BGID;
     if (io_uring_register_buf_ring(&s->ring, &reg, 0) < 0)
         goto fail;
-    s->br = br;
-    s->nbufs = n;
-    s->bufsize = size;
-    io_uring_buf_ring_init(s->br);
-    for (unsigned i = 0; i < n; i++) /* buffer 0 on top: the first used */
-        s->spare[i] = (uint16_t)(n - 1 - i);
-    s->nspare = n;
-    s->target = n < 2 * UR_RING_MIN ? n : 2 * UR_RING_MIN;
-    ur_top_up(s);
+    s->b.br = br;
+    s->b.n = n;
+    s->b.size = size;
+    io_uring_buf_ring_init(s->b.br);
+    sb__bufs_start(&s->b);
     return;
 fail:
     free(br);
-    sb__free(s->bufs);
+    sb__free(s->b.mem);
     sb__free(s->done);
-    sb__free(s->spare);
-    s->bufs = NULL;
+    sb__free(s->b.spare);
+    s->b.mem = NULL;
     s->done = NULL;
-    s->spare = NULL;
+    s->b.spare = NULL;
 }
 
 static int ur_init(void **state)
@@ -224,10 +185,10 @@ static void ur_free(void *state)
 {
     struct ur_state *s = state;
     io_uring_queue_exit(&s->ring); /* the kernel drops the buffer ring with it */
-    free(s->br);
-    sb__free(s->bufs);
+    free(s->b.br);
+    sb__free(s->b.mem);
     sb__free(s->done);
-    sb__free(s->spare);
+    sb__free(s->b.spare);
     sb__free(s->fds);
     sb__free(s->rearm);
     sb__free(s);
@@ -525,13 +486,6 @@ static int ur_wait(void *state, int timeout_ms, struct sb__fired *out, int max)
 
 /* ---- completions ------------------------------------------------------- */
 
-/* A buffer the kernel filled is out of its ring; once consumed it goes on
- * top of the spare stack, the next to go back in (ur_top_up). */
-static void ur_give_back(struct ur_state *s, unsigned bid)
-{
-    s->spare[s->nspare++] = (uint16_t)bid;
-}
-
 /* One completion to its op. The op may be freed by its callback: nothing
  * here touches it after. A received buffer goes back to the ring as soon
  * as the callback has consumed it. */
@@ -545,18 +499,16 @@ static void ur_run(struct ur_state *s, const struct ur_done *d)
 
     if (kind != SB__OP_ACCEPT && res > 0 && sb__sys.uring_io != NULL)
         res = sb__sys.uring_io(res); /* fault injection (sys.h) */
-    const void *p = bid >= 0 && res > 0 ? s->bufs + (size_t)bid * s->bufsize : NULL;
+    const void *p = bid >= 0 && res > 0 ? sb__bufs_at(&s->b, (unsigned)bid) : NULL;
     if (bid >= 0)
-        s->inring--;
-    else if (res == -ENOBUFS && kind == SB__OP_RECV && s->target < s->nbufs && !s->grew) {
-        s->target *= 2; /* ran dry: keep more in the ring (every receive that ended says so) */
-        s->grew = 1;
-    }
+        sb__bufs_filled(&s->b);
+    else if (res == -ENOBUFS && kind == SB__OP_RECV)
+        sb__bufs_dry(&s->b);
     if (!more)
         ur_op_ended(op, kind);
     op->cb(op, kind, res, more, p);
     if (bid >= 0)
-        ur_give_back(s, (unsigned)bid);
+        sb__bufs_give_back(&s->b, (unsigned)bid);
 }
 
 static int ur_complete(void *state)
@@ -564,23 +516,11 @@ static int ur_complete(void *state)
     struct ur_state *s = state;
     unsigned n = s->ndone;
 
-    unsigned used = s->nspare;
-
+    sb__bufs_turn_begin(&s->b);
     for (unsigned i = 0; i < n; i++)
         ur_run(s, &s->done[i]);
     s->ndone = 0;
-    if (s->br == NULL)
-        return (int)n;
-    used = s->nspare - used; /* buffers this turn filled and gave back */
-    if (used > s->peak)
-        s->peak = used;
-    if (++s->turns == UR_SHRINK_TURNS) {
-        if (s->peak * 4 < s->target && s->target / 2 >= UR_RING_MIN)
-            s->target /= 2;
-        s->peak = s->turns = 0;
-    }
-    s->grew = 0;
-    ur_top_up(s);
+    sb__bufs_turn_end(&s->b);
     return (int)n;
 }
 
@@ -598,16 +538,24 @@ static void ur_drain(void *state)
 {
     struct ur_state *s = state;
     struct io_uring_cqe *cqe;
-    unsigned head, seen = 0;
+    unsigned head, seen;
 
     s->draining = 1;
-    io_uring_for_each_cqe(&s->ring, head, cqe) {
-        seen++;
-        if (!(cqe->user_data & 1) && cqe->user_data != 0 && s->ndone < s->donecap)
-            s->done[s->ndone++] = (struct ur_done){cqe->user_data, cqe->res, cqe->flags};
+    /* In rounds of at most donecap: none may be dropped (an accepted fd
+     * must reach its owner to be closed). */
+    while (io_uring_cq_ready(&s->ring) > 0) {
+        seen = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe) {
+            if (!(cqe->user_data & 1) && cqe->user_data != 0) {
+                if (s->ndone == s->donecap)
+                    break;
+                s->done[s->ndone++] = (struct ur_done){cqe->user_data, cqe->res, cqe->flags};
+            }
+            seen++;
+        }
+        io_uring_cq_advance(&s->ring, seen);
+        ur_complete(s);
     }
-    io_uring_cq_advance(&s->ring, seen);
-    ur_complete(s);
     while (s->live.next != &s->live) {
         sb__op *op = s->live.next;
         int kind = __builtin_ctz(op->busy);
@@ -619,7 +567,7 @@ static void ur_drain(void *state)
 unsigned sb__uring_ring_target(const sb_loop *l)
 {
     const struct ur_state *s = sb__loop_hot(l)->bs;
-    return s->br != NULL ? s->target : 0;
+    return s->b.br != NULL ? s->b.target : 0;
 }
 
 static const struct sb__ring ur_ring_ops = {
@@ -636,7 +584,7 @@ static const struct sb__ring ur_ring_ops = {
 static const struct sb__ring *ur_ring(void *state)
 {
     struct ur_state *s = state;
-    return s->br != NULL ? &ur_ring_ops : NULL;
+    return s->b.br != NULL ? &ur_ring_ops : NULL;
 }
 
 const struct sb__backend sb__backend_uring = {

@@ -973,10 +973,10 @@ static void ev_ring_accepted(sb__op *op, int kind, int res, int more, const void
         sb__sys.close(res);
     } else if (res >= 0 && (fd = admit(s, res, &w->stats)) >= 0) {
         tune(s, fd);
-        if (w->draining)
-            ev_take(w, fd, NULL); /* a multishot accept gives no address */
-        else
-            ev_dispatch(w, fd, NULL);
+        /* The ring accepts only for a lone worker (ev_ring_accepts): there
+         * is no other to hand the connection to. No address comes with a
+         * multishot accept. */
+        ev_take(w, fd, NULL);
     }
     if (more || w->done)
         return;
@@ -1005,9 +1005,14 @@ static void ev_ring_accepted(sb__op *op, int kind, int res, int more, const void
  * worker's ring. So with several workers each accepts by readiness - a
  * poll on its ring, an accept4 per connection - and only the connections'
  * I/O is the ring's. */
+static int ev_ring_accepts(const sb__worker *w, const sb_loop *l)
+{
+    return sb__loop_ring(l) != NULL && w->s->nworkers == 1;
+}
+
 static int ev_listen(sb__worker *w, sb_loop *l)
 {
-    if (sb__loop_ring(l) == NULL || w->s->nworkers > 1)
+    if (!ev_ring_accepts(w, l))
         return sb_loop_watch(l, w->lfd, SB_READABLE, ev_accept, w);
     w->accept_op.cb = ev_ring_accepted;
     return sb__loop_accept(l, w->lfd, &w->accept_op);
@@ -1015,7 +1020,7 @@ static int ev_listen(sb__worker *w, sb_loop *l)
 
 static void ev_unlisten(sb__worker *w)
 {
-    if (sb__loop_ring(w->loop) == NULL || w->s->nworkers > 1)
+    if (!ev_ring_accepts(w, w->loop))
         sb_loop_watch(w->loop, w->lfd, 0, NULL, NULL);
     else
         sb__loop_cancel(w->loop, &w->accept_op, SB__OP_ACCEPT);

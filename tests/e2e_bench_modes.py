@@ -67,47 +67,6 @@ def bench_json(*a, rc=0, timeout=20):
     return json.loads(res.out)
 
 
-class TinyServer:
-    """A loopback server on its own thread: handle(conn) per connection."""
-
-    def __init__(self, handle, threaded=True):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.ls.settimeout(0.1)
-        self.addr = "127.0.0.1:%d" % self.ls.getsockname()[1]
-        self.stop = threading.Event()
-        self.handle = handle
-        self.threads = []
-        self.t = threading.Thread(target=self._accept, daemon=True)
-        self.t.start()
-
-    def _accept(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                continue
-            c.settimeout(0.2)
-            t = threading.Thread(target=self._run, args=(c,), daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _run(self, c):
-        with c:
-            try:
-                self.handle(c, self.stop)
-            except OSError:
-                pass
-
-    def close(self):
-        self.stop.set()
-        self.t.join(2)
-        for t in self.threads:
-            t.join(2)
-        self.ls.close()
-
-
 def lines_of(c, stop):
     """Yield each line received on c until the peer closes or stop is set."""
     buf = b""
@@ -386,7 +345,7 @@ def http_checks():
     """A body length that changes is counted (length errors); chunked
     bodies decode (11 bytes each, no error); "Connection: close" answers
     cost a reconnect each, not an error."""
-    srv = TinyServer(http_handler)
+    srv = sbtest.TinyServer(http_handler)
     try:
         d = bench_json("http://%s/alt" % srv.addr, "-n", "20", "-c", "1", rc=1)
         eq(d["errors"]["length"], 10, "length errors (every other body is 11 bytes, not 10)")
@@ -408,7 +367,7 @@ def nothing_decodes():
     def handle(c, stop):
         for _ in lines_of(c, stop):
             c.sendall(b"?")
-    srv = TinyServer(handle)
+    srv = sbtest.TinyServer(handle)
     try:
         res = bench(srv.addr, "-c", "1", "--duration", "0.3", "--warmup", "0")
         eq(res.rc, 1, f"exit code ({res!r})")

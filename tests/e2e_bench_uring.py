@@ -27,7 +27,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import sbtest  # noqa: E402
@@ -211,56 +210,17 @@ def rate_exact():
 
 # ------------------------------------------------------- corrupting servers
 
-def recv_exact(c, n):
-    b = b""
-    while len(b) < n:
-        x = c.recv(n - len(b))
-        if not x:
-            raise EOFError
-        b += x
-    return b
-
-
-class BadServer:
+def bad_server(mangle, batch=1):
     """len32 echo that spoils its replies with mangle(list of replies) ->
     list of byte strings to send, per batch of `batch` requests."""
-
-    def __init__(self, mangle, batch=1):
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(16)
-        self.ls.settimeout(0.2)
-        self.addr = "127.0.0.1:%d" % self.ls.getsockname()[1]
-        self.mangle, self.batch = mangle, batch
-        self.stop = threading.Event()
-        self.t = threading.Thread(target=self._accept, daemon=True)
-        self.t.start()
-
-    def _accept(self):
-        while not self.stop.is_set():
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                continue
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        with c:
-            c.settimeout(5)
-            try:
-                while not self.stop.is_set():
-                    msgs = []
-                    for _ in range(self.batch):
-                        hdr = recv_exact(c, 4)
-                        msgs.append(hdr + recv_exact(c, struct.unpack(">I", hdr)[0]))
-                    c.sendall(b"".join(self.mangle(msgs)))
-            except (OSError, EOFError):
-                pass
-
-    def close(self):
-        self.stop.set()
-        self.t.join(2)
-        self.ls.close()
+    def serve(c, stop):
+        while not stop.is_set():
+            msgs = []
+            for _ in range(batch):
+                hdr = sbtest.recv_exact(c, 4)
+                msgs.append(hdr + sbtest.recv_exact(c, struct.unpack(">I", hdr)[0]))
+            c.sendall(b"".join(mangle(msgs)))
+    return sbtest.TinyServer(serve)
 
 
 def flip(at):
@@ -282,7 +242,7 @@ MANGLES = [
 def corrupting(what, mangle, batch, pipeline):
     """Every spoiled reply is caught: mismatch counted, exit 1."""
     need_uring()
-    srv = BadServer(mangle, batch)
+    srv = bad_server(mangle, batch)
     try:
         d = uring_json(srv.addr, "--frame", "len32", "-c", "2", "--pipeline", pipeline,
                        "--duration", "0.3", "--warmup", "0", rc=1)

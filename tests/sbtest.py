@@ -68,6 +68,7 @@ import subprocess
 import sys
 import tempfile
 import termios
+import threading
 import time
 import traceback
 
@@ -563,6 +564,49 @@ class CliResult:
     def __repr__(self):
         return (f"<{' '.join(self.cmd)}: rc={self.rc} out={self.out[:200]!r} "
                 f"err={self.err[:300]!r}>")
+
+
+class TinyServer:
+    """A loopback server on its own thread: handle(conn, stop) per connection,
+    each on its own thread, the connection's timeout 0.2 s (a handler may
+    change it); stop is set by close(). OSError in a handler ends it."""
+
+    def __init__(self, handle, threaded=True):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.ls.settimeout(0.1)
+        self.addr = "127.0.0.1:%d" % self.ls.getsockname()[1]
+        self.stop = threading.Event()
+        self.handle = handle
+        self.threads = []
+        self.t = threading.Thread(target=self._accept, daemon=True)
+        self.t.start()
+
+    def _accept(self):
+        while not self.stop.is_set():
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                continue
+            c.settimeout(0.2)
+            t = threading.Thread(target=self._run, args=(c,), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _run(self, c):
+        with c:
+            try:
+                self.handle(c, self.stop)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop.set()
+        self.t.join(2)
+        for t in self.threads:
+            t.join(2)
+        self.ls.close()
 
 
 def has_uring(bin_path):

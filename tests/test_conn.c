@@ -772,21 +772,13 @@ static void test_one_burst(void)
 /* A pause in the middle of a read: the messages after it wait in `in`,
  * all of them, though they are many times max_msg - that bounds one
  * unfinished message, not what a read brought - and come after the resume. */
-static int pause_on_first(sb_conn *c, const sb_msg *m, void *app)
-{
-    state *s = app;
-    if (++s->messages == 1)
-        sb_conn_pause(c);
-    return sb_conn_send(c, m->type, m->data, m->len);
-}
-
 #define HELD_LEN 4000
 
 static void test_pause_holds_a_read(void)
 {
     sb_loop *l = new_loop();
-    state s = {0};
-    sb_handler h = {NULL, pause_on_first, NULL, on_close, &s};
+    state s = {.pause_after = 1};
+    sb_handler h = handler(&s);
     sb_conn_opts o;
     sb_conn *c;
     sb_buf back = {0};

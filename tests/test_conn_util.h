@@ -12,12 +12,17 @@ static inline void pair(int sv[2])
     sb_set_nonblock(sv[1], 1);
 }
 
-/* Run loop turns until cond holds (bounded). */
+/* Run loop turns until cond holds (bounded). cond is evaluated once per
+ * turn and not again for the check: it may consume (a read, a drain). */
 #define SPIN_UNTIL(l, cond)                                      \
     do {                                                         \
-        for (int i_ = 0; i_ < 20000 && !(cond); i_++)            \
+        int ok_ = !!(cond);                                      \
+        for (int i_ = 0; i_ < 20000 && !ok_; i_++) {             \
             sb_loop_run_once((l), 1);                            \
-        CHECK(cond);                                             \
+            ok_ = !!(cond);                                      \
+        }                                                        \
+        if (!ok_)                                                \
+            CHECK(cond);                                         \
     } while (0)
 
 /* Read what the peer side has, appending to out (non-blocking). */

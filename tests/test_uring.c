@@ -77,9 +77,30 @@ static sb_handler handler(state *s)
     return h;
 }
 
+/* A uring loop whose buffer ring has n buffers of size bytes (the
+ * defaults are restored for the loops made after it). */
+static sb_loop *ring_loop(unsigned n, unsigned size)
+{
+    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
+    sb_loop *l = NULL;
 
+    sb__uring_bufs = n;
+    sb__uring_buf_size = size;
+    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
+    sb__uring_bufs = saved_n;
+    sb__uring_buf_size = saved_size;
+    return l;
+}
 
-
+/* Append 16-byte numbered lines to b until it holds at least total bytes. */
+static void numbered_lines(sb_buf *b, size_t total)
+{
+    for (int i = 0; sb_buf_len(b) < total; i++) {
+        char line[32];
+        int n = snprintf(line, sizeof line, "message %07d\n", i);
+        CHECK_EQ(sb_buf_append(b, line, (size_t)n), 0);
+    }
+}
 
 /* ---- io_uring unavailable ------------------------------------------------ */
 
@@ -115,17 +136,13 @@ static void test_unavailable(void)
  * offers no ring, connections are polled, and they still echo. */
 static void test_readiness_only(void)
 {
-    unsigned saved = sb__uring_bufs;
-    sb_loop *l;
+    sb_loop *l = ring_loop(3, sb__uring_buf_size); /* not a power of two: no buffer ring */
     state s = {0};
     sb_handler h = handler(&s);
     sb_conn_opts o;
     sb_buf back = {0};
     int sv[2];
 
-    sb__uring_bufs = 3; /* not a power of two: no buffer ring */
-    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
-    sb__uring_bufs = saved;
     CHECK(sb__loop_ring(l) == NULL);
     opts_for(&o, "line");
     pair(sv);
@@ -148,7 +165,6 @@ static void test_readiness_only(void)
  * stream: the echo of whole messages in order is the same bytes. */
 static void test_ring_dry(void)
 {
-    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
     sb_loop *l;
     state s = {0};
     sb_handler h = handler(&s);
@@ -158,11 +174,7 @@ static void test_ring_dry(void)
     int sv[NCONN][2];
     uint32_t seed = 7;
 
-    sb__uring_bufs = 4; /* 24 connections, 4 buffers: the ring runs dry */
-    sb__uring_buf_size = 1024;
-    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
-    sb__uring_bufs = saved_n;
-    sb__uring_buf_size = saved_size;
+    l = ring_loop(4, 1024); /* 24 connections, 4 buffers: the ring runs dry */
     CHECK(sb__loop_ring(l) != NULL);
     opts_for(&o, "len32");
     for (int i = 0; i < NCONN; i++) {
@@ -224,7 +236,6 @@ static void test_ring_dry(void)
  * step, never under 16. */
 static void test_ring_target(void)
 {
-    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
     sb_loop *l;
     state s = {0};
     sb_handler h = handler(&s);
@@ -232,11 +243,7 @@ static void test_ring_target(void)
     sb_buf back[60];
     int sv[60][2], got = 0;
 
-    sb__uring_bufs = 64;
-    sb__uring_buf_size = 1024;
-    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
-    sb__uring_bufs = saved_n;
-    sb__uring_buf_size = saved_size;
+    l = ring_loop(64, 1024);
     CHECK_EQ(sb__uring_ring_target(l), 32);
     opts_for(&o, "line");
     for (int i = 0; i < 60; i++) {
@@ -305,6 +312,7 @@ static void test_pause_cancels(void)
         sb_loop_run_once(l, 1);
     CHECK_EQ(ioctl(sv[0], FIONREAD, &pending), 0);
     CHECK_EQ(pending, 4);
+    CHECK_EQ(c->op.busy & (1u << SB__OP_RECV), 0); /* the cancel ended the receive */
     CHECK_EQ(s.messages, 1);
     s.messages = 100; /* from now on: no more pauses matter; count on */
     h.on_message = on_message;
@@ -334,7 +342,6 @@ static int pause_each(sb_conn *c, const sb_msg *m, void *app)
 
 static void held_turn(int pausing)
 {
-    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
     sb_loop *l;
     state s = {0};
     sb_handler h = {NULL, pausing ? pause_each : on_message, NULL, on_close, &s};
@@ -343,21 +350,13 @@ static void held_turn(int pausing)
     sb_buf want = {0}, back = {0};
     int sv[2];
 
-    sb__uring_bufs = 64;
-    sb__uring_buf_size = 1024;
-    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
-    sb__uring_bufs = saved_n;
-    sb__uring_buf_size = saved_size;
+    l = ring_loop(64, 1024);
     opts_for(&o, "line");
     o.max_msg = 64;
     o.out_high = 2048;
     o.out_cap = 8192;
     pair(sv);
-    for (int i = 0; sb_buf_len(&want) < (40u << 10); i++) {
-        char line[32];
-        int n = snprintf(line, sizeof line, "message %07d\n", i);
-        CHECK_EQ(sb_buf_append(&want, line, (size_t)n), 0);
-    }
+    numbered_lines(&want, 40u << 10);
     CHECK_EQ(write(sv[1], sb_buf_data(&want), sb_buf_len(&want)), (ssize_t)sb_buf_len(&want));
     CHECK_EQ(sb_conn_open(l, sv[0], &o, &h, &c), 0);
     for (int i = 0; i < 20000 && sb_buf_len(&back) < sb_buf_len(&want) && s.closes == 0; i++) {
@@ -402,7 +401,6 @@ static int resume_peer(sb_conn *c, const sb_msg *m, void *app)
 
 static void test_resumed_within_turn(void)
 {
-    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
     sb_loop *l;
     state s = {0};
     sb_handler ha = {NULL, pause_each, NULL, on_close, &s};
@@ -412,11 +410,7 @@ static void test_resumed_within_turn(void)
     sb_buf want = {0}, back = {0};
     int va[2], vb[2];
 
-    sb__uring_bufs = 256;
-    sb__uring_buf_size = 1984;
-    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
-    sb__uring_bufs = saved_n;
-    sb__uring_buf_size = saved_size;
+    l = ring_loop(256, 1984);
     opts_for(&o, "line");
     o.max_msg = 64;
     /* A flood first grows the kernel's ring, so that A's completions
@@ -429,12 +423,7 @@ static void test_resumed_within_turn(void)
     size_t off = 0;
     pair(vw);
     CHECK_EQ(sb_conn_open(l, vw[0], &o, &hw, NULL), 0);
-    CHECK_EQ(sb_buf_reserve(&flood, 200000, &(uint8_t *){0}), 0);
-    for (int i = 0; i < 200000 / 16; i++) {
-        char line[32];
-        int n = snprintf(line, sizeof line, "flood %09d\n", i);
-        CHECK_EQ(sb_buf_append(&flood, line, (size_t)n), 0);
-    }
+    numbered_lines(&flood, 200000);
     for (int i = 0; i < 2000 && sb__uring_ring_target(l) < 64; i++) {
         ssize_t n = write(vw[1], sb_buf_data(&flood) + off, sb_buf_len(&flood) - off);
         if (n > 0)
@@ -450,11 +439,7 @@ static void test_resumed_within_turn(void)
     sb_buf_free(&flood);
     pair(va);
     pair(vb);
-    for (int i = 0; sb_buf_len(&want) < 80000; i++) {
-        char line[32];
-        int n = snprintf(line, sizeof line, "message %07d\n", i);
-        CHECK_EQ(sb_buf_append(&want, line, (size_t)n), 0);
-    }
+    numbered_lines(&want, 80000);
     CHECK_EQ(write(va[1], sb_buf_data(&want), sb_buf_len(&want)), (ssize_t)sb_buf_len(&want));
     CHECK_EQ(write(vb[1], "go\n", 3), 3);
     CHECK_EQ(sb_conn_open(l, va[0], &o, &ha, &a), 0);
@@ -491,7 +476,6 @@ static int close_at_70(sb_conn *c, const sb_msg *m, void *app)
 
 static void test_close_within_receive(void)
 {
-    unsigned saved_n = sb__uring_bufs, saved_size = sb__uring_buf_size;
     sb_loop *l;
     state s = {0};
     sb_handler h = {NULL, close_at_70, NULL, on_close, &s};
@@ -499,15 +483,11 @@ static void test_close_within_receive(void)
     sb_buf data = {0};
     int sv[2];
 
-    sb__uring_bufs = 64;
-    sb__uring_buf_size = 1024;
-    CHECK_EQ(sb_loop_new(&l, "uring"), 0);
-    sb__uring_bufs = saved_n;
-    sb__uring_buf_size = saved_size;
+    l = ring_loop(64, 1024);
     opts_for(&o, "line");
     o.max_msg = 64;
     pair(sv);
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < 300; i++) { /* 15-byte lines: 1 KiB buffers end mid-line */
         char line[32];
         int n = snprintf(line, sizeof line, "message %06d\n", i);
         CHECK_EQ(sb_buf_append(&data, line, (size_t)n), 0);
@@ -579,7 +559,8 @@ static void close_with_send(int free_loop)
     sb_set_nonblock(sv[1], 0);
     struct timeval tv = {5, 0};
     setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    for (;;) {
+    int ended = 0;
+    for (int64_t end = sb_now_ms() + 10000; !ended && sb_now_ms() < end;) {
         uint8_t *p;
         CHECK_EQ(sb_buf_reserve(&back, 65536, &p), 0);
         ssize_t n = read(sv[1], p, 65536);
@@ -587,9 +568,11 @@ static void close_with_send(int free_loop)
             continue; /* the ring's teardown notifies this thread (task work) */
         CHECK(n >= 0 || errno == ECONNRESET);
         if (n <= 0)
-            break;
-        sb_buf_commit(&back, (size_t)n);
+            ended = 1;
+        else
+            sb_buf_commit(&back, (size_t)n);
     }
+    CHECK(ended);
     CHECK(sb_buf_len(&back) < sizeof big + 5);
     close(sv[1]);
     sb_buf_free(&back);

@@ -16,12 +16,14 @@
  * Bounds: max_msg (checked before buffering), the output queue (above
  * out_high queued bytes, or 32 queued file ranges, the connection stops
  * taking messages and reading from the peer until the queue drains below
- * out_low and 8 file ranges; above out_cap bytes of memory the peer is
- * disconnected), idle, read and write timeouts.
+ * out_low and 8 file ranges; on the uring backend what the kernel already
+ * received waits in the connection meanwhile, at most 16 MiB + max_msg;
+ * above out_cap bytes of memory the peer is disconnected), idle, read and
+ * write timeouts.
  *
  * Bytes move through a small transport interface (src/transport.h): the
- * plain socket today, and the place where a TLS transport plugs in without
- * changing this API.
+ * plain socket or TLS (sb_conn_opts.tls); on the uring backend a plain
+ * connection's receives and sends are io_uring requests instead.
  *
  * Lifetime: a connection is freed by the library after on_close has run,
  * never while one of its callbacks is on the stack. Handlers must not use

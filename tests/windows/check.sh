@@ -27,6 +27,8 @@
 #                 SO_REUSEPORT), and connections still queued on it at a stop
 #                 are reset only when the server is freed, not answered
 #   test_torture  fault sweeps over epoll by name; minutes under Wine
+#   test_activation  systemd's environment and pipes (not built for Windows)
+#   test_uring, test_tls  no io_uring, no TLS in the Windows build
 set -eu
 WIN=${1:-build-windows}
 LINUX=${2:-build}
